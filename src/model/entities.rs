@@ -1,0 +1,367 @@
+//! The directory's objects as they are stored, logged in `changes` and sent on the wire.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+use super::{ActionPattern, Scope};
+
+/// A point in time, always UTC on the wire (RFC 3339).
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// An isolated directory. Every object belongs to exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TenantId(pub Uuid);
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A position in the global, gap-free sequence of committed writes.
+///
+/// On the wire it is a decimal string, so clients treat it as opaque and JSON numbers never
+/// lose precision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Revision(pub i64);
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Why a string is not a revision.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a revision is a non-negative decimal integer, as returned by a write")]
+pub struct RevisionError;
+
+impl std::str::FromStr for Revision {
+    type Err = RevisionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.parse::<i64>() {
+            Ok(n) if n >= 0 && !s.starts_with('+') => Ok(Revision(n)),
+            _ => Err(RevisionError),
+        }
+    }
+}
+
+impl Serialize for Revision {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Revision {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What kind of principal an id names. Users and service principals live in the identity
+/// provider; groups are stored here because their nesting is resolved here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PrincipalType {
+    /// A person.
+    User,
+    /// A group stored in this directory.
+    Group,
+    /// An application identity.
+    ServicePrincipal,
+}
+
+impl PrincipalType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalType::User => "user",
+            PrincipalType::Group => "group",
+            PrincipalType::ServicePrincipal => "servicePrincipal",
+        }
+    }
+}
+
+/// One entry of a role's permissions: what it allows, minus what it excludes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolePermission {
+    /// Patterns this entry grants.
+    pub allowed_resource_actions: Vec<ActionPattern>,
+    /// Patterns subtracted from this entry only (Azure's NotActions, not a deny).
+    #[serde(default)]
+    pub excluded_resource_actions: Vec<ActionPattern>,
+    /// Reserved for Entra-style conditions; always null today (conditions are rejected on input).
+    #[serde(default)]
+    pub condition: Option<String>,
+}
+
+/// A named collection of permissions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleDefinition {
+    /// For built-ins, equal to the Entra template id.
+    pub id: Uuid,
+    /// Unique per tenant, compared case-insensitively.
+    pub display_name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// True for roles from the shipped catalog; those cannot be changed.
+    pub is_built_in: bool,
+    /// A disabled role grants nothing.
+    pub is_enabled: bool,
+    /// The Entra template id (`wids` claims carry it); equal to `id` for custom roles.
+    pub template_id: Uuid,
+    /// Starts at 1 and increments with each change.
+    pub version: i64,
+    /// What the role grants.
+    pub role_permissions: Vec<RolePermission>,
+    /// Where the role may be assigned; `/` means anywhere.
+    pub assignable_scopes: Vec<Scope>,
+    /// When it was created (absent for built-ins).
+    #[serde(default)]
+    pub created_date_time: Option<Timestamp>,
+    /// When it last changed (absent for built-ins).
+    #[serde(default)]
+    pub last_modified_date_time: Option<Timestamp>,
+}
+
+impl RoleDefinition {
+    /// True when some assignable scope covers `scope`.
+    pub fn assignable_at(&self, scope: &Scope) -> bool {
+        self.assignable_scopes.iter().any(|s| s.covers(scope))
+    }
+}
+
+/// A role granted to a principal at a scope, optionally for a time window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignment {
+    /// Unique id.
+    pub id: Uuid,
+    /// Who receives the role.
+    pub principal_id: Uuid,
+    /// What kind of principal that is.
+    pub principal_type: PrincipalType,
+    /// Which role.
+    pub role_definition_id: Uuid,
+    /// Where it applies.
+    pub directory_scope_id: Scope,
+    /// Grants nothing before this instant.
+    #[serde(default)]
+    pub start_date_time: Option<Timestamp>,
+    /// Grants nothing from this instant on.
+    #[serde(default)]
+    pub end_date_time: Option<Timestamp>,
+    /// When it was created.
+    pub created_date_time: Timestamp,
+}
+
+impl RoleAssignment {
+    /// True when `now` lies in `[start, end)`.
+    pub fn active_at(&self, now: Timestamp) -> bool {
+        self.start_date_time.is_none_or(|s| s <= now) && self.end_date_time.is_none_or(|e| now < e)
+    }
+}
+
+/// Actions a principal may never perform at a scope, whatever else grants them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DenyAssignment {
+    /// Unique id.
+    pub id: Uuid,
+    /// Human name.
+    pub display_name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Who is denied (a group denies all its transitive members).
+    pub principal_id: Uuid,
+    /// What kind of principal that is.
+    pub principal_type: PrincipalType,
+    /// Denied patterns.
+    pub actions: Vec<ActionPattern>,
+    /// Patterns carved out of `actions`.
+    #[serde(default)]
+    pub excluded_actions: Vec<ActionPattern>,
+    /// Where the deny applies.
+    pub directory_scope_id: Scope,
+    /// When it was created.
+    pub created_date_time: Timestamp,
+    /// When it last changed.
+    pub last_modified_date_time: Timestamp,
+}
+
+/// A stored group: its members are users, service principals or other groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    /// Unique id (the identity provider's object id when mirrored from one).
+    pub id: Uuid,
+    /// Human name (not unique, as in Entra).
+    pub display_name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// When it was created.
+    pub created_date_time: Timestamp,
+    /// When it last changed.
+    pub last_modified_date_time: Timestamp,
+}
+
+/// One membership edge: `id` (of kind `type`) is a direct member of `group_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupMember {
+    /// The containing group.
+    pub group_id: Uuid,
+    /// The member's object id.
+    pub id: Uuid,
+    /// The member's kind.
+    #[serde(rename = "type")]
+    pub member_type: PrincipalType,
+    /// When it was added.
+    pub created_date_time: Timestamp,
+}
+
+/// A named set of resources; an assignment scoped to it covers each member resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdministrativeUnit {
+    /// Unique id.
+    pub id: Uuid,
+    /// Human name.
+    pub display_name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// When it was created.
+    pub created_date_time: Timestamp,
+    /// When it last changed.
+    pub last_modified_date_time: Timestamp,
+}
+
+/// One resource (and what lies below it) belonging to an administrative unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdministrativeUnitMember {
+    /// The containing unit.
+    pub administrative_unit_id: Uuid,
+    /// The member resource path.
+    pub resource: Scope,
+    /// When it was added.
+    pub created_date_time: Timestamp,
+}
+
+/// What kind of object a change touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EntityType {
+    /// A custom role definition.
+    RoleDefinition,
+    /// A role assignment.
+    RoleAssignment,
+    /// A deny assignment.
+    DenyAssignment,
+    /// A group.
+    Group,
+    /// A group membership edge.
+    GroupMember,
+    /// An administrative unit.
+    AdministrativeUnit,
+    /// An administrative unit's member resource.
+    AdministrativeUnitMember,
+}
+
+impl EntityType {
+    /// The wire (and stored) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityType::RoleDefinition => "roleDefinition",
+            EntityType::RoleAssignment => "roleAssignment",
+            EntityType::DenyAssignment => "denyAssignment",
+            EntityType::Group => "group",
+            EntityType::GroupMember => "groupMember",
+            EntityType::AdministrativeUnit => "administrativeUnit",
+            EntityType::AdministrativeUnitMember => "administrativeUnitMember",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "roleDefinition" => EntityType::RoleDefinition,
+            "roleAssignment" => EntityType::RoleAssignment,
+            "denyAssignment" => EntityType::DenyAssignment,
+            "group" => EntityType::Group,
+            "groupMember" => EntityType::GroupMember,
+            "administrativeUnit" => EntityType::AdministrativeUnit,
+            "administrativeUnitMember" => EntityType::AdministrativeUnitMember,
+            _ => return None,
+        })
+    }
+}
+
+/// What a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChangeOp {
+    /// The object did not exist before.
+    Create,
+    /// The object existed before and after.
+    Update,
+    /// The object does not exist after.
+    Delete,
+}
+
+impl ChangeOp {
+    /// The wire (and stored) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeOp::Create => "create",
+            ChangeOp::Update => "update",
+            ChangeOp::Delete => "delete",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "create" => ChangeOp::Create,
+            "update" => ChangeOp::Update,
+            "delete" => ChangeOp::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// One row of the change log: the audit trail and the feed replicas follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// The write's revision (one write may log several changes).
+    pub revision: Revision,
+    /// Position within the write, from 0.
+    pub sequence: i64,
+    /// Whose directory changed.
+    pub tenant_id: TenantId,
+    /// What kind of object.
+    pub entity_type: EntityType,
+    /// The object's id (`{groupId}/{memberId}` for memberships, `{unitId}{resource}` for unit members).
+    pub entity_id: String,
+    /// What happened.
+    pub op: ChangeOp,
+    /// The object before (null on create).
+    pub before: Option<serde_json::Value>,
+    /// The object after (null on delete).
+    pub after: Option<serde_json::Value>,
+    /// Who made the change.
+    pub actor: String,
+    /// When it was committed.
+    pub at: Timestamp,
+}

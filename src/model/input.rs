@@ -1,0 +1,732 @@
+//! Request bodies as clients send them, and their validation into typed values.
+//!
+//! Bodies deserialize into loose `*Input` structs (unknown fields rejected, so `id`,
+//! `isBuiltIn`, `version` and timestamps can never be set), then `validate` checks every
+//! field and reports all problems at once, each with its JSON pointer.
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{
+    ActionPattern, PrincipalType, RolePermission, Scope, Timestamp, ValidationErrors,
+};
+
+/// The longest display name accepted, in characters.
+pub const MAX_DISPLAY_NAME: usize = 256;
+/// The longest description accepted, in characters.
+pub const MAX_DESCRIPTION: usize = 1024;
+/// The most permission entries one role may hold.
+pub const MAX_PERMISSION_ENTRIES: usize = 32;
+/// The most action patterns one role (or deny assignment) may hold in total.
+pub const MAX_ACTIONS: usize = 2000;
+/// The most assignable scopes one role may list.
+pub const MAX_ASSIGNABLE_SCOPES: usize = 100;
+
+fn display_name(errors: &mut ValidationErrors, pointer: &str, raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        errors.push(pointer, "a display name is not empty");
+        None
+    } else if trimmed.chars().count() > MAX_DISPLAY_NAME {
+        errors.push(pointer, format!("a display name is at most {MAX_DISPLAY_NAME} characters"));
+        None
+    } else if trimmed.chars().any(char::is_control) {
+        errors.push(pointer, "a display name holds no control characters");
+        None
+    } else {
+        Some(trimmed.to_owned())
+    }
+}
+
+fn description(errors: &mut ValidationErrors, pointer: &str, raw: Option<String>) -> String {
+    let raw = raw.unwrap_or_default();
+    if raw.chars().count() > MAX_DESCRIPTION {
+        errors.push(pointer, format!("a description is at most {MAX_DESCRIPTION} characters"));
+    }
+    raw
+}
+
+fn scope(errors: &mut ValidationErrors, pointer: &str, raw: &str) -> Option<Scope> {
+    errors.check(pointer, Scope::parse(raw).map_err(|e| format!("`{raw}` is not a scope: {e}")))
+}
+
+fn uuid(errors: &mut ValidationErrors, pointer: &str, raw: &str) -> Option<Uuid> {
+    errors.check(
+        pointer,
+        Uuid::parse_str(raw).map_err(|_| format!("`{raw}` is not a uuid")),
+    )
+}
+
+fn patterns(
+    errors: &mut ValidationErrors,
+    pointer: &str,
+    raw: Vec<String>,
+    total: &mut usize,
+) -> Vec<ActionPattern> {
+    *total += raw.len();
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, action)| {
+            errors.check(
+                format!("{pointer}/{i}"),
+                ActionPattern::parse(action).map_err(|e| format!("`{action}` is not an action pattern: {e}")),
+            )
+        })
+        .collect()
+}
+
+fn window(
+    errors: &mut ValidationErrors,
+    start: Option<Timestamp>,
+    end: Option<Timestamp>,
+) {
+    if let (Some(start), Some(end)) = (start, end) {
+        if end <= start {
+            errors.push("/endDateTime", "endDateTime is after startDateTime");
+        }
+    }
+}
+
+/// One permission entry as sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolePermissionInput {
+    /// Granted patterns.
+    pub allowed_resource_actions: Vec<String>,
+    /// Patterns subtracted from this entry.
+    #[serde(default)]
+    pub excluded_resource_actions: Vec<String>,
+    /// Must be null: conditions are not evaluated yet, and an unevaluated condition must not grant.
+    #[serde(default)]
+    pub condition: Option<String>,
+}
+
+fn role_permissions(
+    errors: &mut ValidationErrors,
+    raw: Vec<RolePermissionInput>,
+) -> Vec<RolePermission> {
+    if raw.is_empty() {
+        errors.push("/rolePermissions", "a role holds at least one permission entry");
+    }
+    if raw.len() > MAX_PERMISSION_ENTRIES {
+        errors.push(
+            "/rolePermissions",
+            format!("a role holds at most {MAX_PERMISSION_ENTRIES} permission entries"),
+        );
+    }
+    let mut total = 0;
+    let entries = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let base = format!("/rolePermissions/{i}");
+            if entry.allowed_resource_actions.is_empty() {
+                errors.push(
+                    format!("{base}/allowedResourceActions"),
+                    "a permission entry allows at least one action",
+                );
+            }
+            if entry.condition.is_some() {
+                errors.push(
+                    format!("{base}/condition"),
+                    "conditions are not supported yet; omit `condition` or set it to null",
+                );
+            }
+            RolePermission {
+                allowed_resource_actions: patterns(
+                    errors,
+                    &format!("{base}/allowedResourceActions"),
+                    entry.allowed_resource_actions,
+                    &mut total,
+                ),
+                excluded_resource_actions: patterns(
+                    errors,
+                    &format!("{base}/excludedResourceActions"),
+                    entry.excluded_resource_actions,
+                    &mut total,
+                ),
+                condition: None,
+            }
+        })
+        .collect();
+    if total > MAX_ACTIONS {
+        errors.push(
+            "/rolePermissions",
+            format!("a role holds at most {MAX_ACTIONS} action patterns in all"),
+        );
+    }
+    entries
+}
+
+fn assignable_scopes(errors: &mut ValidationErrors, raw: Option<Vec<String>>) -> Vec<Scope> {
+    let raw = raw.unwrap_or_else(|| vec!["/".to_owned()]);
+    if raw.is_empty() {
+        errors.push("/assignableScopes", "a role is assignable at one scope at least (`/` for anywhere)");
+    }
+    if raw.len() > MAX_ASSIGNABLE_SCOPES {
+        errors.push(
+            "/assignableScopes",
+            format!("a role lists at most {MAX_ASSIGNABLE_SCOPES} assignable scopes"),
+        );
+    }
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, s)| scope(errors, &format!("/assignableScopes/{i}"), s))
+        .collect()
+}
+
+/// `POST /v1/roleDefinitions` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleDefinitionInput {
+    /// Required, unique per tenant.
+    pub display_name: String,
+    /// Optional free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Defaults to true.
+    #[serde(default)]
+    pub is_enabled: Option<bool>,
+    /// Required, at least one entry.
+    pub role_permissions: Vec<RolePermissionInput>,
+    /// Defaults to `["/"]`.
+    #[serde(default)]
+    pub assignable_scopes: Option<Vec<String>>,
+}
+
+/// A validated new custom role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRoleDefinition {
+    /// Trimmed.
+    pub display_name: String,
+    /// Free text.
+    pub description: String,
+    /// Whether it grants anything.
+    pub is_enabled: bool,
+    /// What it grants.
+    pub role_permissions: Vec<RolePermission>,
+    /// Where it may be assigned.
+    pub assignable_scopes: Vec<Scope>,
+}
+
+impl RoleDefinitionInput {
+    /// Checks every field.
+    pub fn validate(self) -> Result<NewRoleDefinition, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let name = display_name(&mut errors, "/displayName", &self.display_name);
+        let description = description(&mut errors, "/description", self.description);
+        let role_permissions = role_permissions(&mut errors, self.role_permissions);
+        let assignable_scopes = assignable_scopes(&mut errors, self.assignable_scopes);
+        errors.finish(|| NewRoleDefinition {
+            display_name: name.unwrap_or_default(),
+            description,
+            is_enabled: self.is_enabled.unwrap_or(true),
+            role_permissions,
+            assignable_scopes,
+        })
+    }
+}
+
+/// `PATCH /v1/roleDefinitions/{id}` body: every field optional, at least one present.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleDefinitionPatchInput {
+    /// New name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// New description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Enable or disable.
+    #[serde(default)]
+    pub is_enabled: Option<bool>,
+    /// Replaces all permission entries.
+    #[serde(default)]
+    pub role_permissions: Option<Vec<RolePermissionInput>>,
+    /// Replaces the assignable scopes.
+    #[serde(default)]
+    pub assignable_scopes: Option<Vec<String>>,
+}
+
+/// A validated change to a custom role; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleDefinitionPatch {
+    /// New name.
+    pub display_name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// Enable or disable.
+    pub is_enabled: Option<bool>,
+    /// New permission entries.
+    pub role_permissions: Option<Vec<RolePermission>>,
+    /// New assignable scopes.
+    pub assignable_scopes: Option<Vec<Scope>>,
+}
+
+fn require_some_field(errors: &mut ValidationErrors, any: bool) {
+    if !any {
+        errors.push("", "a patch sets at least one field");
+    }
+}
+
+impl RoleDefinitionPatchInput {
+    /// Checks every present field.
+    pub fn validate(self) -> Result<RoleDefinitionPatch, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        require_some_field(
+            &mut errors,
+            self.display_name.is_some()
+                || self.description.is_some()
+                || self.is_enabled.is_some()
+                || self.role_permissions.is_some()
+                || self.assignable_scopes.is_some(),
+        );
+        let display_name = self
+            .display_name
+            .and_then(|n| display_name(&mut errors, "/displayName", &n));
+        let description = self
+            .description
+            .map(|d| description(&mut errors, "/description", Some(d)));
+        let role_permissions = self.role_permissions.map(|p| role_permissions(&mut errors, p));
+        let assignable_scopes = self
+            .assignable_scopes
+            .map(|s| assignable_scopes(&mut errors, Some(s)));
+        errors.finish(|| RoleDefinitionPatch {
+            display_name,
+            description,
+            is_enabled: self.is_enabled,
+            role_permissions,
+            assignable_scopes,
+        })
+    }
+}
+
+/// `POST /v1/roleDefinitions/{id}/clone` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CloneRoleInput {
+    /// The clone's name (unique per tenant).
+    pub display_name: String,
+    /// Defaults to the source role's description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A validated clone request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloneRole {
+    /// Trimmed.
+    pub display_name: String,
+    /// `None` keeps the source's description.
+    pub description: Option<String>,
+}
+
+impl CloneRoleInput {
+    /// Checks every field.
+    pub fn validate(self) -> Result<CloneRole, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let name = display_name(&mut errors, "/displayName", &self.display_name);
+        let description = self
+            .description
+            .map(|d| description(&mut errors, "/description", Some(d)));
+        errors.finish(|| CloneRole {
+            display_name: name.unwrap_or_default(),
+            description,
+        })
+    }
+}
+
+/// `POST /v1/roleAssignments` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleAssignmentInput {
+    /// Who receives the role.
+    pub principal_id: String,
+    /// `user`, `group` or `servicePrincipal`.
+    pub principal_type: PrincipalType,
+    /// Which role (a custom role id or a built-in template id).
+    pub role_definition_id: String,
+    /// Where it applies.
+    pub directory_scope_id: String,
+    /// Optional start of the window.
+    #[serde(default)]
+    pub start_date_time: Option<Timestamp>,
+    /// Optional end of the window (after the start).
+    #[serde(default)]
+    pub end_date_time: Option<Timestamp>,
+}
+
+/// A validated new role assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRoleAssignment {
+    /// Who.
+    pub principal_id: Uuid,
+    /// What kind of principal.
+    pub principal_type: PrincipalType,
+    /// Which role.
+    pub role_definition_id: Uuid,
+    /// Where.
+    pub directory_scope_id: Scope,
+    /// From when.
+    pub start_date_time: Option<Timestamp>,
+    /// Until when.
+    pub end_date_time: Option<Timestamp>,
+}
+
+impl RoleAssignmentInput {
+    /// Checks every field.
+    pub fn validate(self) -> Result<NewRoleAssignment, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let principal_id = uuid(&mut errors, "/principalId", &self.principal_id);
+        let role_definition_id = uuid(&mut errors, "/roleDefinitionId", &self.role_definition_id);
+        let directory_scope_id = scope(&mut errors, "/directoryScopeId", &self.directory_scope_id);
+        window(&mut errors, self.start_date_time, self.end_date_time);
+        errors.finish(|| NewRoleAssignment {
+            principal_id: principal_id.unwrap_or_default(),
+            principal_type: self.principal_type,
+            role_definition_id: role_definition_id.unwrap_or_default(),
+            directory_scope_id: directory_scope_id.unwrap_or_else(Scope::root),
+            start_date_time: self.start_date_time,
+            end_date_time: self.end_date_time,
+        })
+    }
+}
+
+fn deny_actions(
+    errors: &mut ValidationErrors,
+    actions: Vec<String>,
+    excluded: Vec<String>,
+) -> (Vec<ActionPattern>, Vec<ActionPattern>) {
+    if actions.is_empty() {
+        errors.push("/actions", "a deny assignment denies at least one action");
+    }
+    let mut total = 0;
+    let actions = patterns(errors, "/actions", actions, &mut total);
+    let excluded = patterns(errors, "/excludedActions", excluded, &mut total);
+    if total > MAX_ACTIONS {
+        errors.push("/actions", format!("a deny assignment holds at most {MAX_ACTIONS} patterns in all"));
+    }
+    (actions, excluded)
+}
+
+/// `POST /v1/denyAssignments` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DenyAssignmentInput {
+    /// Human name.
+    pub display_name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Who is denied.
+    pub principal_id: String,
+    /// What kind of principal.
+    pub principal_type: PrincipalType,
+    /// Denied patterns.
+    pub actions: Vec<String>,
+    /// Carved out of `actions`.
+    #[serde(default)]
+    pub excluded_actions: Vec<String>,
+    /// Where.
+    pub directory_scope_id: String,
+}
+
+/// A validated new deny assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDenyAssignment {
+    /// Trimmed.
+    pub display_name: String,
+    /// Free text.
+    pub description: String,
+    /// Who.
+    pub principal_id: Uuid,
+    /// What kind.
+    pub principal_type: PrincipalType,
+    /// Denied patterns.
+    pub actions: Vec<ActionPattern>,
+    /// Carve-outs.
+    pub excluded_actions: Vec<ActionPattern>,
+    /// Where.
+    pub directory_scope_id: Scope,
+}
+
+impl DenyAssignmentInput {
+    /// Checks every field.
+    pub fn validate(self) -> Result<NewDenyAssignment, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let name = display_name(&mut errors, "/displayName", &self.display_name);
+        let description = description(&mut errors, "/description", self.description);
+        let principal_id = uuid(&mut errors, "/principalId", &self.principal_id);
+        let (actions, excluded_actions) = deny_actions(&mut errors, self.actions, self.excluded_actions);
+        let directory_scope_id = scope(&mut errors, "/directoryScopeId", &self.directory_scope_id);
+        errors.finish(|| NewDenyAssignment {
+            display_name: name.unwrap_or_default(),
+            description,
+            principal_id: principal_id.unwrap_or_default(),
+            principal_type: self.principal_type,
+            actions,
+            excluded_actions,
+            directory_scope_id: directory_scope_id.unwrap_or_else(Scope::root),
+        })
+    }
+}
+
+/// `PATCH /v1/denyAssignments/{id}` body.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DenyAssignmentPatchInput {
+    /// New name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// New description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Replaces the denied patterns.
+    #[serde(default)]
+    pub actions: Option<Vec<String>>,
+    /// Replaces the carve-outs.
+    #[serde(default)]
+    pub excluded_actions: Option<Vec<String>>,
+}
+
+/// A validated change to a deny assignment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DenyAssignmentPatch {
+    /// New name.
+    pub display_name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New denied patterns.
+    pub actions: Option<Vec<ActionPattern>>,
+    /// New carve-outs.
+    pub excluded_actions: Option<Vec<ActionPattern>>,
+}
+
+impl DenyAssignmentPatchInput {
+    /// Checks every present field.
+    pub fn validate(self) -> Result<DenyAssignmentPatch, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        require_some_field(
+            &mut errors,
+            self.display_name.is_some()
+                || self.description.is_some()
+                || self.actions.is_some()
+                || self.excluded_actions.is_some(),
+        );
+        let display_name = self
+            .display_name
+            .and_then(|n| display_name(&mut errors, "/displayName", &n));
+        let description = self
+            .description
+            .map(|d| description(&mut errors, "/description", Some(d)));
+        let mut total = 0;
+        let actions = self.actions.map(|a| {
+            if a.is_empty() {
+                errors.push("/actions", "a deny assignment denies at least one action");
+            }
+            patterns(&mut errors, "/actions", a, &mut total)
+        });
+        let excluded_actions = self
+            .excluded_actions
+            .map(|a| patterns(&mut errors, "/excludedActions", a, &mut total));
+        if total > MAX_ACTIONS {
+            errors.push("/actions", format!("a deny assignment holds at most {MAX_ACTIONS} patterns in all"));
+        }
+        errors.finish(|| DenyAssignmentPatch {
+            display_name,
+            description,
+            actions,
+            excluded_actions,
+        })
+    }
+}
+
+/// `POST /v1/groups` and `POST /v1/administrativeUnits` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamedObjectInput {
+    /// Human name.
+    pub display_name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A validated name and description (new group or administrative unit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNamedObject {
+    /// Trimmed.
+    pub display_name: String,
+    /// Free text.
+    pub description: String,
+}
+
+impl NamedObjectInput {
+    /// Checks every field.
+    pub fn validate(self) -> Result<NewNamedObject, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let name = display_name(&mut errors, "/displayName", &self.display_name);
+        let description = description(&mut errors, "/description", self.description);
+        errors.finish(|| NewNamedObject {
+            display_name: name.unwrap_or_default(),
+            description,
+        })
+    }
+}
+
+/// `PATCH /v1/groups/{id}` and `PATCH /v1/administrativeUnits/{id}` body.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamedObjectPatchInput {
+    /// New name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// New description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A validated change of name and/or description.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamedObjectPatch {
+    /// New name.
+    pub display_name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+}
+
+impl NamedObjectPatchInput {
+    /// Checks every present field.
+    pub fn validate(self) -> Result<NamedObjectPatch, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        require_some_field(&mut errors, self.display_name.is_some() || self.description.is_some());
+        let display_name = self
+            .display_name
+            .and_then(|n| display_name(&mut errors, "/displayName", &n));
+        let description = self
+            .description
+            .map(|d| description(&mut errors, "/description", Some(d)));
+        errors.finish(|| NamedObjectPatch {
+            display_name,
+            description,
+        })
+    }
+}
+
+/// `POST /v1/groups/{id}/members` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupMemberInput {
+    /// The member's object id.
+    pub id: String,
+    /// `user`, `group` or `servicePrincipal`.
+    #[serde(rename = "type")]
+    pub member_type: PrincipalType,
+}
+
+/// A validated new membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewGroupMember {
+    /// The member's object id.
+    pub id: Uuid,
+    /// The member's kind.
+    pub member_type: PrincipalType,
+}
+
+impl GroupMemberInput {
+    /// Checks every field.
+    pub fn validate(self) -> Result<NewGroupMember, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let id = uuid(&mut errors, "/id", &self.id);
+        errors.finish(|| NewGroupMember {
+            id: id.unwrap_or_default(),
+            member_type: self.member_type,
+        })
+    }
+}
+
+/// `POST /v1/administrativeUnits/{id}/members` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdministrativeUnitMemberInput {
+    /// The member resource path, e.g. `/applications/{id}`.
+    pub resource: String,
+}
+
+impl AdministrativeUnitMemberInput {
+    /// Checks the resource path; the whole tenant (`/`) cannot be a member.
+    pub fn validate(self) -> Result<Scope, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let resource = scope(&mut errors, "/resource", &self.resource);
+        if resource.as_ref().is_some_and(Scope::is_root) {
+            errors.push("/resource", "the whole tenant (`/`) cannot be a unit member");
+        }
+        errors.finish(|| resource.unwrap_or_else(Scope::root))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(json: serde_json::Value) -> Result<NewRoleDefinition, ValidationErrors> {
+        serde_json::from_value::<RoleDefinitionInput>(json).unwrap().validate()
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_with_its_pointer() {
+        let errors = role(serde_json::json!({
+            "displayName": "  ",
+            "rolePermissions": [{"allowedResourceActions": ["ok.ns/read", "bad action"], "condition": "x"}],
+            "assignableScopes": ["/a/../b"]
+        }))
+        .unwrap_err();
+        let pointers: Vec<_> = errors.errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/displayName",
+                "/rolePermissions/0/condition",
+                "/rolePermissions/0/allowedResourceActions/1",
+                "/assignableScopes/0"
+            ]
+        );
+    }
+
+    #[test]
+    fn names_are_trimmed_and_scopes_default_to_the_root() {
+        let new = role(serde_json::json!({
+            "displayName": "  Expense approver ",
+            "rolePermissions": [{"allowedResourceActions": ["contoso.expenses/reports/approve"]}]
+        }))
+        .unwrap();
+        assert_eq!(new.display_name, "Expense approver");
+        assert_eq!(new.assignable_scopes, vec![Scope::root()]);
+        assert!(new.is_enabled);
+    }
+
+    #[test]
+    fn server_owned_fields_cannot_be_set() {
+        let attempt = serde_json::from_value::<RoleDefinitionInput>(serde_json::json!({
+            "displayName": "x", "rolePermissions": [], "isBuiltIn": true
+        }));
+        assert!(attempt.is_err());
+    }
+
+    #[test]
+    fn a_window_ends_after_it_starts() {
+        let input: RoleAssignmentInput = serde_json::from_value(serde_json::json!({
+            "principalId": uuid::Uuid::new_v4(), "principalType": "user",
+            "roleDefinitionId": uuid::Uuid::new_v4(), "directoryScopeId": "/",
+            "startDateTime": "2030-01-02T00:00:00Z", "endDateTime": "2030-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        assert_eq!(input.validate().unwrap_err().errors[0].pointer, "/endDateTime");
+    }
+
+    #[test]
+    fn an_empty_patch_is_refused() {
+        assert!(RoleDefinitionPatchInput::default().validate().is_err());
+        assert!(NamedObjectPatchInput::default().validate().is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! Ids, scope paths, action patterns and entities. Constructors validate, so a value you
+//! hold is already well formed.
+
+mod action;
+mod catalog;
+mod dump;
+mod entities;
+mod input;
+mod scope;
+mod validation;
+
+pub use catalog::{Catalog, CatalogError};
+pub use action::{Action, ActionError, ActionPattern, MAX_ACTION_LEN, MAX_ACTION_SEGMENTS};
+pub use dump::{Dump, TenantDump};
+pub use entities::*;
+pub use input::*;
+pub use scope::{Scope, ScopeError, MAX_SCOPE_DEPTH, MAX_SCOPE_LEN};
+pub use validation::{FieldError, ValidationErrors};
