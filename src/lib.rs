@@ -2,6 +2,102 @@
 //! Azure RBAC. See `DESIGN.md` for the concepts and `README.md` for running it.
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod config;
 pub mod engine;
 pub mod model;
 pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::api::AppState;
+use crate::config::Config;
+use crate::model::Catalog;
+use crate::store::{SqlStore, Store};
+
+/// A built, bound, not yet serving Rolecall. Binding happens in [`App::build`], so a test
+/// can read the port (bind to port 0) before anything runs.
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+}
+
+impl App {
+    /// Connects the store, runs migrations and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let catalog = Arc::new(Catalog::builtin().context("loading the built-in role catalog")?);
+        if config.database_url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("creating the data directory `{}`", config.data_dir.display())
+            })?;
+        }
+        let store = SqlStore::connect(&config.database_url, catalog)
+            .await
+            .context("connecting to the store")?;
+        store.migrate().await.context("running migrations")?;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let state = AppState::new(store, config);
+        let router = api::router(state.clone());
+        Ok(App {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    /// The bound address (the real port when the config asked for port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The state handlers share (tests use it to reach the store).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving http")
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,163 @@
+//! `/v1/roleAssignments` and `/v1/denyAssignments`.
+
+use axum::extract::{OriginalUri, State};
+use serde::Deserialize;
+
+use super::parse_uuid;
+use crate::api::{ApiError, AppState};
+use crate::api::extract::{page_request, ApiJson, ApiQuery, Caller, IdPath, IfMatch, Tenant};
+use crate::api::respond::{Created, Deleted, List, One, Updated};
+use crate::model::{
+    DenyAssignment, DenyAssignmentInput, DenyAssignmentPatchInput, RoleAssignment,
+    RoleAssignmentInput, Scope,
+};
+use crate::store::RoleAssignmentFilter;
+
+/// Query of `GET /v1/roleAssignments`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    principal_id: Option<String>,
+    role_definition_id: Option<String>,
+    directory_scope_id: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    _caller: Caller,
+    Tenant(tenant): Tenant,
+    OriginalUri(uri): OriginalUri,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<List<RoleAssignment>, ApiError> {
+    let directory_scope_id = q
+        .directory_scope_id
+        .map(|s| {
+            Scope::parse(&s).map_err(|e| {
+                ApiError::invalid("?directoryScopeId", format!("`{s}` is not a scope: {e}"))
+            })
+        })
+        .transpose()?;
+    let filter = RoleAssignmentFilter {
+        principal_id: parse_uuid("principalId", q.principal_id.as_deref())?,
+        role_definition_id: parse_uuid("roleDefinitionId", q.role_definition_id.as_deref())?,
+        directory_scope_id,
+    };
+    let page = page_request(q.limit.as_deref(), q.cursor)?;
+    let page = app.store().list_role_assignments(tenant, &filter, &page).await?;
+    Ok(List::of_stored(&uri, page))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    _caller: Caller,
+    Tenant(tenant): Tenant,
+    IdPath(id): IdPath,
+) -> Result<One<RoleAssignment>, ApiError> {
+    Ok(One(app.store().get_role_assignment(tenant, id).await?))
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    Tenant(tenant): Tenant,
+    ApiJson(body): ApiJson<RoleAssignmentInput>,
+) -> Result<Created<RoleAssignment>, ApiError> {
+    let new = body.validate()?;
+    let written = app.store().create_role_assignment(tenant, &caller.actor, new).await?;
+    app.wait_for(written.revision).await?;
+    let location = format!("/v1/roleAssignments/{}", written.value.id);
+    Ok(Created { written, location })
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Tenant(tenant): Tenant,
+    IdPath(id): IdPath,
+    IfMatch(if_match): IfMatch,
+) -> Result<Deleted, ApiError> {
+    let written = app
+        .store()
+        .delete_role_assignment(tenant, &caller.actor, id, if_match)
+        .await?;
+    app.wait_for(written.revision).await?;
+    Ok(written.into())
+}
+
+/// Query of `GET /v1/denyAssignments`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DenyListQuery {
+    principal_id: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn list_deny(
+    State(app): State<AppState>,
+    _caller: Caller,
+    Tenant(tenant): Tenant,
+    OriginalUri(uri): OriginalUri,
+    ApiQuery(q): ApiQuery<DenyListQuery>,
+) -> Result<List<DenyAssignment>, ApiError> {
+    let principal = parse_uuid("principalId", q.principal_id.as_deref())?;
+    let page = page_request(q.limit.as_deref(), q.cursor)?;
+    let page = app.store().list_deny_assignments(tenant, principal, &page).await?;
+    Ok(List::of_stored(&uri, page))
+}
+
+pub async fn get_deny(
+    State(app): State<AppState>,
+    _caller: Caller,
+    Tenant(tenant): Tenant,
+    IdPath(id): IdPath,
+) -> Result<One<DenyAssignment>, ApiError> {
+    Ok(One(app.store().get_deny_assignment(tenant, id).await?))
+}
+
+pub async fn create_deny(
+    State(app): State<AppState>,
+    caller: Caller,
+    Tenant(tenant): Tenant,
+    ApiJson(body): ApiJson<DenyAssignmentInput>,
+) -> Result<Created<DenyAssignment>, ApiError> {
+    let new = body.validate()?;
+    let written = app.store().create_deny_assignment(tenant, &caller.actor, new).await?;
+    app.wait_for(written.revision).await?;
+    let location = format!("/v1/denyAssignments/{}", written.value.id);
+    Ok(Created { written, location })
+}
+
+pub async fn update_deny(
+    State(app): State<AppState>,
+    caller: Caller,
+    Tenant(tenant): Tenant,
+    IdPath(id): IdPath,
+    IfMatch(if_match): IfMatch,
+    ApiJson(body): ApiJson<DenyAssignmentPatchInput>,
+) -> Result<Updated<DenyAssignment>, ApiError> {
+    let patch = body.validate()?;
+    let written = app
+        .store()
+        .update_deny_assignment(tenant, &caller.actor, id, patch, if_match)
+        .await?;
+    app.wait_for(written.revision).await?;
+    Ok(Updated(written))
+}
+
+pub async fn delete_deny(
+    State(app): State<AppState>,
+    caller: Caller,
+    Tenant(tenant): Tenant,
+    IdPath(id): IdPath,
+    IfMatch(if_match): IfMatch,
+) -> Result<Deleted, ApiError> {
+    let written = app
+        .store()
+        .delete_deny_assignment(tenant, &caller.actor, id, if_match)
+        .await?;
+    app.wait_for(written.revision).await?;
+    Ok(written.into())
+}

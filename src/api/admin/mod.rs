@@ -1,0 +1,83 @@
+//! The admin REST API under `/v1`: thin handlers over the store. Each write waits for the
+//! local snapshot to reach its revision before answering (read-your-writes).
+
+mod assignments;
+mod changes;
+mod groups;
+mod roles;
+mod units;
+
+use axum::http::Method;
+use axum::routing::{delete, get, patch, post};
+
+use super::{route, ApiError, Route};
+
+const GET: Method = Method::GET;
+const POST: Method = Method::POST;
+const PATCH: Method = Method::PATCH;
+const DELETE: Method = Method::DELETE;
+
+/// Every admin route as (method, path, handler).
+pub fn routes() -> Vec<Route> {
+    vec![
+        route(GET, "/v1/roleDefinitions", get(roles::list)),
+        route(POST, "/v1/roleDefinitions", post(roles::create)),
+        route(GET, "/v1/roleDefinitions/{id}", get(roles::get)),
+        route(PATCH, "/v1/roleDefinitions/{id}", patch(roles::update)),
+        route(DELETE, "/v1/roleDefinitions/{id}", delete(roles::delete)),
+        route(POST, "/v1/roleDefinitions/{id}/clone", post(roles::clone)),
+        route(GET, "/v1/roleDefinitions/{id}/assignments", get(roles::assignments)),
+        route(GET, "/v1/roleAssignments", get(assignments::list)),
+        route(POST, "/v1/roleAssignments", post(assignments::create)),
+        route(GET, "/v1/roleAssignments/{id}", get(assignments::get)),
+        route(DELETE, "/v1/roleAssignments/{id}", delete(assignments::delete)),
+        route(GET, "/v1/denyAssignments", get(assignments::list_deny)),
+        route(POST, "/v1/denyAssignments", post(assignments::create_deny)),
+        route(GET, "/v1/denyAssignments/{id}", get(assignments::get_deny)),
+        route(PATCH, "/v1/denyAssignments/{id}", patch(assignments::update_deny)),
+        route(DELETE, "/v1/denyAssignments/{id}", delete(assignments::delete_deny)),
+        route(GET, "/v1/groups", get(groups::list)),
+        route(POST, "/v1/groups", post(groups::create)),
+        route(GET, "/v1/groups/{id}", get(groups::get)),
+        route(PATCH, "/v1/groups/{id}", patch(groups::update)),
+        route(DELETE, "/v1/groups/{id}", delete(groups::delete)),
+        route(GET, "/v1/groups/{id}/members", get(groups::list_members)),
+        route(POST, "/v1/groups/{id}/members", post(groups::add_member)),
+        route(DELETE, "/v1/groups/{id}/members/{memberId}", delete(groups::remove_member)),
+        route(GET, "/v1/administrativeUnits", get(units::list)),
+        route(POST, "/v1/administrativeUnits", post(units::create)),
+        route(GET, "/v1/administrativeUnits/{id}", get(units::get)),
+        route(PATCH, "/v1/administrativeUnits/{id}", patch(units::update)),
+        route(DELETE, "/v1/administrativeUnits/{id}", delete(units::delete)),
+        route(GET, "/v1/administrativeUnits/{id}/members", get(units::list_members)),
+        route(POST, "/v1/administrativeUnits/{id}/members", post(units::add_member)),
+        route(
+            DELETE,
+            "/v1/administrativeUnits/{id}/members/{memberId}",
+            delete(units::remove_member),
+        ),
+        route(GET, "/v1/changes", get(changes::list)),
+    ]
+}
+
+/// Parses an optional `true`/`false` query parameter.
+fn parse_bool(name: &str, raw: Option<&str>) -> Result<Option<bool>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(other) => Err(ApiError::invalid(
+            format!("?{name}"),
+            format!("`{name}` is `true` or `false`; got `{other}`"),
+        )),
+    }
+}
+
+/// Parses an optional uuid query parameter.
+fn parse_uuid(name: &str, raw: Option<&str>) -> Result<Option<uuid::Uuid>, ApiError> {
+    raw.map(|r| {
+        uuid::Uuid::parse_str(r)
+            .map_err(|_| ApiError::invalid(format!("?{name}"), format!("`{r}` is not a uuid")))
+    })
+    .transpose()
+}

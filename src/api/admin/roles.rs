@@ -1,0 +1,155 @@
+//! `/v1/roleDefinitions`: built-in and custom roles.
+
+use axum::extract::{OriginalUri, State};
+use serde::Deserialize;
+
+use super::parse_bool;
+use crate::api::{ApiError, AppState};
+use crate::api::extract::{page_request, ApiJson, ApiQuery, Caller, IdPath, IfMatch, Tenant};
+use crate::api::respond::{Created, Deleted, List, One, Updated};
+use crate::model::{
+    CloneRoleInput, RoleAssignment, RoleDefinition, RoleDefinitionInput, RoleDefinitionPatchInput,
+};
+use crate::store::{RoleAssignmentFilter, RoleDefinitionFilter};
+
+/// Query of `GET /v1/roleDefinitions`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    display_name: Option<String>,
+    is_built_in: Option<String>,
+    is_enabled: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    _caller: Caller,
+    Tenant(tenant): Tenant,
+    OriginalUri(uri): OriginalUri,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<List<RoleDefinition>, ApiError> {
+    let filter = RoleDefinitionFilter {
+        display_name: q.display_name,
+        is_built_in: parse_bool("isBuiltIn", q.is_built_in.as_deref())?,
+        is_enabled: parse_bool("isEnabled", q.is_enabled.as_deref())?,
+    };
+    let page = page_request(q.limit.as_deref(), q.cursor)?;
+    let page = app.store().list_role_definitions(tenant, &filter, &page).await?;
+    Ok(List::of_stored(&uri, page))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    _caller: Caller,
+    Tenant(tenant): Tenant,
+    IdPath(id): IdPath,
+) -> Result<One<RoleDefinition>, ApiError> {
+    Ok(One(app.store().get_role_definition(tenant, id).await?))
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    Tenant(tenant): Tenant,
+    ApiJson(body): ApiJson<RoleDefinitionInput>,
+) -> Result<Created<RoleDefinition>, ApiError> {
+    let new = body.validate()?;
+    let written = app.store().create_role_definition(tenant, &caller.actor, new).await?;
+    app.wait_for(written.revision).await?;
+    let location = format!("/v1/roleDefinitions/{}", written.value.id);
+    Ok(Created { written, location })
+}
+
+pub async fn clone(
+    State(app): State<AppState>,
+    caller: Caller,
+    Tenant(tenant): Tenant,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<CloneRoleInput>,
+) -> Result<Created<RoleDefinition>, ApiError> {
+    let clone = body.validate()?;
+    let written = app
+        .store()
+        .clone_role_definition(tenant, &caller.actor, id, clone)
+        .await?;
+    app.wait_for(written.revision).await?;
+    let location = format!("/v1/roleDefinitions/{}", written.value.id);
+    Ok(Created { written, location })
+}
+
+pub async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    Tenant(tenant): Tenant,
+    IdPath(id): IdPath,
+    IfMatch(if_match): IfMatch,
+    ApiJson(body): ApiJson<RoleDefinitionPatchInput>,
+) -> Result<Updated<RoleDefinition>, ApiError> {
+    let patch = body.validate()?;
+    let written = app
+        .store()
+        .update_role_definition(tenant, &caller.actor, id, patch, if_match)
+        .await?;
+    app.wait_for(written.revision).await?;
+    Ok(Updated(written))
+}
+
+/// Query of `DELETE /v1/roleDefinitions/{id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    cascade: Option<String>,
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Tenant(tenant): Tenant,
+    IdPath(id): IdPath,
+    IfMatch(if_match): IfMatch,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
+) -> Result<Deleted, ApiError> {
+    let cascade = parse_bool("cascade", q.cascade.as_deref())?.unwrap_or(false);
+    let written = app
+        .store()
+        .delete_role_definition(tenant, &caller.actor, id, cascade, if_match)
+        .await?;
+    app.wait_for(written.revision).await?;
+    Ok(written.into())
+}
+
+/// Query of `GET /v1/roleDefinitions/{id}/assignments`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// The validated page request.
+    pub fn page(self) -> Result<crate::store::PageRequest, ApiError> {
+        page_request(self.limit.as_deref(), self.cursor)
+    }
+}
+
+pub async fn assignments(
+    State(app): State<AppState>,
+    _caller: Caller,
+    Tenant(tenant): Tenant,
+    IdPath(id): IdPath,
+    OriginalUri(uri): OriginalUri,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<List<RoleAssignment>, ApiError> {
+    let page = q.page()?;
+    // 404 for an unknown role rather than an empty list.
+    app.store().get_role_definition(tenant, id).await?;
+    let filter = RoleAssignmentFilter {
+        role_definition_id: Some(id),
+        ..RoleAssignmentFilter::default()
+    };
+    let page = app.store().list_role_assignments(tenant, &filter, &page).await?;
+    Ok(List::of_stored(&uri, page))
+}

@@ -1,0 +1,181 @@
+//! `ApiError`: the only error type that becomes an HTTP response, always RFC 9457
+//! `application/problem+json` with a stable `type` per kind.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::model::{FieldError, ValidationErrors};
+use crate::store::StoreError;
+
+/// The prefix of every problem `type` URI. The URIs are identifiers (documented in
+/// `openapi.yaml`), stable across releases.
+pub const PROBLEM_BASE: &str = "https://rolecall.dev/problems/";
+
+/// Everything a request can fail with. Variants map one-to-one to problem types.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Fields of the body, query or headers are invalid (400 `validation`).
+    #[error("the request is invalid")]
+    Validation(ValidationErrors),
+    /// The body is not JSON, or not the JSON this operation takes (400 `malformed-body`).
+    #[error("{0}")]
+    MalformedBody(String),
+    /// No or wrong credentials (401 `unauthorized`).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Authenticated, but not allowed (403 `forbidden`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such object (404 `not-found`).
+    #[error("{0}")]
+    NotFound(String),
+    /// No such route (404 `not-found`).
+    #[error("no route for `{0}`")]
+    NoRoute(String),
+    /// The route exists but not with this method (405 `method-not-allowed`).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Uniqueness or reference conflict (409 `conflict`).
+    #[error("{0}")]
+    Conflict(String),
+    /// A built-in role cannot be changed (409 `builtin-role-immutable`).
+    #[error("{0}")]
+    BuiltinImmutable(String),
+    /// `If-Match` did not match (412 `precondition-failed`).
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// The body is over the limit (413 `payload-too-large`).
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The body is not `application/json` (415 `unsupported-media-type`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Valid input the current directory cannot accept (422 `unprocessable`).
+    #[error("the request cannot be applied to the directory as it stands")]
+    Unprocessable(ValidationErrors),
+    /// The snapshot did not reach the requested revision in time (503 `consistency-timeout`).
+    #[error("{0}")]
+    ConsistencyTimeout(String),
+    /// The store is unreachable (503 `unavailable`).
+    #[error("the store is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// A bug; the body says only "internal error" (500 `internal`).
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// One invalid field or parameter.
+    pub fn invalid(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        ApiError::Validation(ValidationErrors::single(pointer, detail))
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use ApiError::*;
+        match self {
+            Validation(_) => (StatusCode::BAD_REQUEST, "validation", "Invalid request"),
+            MalformedBody(_) => (StatusCode::BAD_REQUEST, "malformed-body", "Malformed request body"),
+            Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            NotFound(_) | NoRoute(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            BuiltinImmutable(_) => (StatusCode::CONFLICT, "builtin-role-immutable", "Built-in role is read-only"),
+            PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition-failed", "Precondition failed"),
+            PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", "Unprocessable request"),
+            ConsistencyTimeout(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "consistency-timeout",
+                "Consistency timeout",
+            ),
+            Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound { .. } => ApiError::NotFound(error.to_string()),
+            StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::BuiltinImmutable(_) => ApiError::BuiltinImmutable(error.to_string()),
+            StoreError::PreconditionFailed { .. } => ApiError::PreconditionFailed(error.to_string()),
+            StoreError::Unprocessable(errors) => ApiError::Unprocessable(errors),
+            StoreError::Unavailable(source) => ApiError::Unavailable(source.into()),
+            StoreError::Corrupt(message) => ApiError::Internal(anyhow::anyhow!(message)),
+        }
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(errors: ValidationErrors) -> Self {
+        ApiError::Validation(errors)
+    }
+}
+
+/// The problem document (RFC 9457) with Rolecall's `errors` extension.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, title) = self.parts();
+        match &self {
+            ApiError::Internal(source) => tracing::error!(error = ?source, "internal error"),
+            ApiError::Unavailable(source) => tracing::warn!(error = ?source, "store unavailable"),
+            _ => {}
+        }
+        let errors = match &self {
+            ApiError::Validation(e) | ApiError::Unprocessable(e) => Some(e.errors.as_slice()),
+            _ => None,
+        };
+        let detail = match &self {
+            // INVARIANT: a 5xx never leaks its cause; the request id in the response headers
+            // ties it to the log line written above.
+            ApiError::Internal(_) => "internal error".to_owned(),
+            ApiError::Unavailable(_) => "the store is unavailable; retry later".to_owned(),
+            ApiError::Validation(e) | ApiError::Unprocessable(e) => e.to_string(),
+            other => other.to_string(),
+        };
+        let problem = Problem {
+            kind: format!("{PROBLEM_BASE}{kind}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            errors,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"rolecall\""),
+            );
+        }
+        if matches!(self, ApiError::ConsistencyTimeout(_) | ApiError::Unavailable(_)) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,243 @@
+//! Extractors whose rejections are [`ApiError`]s, so every bad input becomes a problem
+//! document with a stable type.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, StatusCode};
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq as _;
+
+use super::{ApiError, AppState};
+use crate::model::{Revision, TenantId};
+use crate::store::{Actor, PageRequest};
+
+/// The request header naming the tenant an admin-key call acts in.
+pub const TENANT_HEADER: &str = "rolecall-tenant";
+/// Default page size.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// Largest page size.
+pub const MAX_LIMIT: u32 = 1000;
+
+/// A JSON body: `application/json` only, unknown fields rejected, each error with the
+/// JSON pointer of the offending field.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| {
+                let v = v.trim().to_ascii_lowercase();
+                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as `application/json`".to_owned(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            match rejection {
+                BytesRejection::FailedToBufferBody(ref e)
+                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+                {
+                    let _ = e;
+                    ApiError::PayloadTooLarge(format!(
+                        "a request body is at most {} bytes",
+                        state.config().max_body_bytes
+                    ))
+                }
+                other => ApiError::MalformedBody(format!("cannot read the body: {other}")),
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a JSON body, turning serde's error into a problem that names the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let inner = error.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::MalformedBody(format!("the body is not valid JSON: {inner}"));
+        }
+        let pointer = pointer_of(error.path());
+        ApiError::invalid(pointer, inner.to_string())
+    })
+}
+
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                pointer.push('/');
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            Segment::Unknown => {}
+        }
+    }
+    pointer
+}
+
+/// The authenticated caller. Today only the admin key authenticates; its actor name is
+/// `admin-key`.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Recorded in `changes.actor`.
+    pub actor: Actor,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::Unauthorized("send `Authorization: Bearer <admin key>`"));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or(ApiError::Unauthorized("the Authorization header is not `Bearer <token>`"))?;
+        let expected = state.config().admin_key.expose().as_bytes();
+        // INVARIANT: constant-time comparison, so response timing says nothing about the key.
+        if bool::from(token.as_bytes().ct_eq(expected)) {
+            Ok(Caller {
+                actor: Actor("admin-key".to_owned()),
+            })
+        } else {
+            Err(ApiError::Unauthorized("the bearer credential is not valid"))
+        }
+    }
+}
+
+/// The tenant a call acts in: the `Rolecall-Tenant` header, else the configured default.
+#[derive(Debug, Clone, Copy)]
+pub struct Tenant(pub TenantId);
+
+impl FromRequestParts<AppState> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let tenant = match parts.headers.get(TENANT_HEADER) {
+            None => state.config().default_tenant,
+            Some(value) => value
+                .to_str()
+                .ok()
+                .and_then(|v| uuid::Uuid::parse_str(v.trim()).ok())
+                .map(TenantId)
+                .ok_or_else(|| ApiError::invalid("Rolecall-Tenant", "the Rolecall-Tenant header is not a uuid"))?,
+        };
+        tracing::Span::current().record("tenant", tracing::field::display(tenant));
+        Ok(Tenant(tenant))
+    }
+}
+
+/// `If-Match`: `None` when absent or `*`. A value that is not one of our ETags can never
+/// match, so it becomes an impossible revision and the store answers 412.
+#[derive(Debug, Clone, Copy)]
+pub struct IfMatch(pub Option<Revision>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let raw = value.to_str().unwrap_or("").trim();
+        if raw == "*" {
+            return Ok(IfMatch(None));
+        }
+        let revision = raw
+            .strip_prefix('"')
+            .and_then(|r| r.strip_suffix('"'))
+            .and_then(|r| r.parse::<Revision>().ok())
+            .unwrap_or(Revision(-1));
+        Ok(IfMatch(Some(revision)))
+    }
+}
+
+/// The ETag of an object last written at `revision`.
+pub fn etag(revision: Revision) -> String {
+    format!("\"{revision}\"")
+}
+
+/// Validates `limit` (1..=1000, default 100, never silently clamped) and takes `cursor`.
+pub fn page_request(limit: Option<&str>, cursor: Option<String>) -> Result<PageRequest, ApiError> {
+    let limit = match limit {
+        None => DEFAULT_LIMIT,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::invalid(
+                    "?limit",
+                    format!("`limit` is an integer from 1 to {MAX_LIMIT}; got `{raw}`"),
+                ))
+            }
+        },
+    };
+    Ok(PageRequest { limit, cursor })
+}
+
+/// A typed query string; unknown parameters are rejected so a misspelt filter never
+/// silently widens a listing.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(query)
+            .map(ApiQuery)
+            .map_err(|e| ApiError::invalid("?", format!("bad query string: {e}")))
+    }
+}
+
+/// A path parameter that must be a uuid.
+pub struct IdPath(pub uuid::Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::invalid("id", e.body_text()))?;
+        uuid::Uuid::parse_str(&raw)
+            .map(IdPath)
+            .map_err(|_| ApiError::invalid("id", format!("`{raw}` is not a uuid")))
+    }
+}
+
+/// Two path parameters: a uuid and a second segment (member id or encoded resource).
+pub struct IdAndMember(pub uuid::Uuid, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdAndMember {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path((raw, member)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::invalid("id", e.body_text()))?;
+        let id = uuid::Uuid::parse_str(&raw)
+            .map_err(|_| ApiError::invalid("id", format!("`{raw}` is not a uuid")))?;
+        Ok(IdAndMember(id, member))
+    }
+}

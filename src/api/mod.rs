@@ -1,0 +1,135 @@
+//! HTTP: routers, extractors, response shapes and [`ApiError`]. Handlers are thin: they
+//! validate through the model, call the store or the engine, and shape the answer.
+
+pub mod admin;
+pub mod error;
+pub mod extract;
+mod ops;
+pub mod respond;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method, Request, Uri};
+use axum::routing::MethodRouter;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::model::Revision;
+use crate::store::Store;
+
+/// The header carrying each request's id (set when absent, echoed in the response).
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Everything a handler needs; cloning it clones one `Arc`.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+struct Shared {
+    /// The directory's persistence.
+    store: Arc<dyn Store>,
+    /// Validated settings.
+    config: Config,
+}
+
+impl AppState {
+    /// Wraps the shared parts.
+    pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
+        AppState(Arc::new(Shared { store, config }))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.0.store.as_ref()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// Returns once this replica's snapshot includes `revision` (read-your-writes).
+    ///
+    /// The decision snapshot is not wired in yet, so there is nothing to wait for.
+    pub async fn wait_for(&self, _revision: Revision) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+/// One route: the contract test compares these with `openapi.yaml`.
+pub struct Route {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path template, in OpenAPI's `{param}` syntax (also axum's).
+    pub path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+fn route(method: Method, path: &'static str, handler: MethodRouter<AppState>) -> Route {
+    Route {
+        method,
+        path,
+        handler,
+    }
+}
+
+/// Every route the server answers.
+pub fn routes() -> Vec<Route> {
+    let mut all = admin::routes();
+    all.extend(ops::routes());
+    all
+}
+
+/// The whole HTTP surface with its middleware.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config().max_body_bytes;
+    let app = routes()
+        .into_iter()
+        .fold(Router::new(), |app, r| app.route(r.path, r.handler));
+    app.fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .layer(tower_http::timeout::TimeoutLayer::new(Duration::from_secs(30)))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                let route = request
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default();
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    route = %route,
+                    request_id = %request_id,
+                    tenant = tracing::field::Empty,
+                )
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn fallback(uri: Uri) -> Response {
+    ApiError::NoRoute(uri.path().to_owned()).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::MethodNotAllowed.into_response()
+}

@@ -1,0 +1,390 @@
+//! Settings: defaults, then the TOML file, then `ROLECALL_*` environment variables, then
+//! command-line flags. Everything is validated into typed values at start, and an error
+//! names the bad key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::model::TenantId;
+
+/// The tenant admin-key calls act in when no `Rolecall-Tenant` header is sent.
+pub const DEFAULT_TENANT: Uuid = Uuid::from_u128(1);
+/// The shortest admin key accepted, in bytes.
+pub const MIN_ADMIN_KEY_LEN: usize = 16;
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for these settings.
+    #[error("config file `{path}` is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (it names the key).
+        message: String,
+    },
+    /// One setting has a bad value.
+    #[error("invalid `{key}`: {message}")]
+    Invalid {
+        /// The setting's name (file key or environment variable).
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The dev admin key file could not be created or read.
+    #[error("cannot use the dev admin key file `{path}`: {source}")]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The admin key. Its `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself; call only to compare or print it deliberately.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The config file's shape; unknown keys are errors, so a typo never goes unnoticed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// `listen = "127.0.0.1:8080"`.
+    pub listen: Option<String>,
+    /// `data_dir = "./.rolecall"`.
+    pub data_dir: Option<PathBuf>,
+    /// `database_url = "postgres://..."` or `"sqlite://..."`.
+    pub database_url: Option<String>,
+    /// `admin_key = "..."` (prefer the environment).
+    pub admin_key: Option<String>,
+    /// `default_tenant = "<uuid>"`.
+    pub default_tenant: Option<String>,
+    /// `log = "info,rolecall=debug"` (tracing filter).
+    pub log: Option<String>,
+    /// `poll_interval_ms = 1000`: how often sync polls `changes` besides NOTIFY.
+    pub poll_interval_ms: Option<u64>,
+    /// `consistency_timeout_ms = 2000`: how long a read waits for a revision.
+    pub consistency_timeout_ms: Option<u64>,
+    /// `max_batch_checks = 1000`: items allowed in one batch check.
+    pub max_batch_checks: Option<usize>,
+    /// `max_body_bytes = 1048576`.
+    pub max_body_bytes: Option<usize>,
+}
+
+/// Values from flags or the environment (clap reads both); `None` falls back to the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config` / `ROLECALL_CONFIG`.
+    pub config: Option<PathBuf>,
+    /// `--listen` / `ROLECALL_LISTEN`.
+    pub listen: Option<String>,
+    /// `--data-dir` / `ROLECALL_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url` / `ROLECALL_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `ROLECALL_ADMIN_KEY` (never a flag: argv is visible to every local user).
+    pub admin_key: Option<String>,
+    /// `--default-tenant` / `ROLECALL_DEFAULT_TENANT`.
+    pub default_tenant: Option<String>,
+    /// `ROLECALL_LOG`.
+    pub log: Option<String>,
+    /// `--dev`: generate and persist an admin key on first start.
+    pub dev: bool,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// Holds the SQLite file and the dev admin key.
+    pub data_dir: PathBuf,
+    /// The store; defaults to SQLite in `data_dir`.
+    pub database_url: String,
+    /// The break-glass admin credential.
+    pub admin_key: Secret,
+    /// Where admin-key calls act without a `Rolecall-Tenant` header.
+    pub default_tenant: TenantId,
+    /// Tracing filter.
+    pub log: String,
+    /// Sync's poll period (NOTIFY wakes it sooner on Postgres).
+    pub poll_interval: Duration,
+    /// How long `atLeast` and read-your-writes waits may take.
+    pub consistency_timeout: Duration,
+    /// Items allowed in one batch check.
+    pub max_batch_checks: usize,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Dev mode (generated admin key).
+    pub dev: bool,
+    /// Where the generated dev admin key lives, when `--dev` generated or reused one.
+    pub dev_key_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Layers defaults, the file named by `overrides.config`, and the overrides.
+    pub fn load(overrides: Overrides) -> Result<Config, ConfigError> {
+        let file = match &overrides.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        Self::resolve(file, overrides)
+    }
+
+    /// Validates the merged settings.
+    pub fn resolve(file: FileSettings, o: Overrides) -> Result<Config, ConfigError> {
+        let listen_raw = o
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen = listen_raw.parse().map_err(|_| ConfigError::Invalid {
+            key: "listen",
+            message: format!("`{listen_raw}` is not a socket address like 127.0.0.1:8080"),
+        })?;
+        let data_dir = o
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./.rolecall"));
+        let database_url = match o.database_url.or(file.database_url) {
+            Some(url) => {
+                if !(url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")
+                    || url.starts_with("sqlite:"))
+                {
+                    return Err(ConfigError::Invalid {
+                        key: "database_url",
+                        message: "expected a postgres://, postgresql:// or sqlite: url".to_owned(),
+                    });
+                }
+                url
+            }
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("rolecall.db").display()
+            ),
+        };
+        let default_tenant = match o.default_tenant.or(file.default_tenant) {
+            Some(raw) => TenantId(Uuid::parse_str(&raw).map_err(|_| ConfigError::Invalid {
+                key: "default_tenant",
+                message: format!("`{raw}` is not a uuid"),
+            })?),
+            None => TenantId(DEFAULT_TENANT),
+        };
+        let mut dev_key_file = None;
+        let admin_key = match o.admin_key.or(file.admin_key) {
+            Some(key) => Secret::new(key),
+            None if o.dev => {
+                dev_key_file = Some(data_dir.join("admin-key"));
+                dev_admin_key(&data_dir)?
+            }
+            None => {
+                return Err(ConfigError::Invalid {
+                    key: "admin_key",
+                    message: "no admin key: set ROLECALL_ADMIN_KEY (or `admin_key` in the config file), or run with --dev to generate one".to_owned(),
+                })
+            }
+        };
+        if admin_key.expose().len() < MIN_ADMIN_KEY_LEN {
+            return Err(ConfigError::Invalid {
+                key: "admin_key",
+                message: format!("an admin key is at least {MIN_ADMIN_KEY_LEN} bytes"),
+            });
+        }
+        let positive = |key: &'static str, value: Option<u64>, default: u64| match value {
+            Some(0) => Err(ConfigError::Invalid {
+                key,
+                message: "must be greater than 0".to_owned(),
+            }),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        };
+        let poll_interval_ms = positive("poll_interval_ms", file.poll_interval_ms, 1000)?;
+        let consistency_timeout_ms =
+            positive("consistency_timeout_ms", file.consistency_timeout_ms, 2000)?;
+        let max_batch_checks =
+            positive("max_batch_checks", file.max_batch_checks.map(|v| v as u64), 1000)? as usize;
+        let max_body_bytes =
+            positive("max_body_bytes", file.max_body_bytes.map(|v| v as u64), 1 << 20)? as usize;
+        Ok(Config {
+            listen,
+            data_dir,
+            database_url,
+            admin_key,
+            default_tenant,
+            log: o.log.or(file.log).unwrap_or_else(|| "info".to_owned()),
+            poll_interval: Duration::from_millis(poll_interval_ms),
+            consistency_timeout: Duration::from_millis(consistency_timeout_ms),
+            max_batch_checks,
+            max_body_bytes,
+            dev: o.dev,
+            dev_key_file,
+        })
+    }
+
+    /// Settings for tests and embedding: SQLite or the given URL, port 0, a fixed key.
+    pub fn for_tests(database_url: String, admin_key: &str) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: PathBuf::from("."),
+            database_url,
+            admin_key: Secret::new(admin_key),
+            default_tenant: TenantId(DEFAULT_TENANT),
+            log: "info".to_owned(),
+            poll_interval: Duration::from_millis(1000),
+            consistency_timeout: Duration::from_millis(2000),
+            max_batch_checks: 1000,
+            max_body_bytes: 1 << 20,
+            dev: false,
+            dev_key_file: None,
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads `data_dir/admin-key`, creating it (mode 0600, 32 random bytes) on first start.
+fn dev_admin_key(data_dir: &Path) -> Result<Secret, ConfigError> {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+
+    let path = data_dir.join("admin-key");
+    let fail = |source| ConfigError::KeyFile {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(key) => return Ok(Secret::new(key.trim())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    std::fs::create_dir_all(data_dir).map_err(fail)?;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let key = format!(
+        "rc_dev_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path).map_err(fail)?;
+    std::io::Write::write_all(&mut file, key.as_bytes()).map_err(fail)?;
+    Ok(Secret::new(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overrides() -> Overrides {
+        Overrides {
+            admin_key: Some("0123456789abcdef".to_owned()),
+            ..Overrides::default()
+        }
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file() {
+        let file: FileSettings = toml::from_str("listen = \"127.0.0.1:9000\"\nlog = \"debug\"").unwrap();
+        let config = Config::resolve(
+            file,
+            Overrides {
+                listen: Some("127.0.0.1:9001".to_owned()),
+                ..overrides()
+            },
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 9001);
+        assert_eq!(config.log, "debug");
+        assert!(config.database_url.starts_with("sqlite://"));
+        assert_eq!(config.default_tenant, TenantId(DEFAULT_TENANT));
+    }
+
+    #[test]
+    fn an_unknown_file_key_is_an_error_naming_it() {
+        let err = toml::from_str::<FileSettings>("lisen = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = Config::resolve(
+            FileSettings::default(),
+            Overrides {
+                listen: Some("nowhere".to_owned()),
+                ..overrides()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`listen`"), "{err}");
+        let err = Config::resolve(FileSettings::default(), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("admin_key"), "{err}");
+        let err = Config::resolve(
+            FileSettings::default(),
+            Overrides {
+                admin_key: Some("short".to_owned()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("at least"), "{err}");
+    }
+
+    #[test]
+    fn dev_mode_generates_a_key_once_and_keeps_it() {
+        let dir = std::env::temp_dir().join(format!("rolecall-config-{}", Uuid::new_v4()));
+        let dev = || Overrides {
+            data_dir: Some(dir.clone()),
+            dev: true,
+            ..Overrides::default()
+        };
+        let first = Config::resolve(FileSettings::default(), dev()).unwrap();
+        let second = Config::resolve(FileSettings::default(), dev()).unwrap();
+        assert_eq!(first.admin_key, second.admin_key);
+        assert!(first.admin_key.expose().len() >= MIN_ADMIN_KEY_LEN);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
