@@ -1,0 +1,155 @@
+//! Starts the real app on loopback (bind port 0 first, then spawn: no test sleeps) and
+//! talks to it over real HTTP.
+
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use rolecall::config::Config;
+use rolecall::App;
+use serde_json::Value;
+
+/// The admin key every test app uses.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// A running app on its own fresh database.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// A client with no default headers.
+    pub client: reqwest::Client,
+    /// The database URL the app uses.
+    pub database_url: String,
+    /// Stops the server when dropped.
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// One HTTP answer, body parsed as JSON when it is JSON.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// Parsed body (`Value::Null` when empty or not JSON).
+    pub body: Value,
+}
+
+impl Reply {
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The problem `type` suffix (`validation`, `not-found`, ...), asserting the content type.
+    pub fn problem(&self) -> &str {
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "expected a problem document, got {self:?}"
+        );
+        self.body["type"]
+            .as_str()
+            .and_then(|t| t.strip_prefix("https://rolecall.dev/problems/"))
+            .unwrap_or_else(|| panic!("no problem type in {:?}", self.body))
+    }
+}
+
+impl TestApp {
+    /// Starts the app against `database_url`.
+    pub async fn spawn(database_url: String) -> TestApp {
+        Self::spawn_with(Config::for_tests(database_url, ADMIN_KEY)).await
+    }
+
+    /// Starts the app with a custom config.
+    pub async fn spawn_with(config: Config) -> TestApp {
+        init_logs();
+        let database_url = config.database_url.clone();
+        let app = App::build(config).await.expect("app builds");
+        let addr = app.local_addr().expect("bound");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = app
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        TestApp {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            database_url,
+            _shutdown: tx,
+        }
+    }
+
+    /// Sends a request with the admin key, optionally a JSON body and extra headers.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(ADMIN_KEY);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request sent");
+        Self::reply(response).await
+    }
+
+    /// Turns a response into a [`Reply`].
+    pub async fn reply(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body read");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `GET` with the admin key.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, None, &[]).await
+    }
+
+    /// `POST` JSON with the admin key.
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.call(Method::POST, path, Some(body), &[]).await
+    }
+
+    /// `PATCH` JSON with the admin key.
+    pub async fn patch(&self, path: &str, body: &Value) -> Reply {
+        self.call(Method::PATCH, path, Some(body), &[]).await
+    }
+
+    /// `DELETE` with the admin key.
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.call(Method::DELETE, path, None, &[]).await
+    }
+}
+
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .with_test_writer()
+            .try_init();
+    }
+}
