@@ -7,6 +7,7 @@ pub mod config;
 pub mod engine;
 pub mod model;
 pub mod store;
+pub mod sync;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use crate::api::AppState;
 use crate::config::Config;
 use crate::model::Catalog;
 use crate::store::{SqlStore, Store};
+use crate::sync::Sync;
 
 /// A built, bound, not yet serving Rolecall. Binding happens in [`App::build`], so a test
 /// can read the port (bind to port 0) before anything runs.
@@ -26,31 +28,39 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
+    /// Follows the change log until the app stops.
+    sync: Sync,
 }
 
 impl App {
     /// Connects the store, runs migrations and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let catalog = Arc::new(Catalog::builtin().context("loading the built-in role catalog")?);
+        let store_catalog = catalog.clone();
         if config.database_url.starts_with("sqlite:") {
             std::fs::create_dir_all(&config.data_dir).with_context(|| {
                 format!("creating the data directory `{}`", config.data_dir.display())
             })?;
         }
-        let store = SqlStore::connect(&config.database_url, catalog)
+        let store = SqlStore::connect(&config.database_url, store_catalog)
             .await
             .context("connecting to the store")?;
         store.migrate().await.context("running migrations")?;
         let store: Arc<dyn Store> = Arc::new(store);
+        let listen_url = Some(config.database_url.clone());
+        let sync = Sync::start(store.clone(), catalog, config.poll_interval, listen_url)
+            .await
+            .context("loading the decision snapshot")?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        let state = AppState::new(store, config);
+        let state = AppState::new(store, sync.directory.clone(), config);
         let router = api::router(state.clone());
         Ok(App {
             listener,
             router,
             state,
+            sync,
         })
     }
 
@@ -66,10 +76,12 @@ impl App {
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
-            .context("serving http")
+            .context("serving http");
+        drop(self.sync);
+        served
     }
 }
 

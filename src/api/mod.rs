@@ -2,6 +2,7 @@
 //! validate through the model, call the store or the engine, and shape the answer.
 
 pub mod admin;
+mod check;
 pub mod error;
 pub mod extract;
 mod ops;
@@ -23,7 +24,9 @@ pub use error::ApiError;
 
 use crate::config::Config;
 use crate::model::Revision;
+use crate::engine::Snapshot;
 use crate::store::Store;
+use crate::sync::Directory;
 
 /// The header carrying each request's id (set when absent, echoed in the response).
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -35,14 +38,25 @@ pub struct AppState(Arc<Shared>);
 struct Shared {
     /// The directory's persistence.
     store: Arc<dyn Store>,
+    /// The decision snapshot, kept in step with the store by sync.
+    directory: Arc<Directory>,
     /// Validated settings.
     config: Config,
 }
 
 impl AppState {
     /// Wraps the shared parts.
-    pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
-        AppState(Arc::new(Shared { store, config }))
+    pub fn new(store: Arc<dyn Store>, directory: Arc<Directory>, config: Config) -> Self {
+        AppState(Arc::new(Shared {
+            store,
+            directory,
+            config,
+        }))
+    }
+
+    /// The decision snapshot's read side.
+    pub fn directory(&self) -> &Directory {
+        &self.0.directory
     }
 
     /// The store.
@@ -55,11 +69,18 @@ impl AppState {
         &self.0.config
     }
 
-    /// Returns once this replica's snapshot includes `revision` (read-your-writes).
-    ///
-    /// The decision snapshot is not wired in yet, so there is nothing to wait for.
-    pub async fn wait_for(&self, _revision: Revision) -> Result<(), ApiError> {
-        Ok(())
+    /// Returns once this replica's snapshot includes `revision` (read-your-writes), or a
+    /// 503 `consistency-timeout` after the configured timeout.
+    pub async fn wait_for(&self, revision: Revision) -> Result<Arc<Snapshot>, ApiError> {
+        self.directory()
+            .at_least(revision, self.config().consistency_timeout)
+            .await
+            .map_err(|e| {
+                ApiError::ConsistencyTimeout(format!(
+                    "revision {} is committed but this replica's snapshot is at {}; retry with consistency {{\"atLeast\": \"{}\"}}",
+                    e.wanted, e.reached, e.wanted
+                ))
+            })
     }
 }
 
@@ -83,6 +104,7 @@ fn route(method: Method, path: &'static str, handler: MethodRouter<AppState>) ->
 /// Every route the server answers.
 pub fn routes() -> Vec<Route> {
     let mut all = admin::routes();
+    all.extend(check::routes());
     all.extend(ops::routes());
     all
 }
@@ -99,7 +121,7 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
-        .layer(tower_http::timeout::TimeoutLayer::new(Duration::from_secs(30)))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

@@ -8,6 +8,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::{route, ApiError, AppState, Route};
+use crate::store::Backend;
 
 /// The contract, served verbatim.
 pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
@@ -34,7 +35,10 @@ async fn readyz(State(app): State<AppState>) -> Result<impl IntoResponse, ApiErr
         StatusCode::OK,
         Json(json!({
             "status": "ready",
-            "store": app.store().backend().as_str(),
+            "store": match app.store().backend() {
+                Backend::Postgres => "postgres",
+                Backend::Sqlite => "sqlite",
+            },
             "revision": revision,
         })),
     ))

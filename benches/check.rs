@@ -1,0 +1,187 @@
+//! Engine benchmarks: check latency (allow and deny, with and without explanation),
+//! snapshot build time and the cost of applying one change, at 1k, 100k and 1M assignments.
+//!
+//! `ROLECALL_BENCH_SIZES=S,M,L cargo bench --bench check` (default `S,M`: L needs about
+//! 1.5 GB and a minute). Before criterion runs, each size prints its build time, resident
+//! memory and per-call latency percentiles (criterion reports means and medians only).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion};
+use rolecall::engine::dataset::{generate, DatasetSize};
+use rolecall::engine::{CheckRequest, Snapshot};
+use rolecall::model::{Catalog, Change, ChangeOp, EntityType, GroupMember, PrincipalType, Revision, RoleAssignment};
+
+fn sizes() -> Vec<DatasetSize> {
+    let raw = std::env::var("ROLECALL_BENCH_SIZES").unwrap_or_else(|_| "S,M".to_owned());
+    raw.split(',').filter(|s| !s.trim().is_empty()).map(|s| DatasetSize::parse(s).unwrap_or_else(|| panic!("unknown size `{s}`"))).collect()
+}
+
+fn catalog() -> Catalog {
+    Catalog::builtin().unwrap_or_else(|_| Catalog::parse(r#"{"roles":[]}"#).expect("empty catalog"))
+}
+
+/// (current, peak) resident set size in MiB, from /proc (Linux only; zeros elsewhere).
+fn rss_mib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn percentiles(mut ns: Vec<u64>) -> String {
+    ns.sort_unstable();
+    let at = |q: f64| ns[((ns.len() as f64 - 1.0) * q) as usize];
+    format!("median {} ns, p90 {} ns, p99 {} ns, p99.9 {} ns (n={})", at(0.5), at(0.9), at(0.99), at(0.999), ns.len())
+}
+
+fn measure(snapshot: &Snapshot, tenant: rolecall::model::TenantId, requests: &[CheckRequest], now: rolecall::model::Timestamp, explain: bool) -> String {
+    if requests.is_empty() {
+        return "no requests".to_owned();
+    }
+    let rounds = (200_000 / requests.len()).max(1);
+    let mut ns = Vec::with_capacity(rounds * requests.len());
+    for _ in 0..rounds {
+        for r in requests {
+            let start = Instant::now();
+            let d = snapshot.check(tenant, black_box(r), now, explain);
+            ns.push(start.elapsed().as_nanos() as u64);
+            black_box(d);
+        }
+    }
+    percentiles(ns)
+}
+
+fn one_change(data: &rolecall::engine::dataset::Dataset, n: u128) -> Change {
+    let t = &data.dump.tenants[0];
+    let template = &t.role_assignments[n as usize % t.role_assignments.len()];
+    let a = RoleAssignment { id: uuid::Uuid::from_u128(0xbe00 + n), ..template.clone() };
+    Change {
+        revision: Revision(2),
+        sequence: 0,
+        tenant_id: data.tenant,
+        entity_type: EntityType::RoleAssignment,
+        entity_id: a.id.to_string(),
+        op: ChangeOp::Create,
+        before: None,
+        after: Some(serde_json::to_value(&a).expect("serializes")),
+        actor: "bench".to_owned(),
+        at: data.now,
+    }
+}
+
+fn one_membership(data: &rolecall::engine::dataset::Dataset) -> Change {
+    let t = &data.dump.tenants[0];
+    let m = GroupMember {
+        group_id: t.groups[0].id,
+        id: uuid::Uuid::from_u128(0xbeef),
+        member_type: PrincipalType::User,
+        created_date_time: data.now,
+    };
+    Change {
+        revision: Revision(2),
+        sequence: 0,
+        tenant_id: data.tenant,
+        entity_type: EntityType::GroupMember,
+        entity_id: format!("{}/{}", m.group_id, m.id),
+        op: ChangeOp::Create,
+        before: None,
+        after: Some(serde_json::to_value(&m).expect("serializes")),
+        actor: "bench".to_owned(),
+        at: data.now,
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let catalog = catalog();
+    for size in sizes() {
+        let name = size.name();
+        let started = Instant::now();
+        let data = generate(size, 42);
+        let generated = started.elapsed();
+        let (rss_dump, _) = rss_mib();
+        let started = Instant::now();
+        let snapshot = Snapshot::build(&data.dump, &catalog);
+        let built = started.elapsed();
+        let (rss_built, peak) = rss_mib();
+        let (allowed, denied): (Vec<CheckRequest>, Vec<CheckRequest>) = data
+            .likely_allowed
+            .iter()
+            .chain(&data.likely_denied)
+            .cloned()
+            .partition(|r| snapshot.check(data.tenant, r, data.now, false).allowed);
+        println!(
+            "[{name}] {} assignments: generated in {:.2?}, built in {:.2?}; RSS {} MiB with the dump, {} MiB after build (snapshot ~{} MiB), peak {} MiB; {} allowed / {} denied sample requests",
+            data.dump.tenants[0].role_assignments.len(),
+            generated,
+            built,
+            rss_dump,
+            rss_built,
+            rss_built.saturating_sub(rss_dump),
+            peak,
+            allowed.len(),
+            denied.len()
+        );
+        println!("[{name}] check allow: {}", measure(&snapshot, data.tenant, &allowed, data.now, false));
+        println!("[{name}] check deny:  {}", measure(&snapshot, data.tenant, &denied, data.now, false));
+        println!("[{name}] check allow, explained: {}", measure(&snapshot, data.tenant, &allowed[..allowed.len().min(500)], data.now, true));
+        let started = Instant::now();
+        let rounds = 200u128;
+        for n in 0..rounds {
+            black_box(snapshot.apply(&[one_change(&data, n)]).expect("applies"));
+        }
+        println!("[{name}] apply one assignment: {:.2?} per change (mean of {rounds}, decoding included)", started.elapsed() / rounds as u32);
+
+        let mut group = c.benchmark_group(format!("check/{name}"));
+        let mut i = 0usize;
+        group.bench_function("allow", |b| {
+            b.iter(|| {
+                i = (i + 1) % allowed.len();
+                black_box(snapshot.check(data.tenant, black_box(&allowed[i]), data.now, false))
+            })
+        });
+        group.bench_function("deny", |b| {
+            b.iter(|| {
+                i = (i + 1) % denied.len();
+                black_box(snapshot.check(data.tenant, black_box(&denied[i]), data.now, false))
+            })
+        });
+        group.bench_function("allow_explained", |b| {
+            b.iter(|| {
+                i = (i + 1) % allowed.len();
+                black_box(snapshot.check(data.tenant, black_box(&allowed[i]), data.now, true))
+            })
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("apply/{name}"));
+        let assignment = [one_change(&data, 0)];
+        group.bench_function("one_assignment", |b| {
+            b.iter_with_large_drop(|| snapshot.apply(black_box(&assignment)).expect("applies"))
+        });
+        let membership = [one_membership(&data)];
+        group.bench_function("one_membership", |b| {
+            b.iter_with_large_drop(|| snapshot.apply(black_box(&membership)).expect("applies"))
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("build/{name}"));
+        group.sample_size(10);
+        if size == DatasetSize::L {
+            group.measurement_time(Duration::from_secs(60));
+        }
+        group.bench_function("snapshot", |b| {
+            b.iter_batched(|| (), |()| Snapshot::build(black_box(&data.dump), &catalog), BatchSize::PerIteration)
+        });
+        group.finish();
+    }
+    c.final_summary();
+}

@@ -1,0 +1,193 @@
+//! The only writer of the engine snapshot.
+//!
+//! At start-up it loads every tenant's directory at one revision, then follows `changes`
+//! after it, in order. One loop wakes on a local write (a kick), on PostgreSQL's
+//! `NOTIFY rolecall_changes` (another replica wrote), or on a poll tick that covers lost
+//! notifications and reconnects. Notification payloads are never trusted: waking only
+//! makes the loop read `changes` after the revision it has applied.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::engine::Snapshot;
+use crate::model::{Catalog, Revision};
+use crate::store::{Backend, Store, StoreError, NOTIFY_CHANNEL};
+
+/// How many changes one catch-up step reads at most.
+const BATCH: u32 = 5_000;
+
+/// The read side every request uses: the current snapshot and a way to wait for a revision.
+pub struct Directory {
+    /// Swapped whole, never mutated: a check never waits on sync.
+    current: ArcSwap<Snapshot>,
+    /// The revision of `current`, for waiters.
+    applied: watch::Sender<Revision>,
+    /// Wakes the sync loop (a local write, or a NOTIFY from another replica).
+    kick: Notify,
+}
+
+/// The snapshot did not reach the wanted revision in time.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the snapshot is at revision {reached}, not yet at {wanted}")]
+pub struct NotYet {
+    /// The revision asked for.
+    pub wanted: Revision,
+    /// The revision reached when time ran out.
+    pub reached: Revision,
+}
+
+impl Directory {
+    fn new(snapshot: Snapshot) -> Directory {
+        let revision = snapshot.revision();
+        Directory {
+            current: ArcSwap::from_pointee(snapshot),
+            applied: watch::Sender::new(revision),
+            kick: Notify::new(),
+        }
+    }
+
+    /// The current snapshot; holding it keeps it alive while newer ones are swapped in.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Returns a snapshot at `revision` or later, waiting at most `timeout` for sync to
+    /// reach it.
+    pub async fn at_least(&self, revision: Revision, timeout: Duration) -> Result<Arc<Snapshot>, NotYet> {
+        let snapshot = self.snapshot();
+        if snapshot.revision() >= revision {
+            return Ok(snapshot);
+        }
+        let mut applied = self.applied.subscribe();
+        self.kick.notify_one();
+        let reached = tokio::time::timeout(timeout, applied.wait_for(|r| *r >= revision)).await;
+        match reached {
+            Ok(Ok(_)) => Ok(self.snapshot()),
+            _ => Err(NotYet {
+                wanted: revision,
+                reached: self.snapshot().revision(),
+            }),
+        }
+    }
+
+    fn publish(&self, snapshot: Snapshot) {
+        let revision = snapshot.revision();
+        self.current.store(Arc::new(snapshot));
+        self.applied.send_replace(revision);
+    }
+}
+
+/// The running sync: its directory and background tasks (aborted on drop).
+pub struct Sync {
+    /// Shared with every request.
+    pub directory: Arc<Directory>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Sync {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Sync {
+    /// Loads the snapshot, then starts following the change log. On PostgreSQL, `listen_url`
+    /// is the database to `LISTEN` on.
+    #[tracing::instrument(skip_all)]
+    pub async fn start(
+        store: Arc<dyn Store>,
+        catalog: Arc<Catalog>,
+        poll_interval: Duration,
+        listen_url: Option<String>,
+    ) -> Result<Sync, StoreError> {
+        let started = std::time::Instant::now();
+        let snapshot = load(store.as_ref(), &catalog).await?;
+        tracing::info!(
+            revision = %snapshot.revision(),
+            millis = started.elapsed().as_millis() as u64,
+            "snapshot loaded"
+        );
+        let directory = Arc::new(Directory::new(snapshot));
+        let mut tasks = vec![tokio::spawn(follow(
+            store.clone(),
+            catalog,
+            directory.clone(),
+            poll_interval,
+        ))];
+        if let (Backend::Postgres, Some(url)) = (store.backend(), listen_url) {
+            tasks.push(tokio::spawn(listen(url, directory.clone())));
+        }
+        Ok(Sync { directory, tasks })
+    }
+}
+
+async fn load(store: &dyn Store, catalog: &Catalog) -> Result<Snapshot, StoreError> {
+    let dump = store.dump().await?;
+    Ok(Snapshot::build(&dump, catalog))
+}
+
+/// The loop: wake, catch up, repeat.
+async fn follow(store: Arc<dyn Store>, catalog: Arc<Catalog>, directory: Arc<Directory>, poll: Duration) {
+    loop {
+        tokio::select! {
+            _ = directory.kick.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+        if let Err(error) = catch_up(store.as_ref(), &catalog, &directory).await {
+            tracing::warn!(%error, "sync could not catch up; retrying on the next tick");
+        }
+    }
+}
+
+/// Applies every change after the current snapshot's revision; reloads in full when a
+/// change cannot be applied.
+#[tracing::instrument(skip_all)]
+async fn catch_up(store: &dyn Store, catalog: &Catalog, directory: &Directory) -> Result<(), StoreError> {
+    loop {
+        let current = directory.snapshot();
+        let changes = store.changes_after(current.revision(), BATCH).await?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        match current.apply(&changes) {
+            Ok(next) => directory.publish(next),
+            Err(error) => {
+                tracing::error!(%error, "change could not be applied; reloading the snapshot");
+                directory.publish(load(store, catalog).await?);
+            }
+        }
+    }
+}
+
+/// `LISTEN rolecall_changes`, kicking the loop on each notification and after each
+/// reconnect (notifications may have been lost meanwhile).
+async fn listen(url: String, directory: Arc<Directory>) {
+    loop {
+        match sqlx::postgres::PgListener::connect(&url).await {
+            Ok(mut listener) => match listener.listen(NOTIFY_CHANNEL).await {
+                Ok(()) => {
+                    directory.kick.notify_one();
+                    loop {
+                        match listener.try_recv().await {
+                            // A notification, or None after a reconnect: read `changes` either way.
+                            Ok(_) => directory.kick.notify_one(),
+                            Err(error) => {
+                                tracing::warn!(%error, "LISTEN connection failed");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "LISTEN failed"),
+            },
+            Err(error) => tracing::warn!(%error, "cannot connect for LISTEN"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -1,0 +1,1122 @@
+//! The contract (`openapi.yaml`) held against the code, with no server: every route is
+//! documented and every documented operation is routed; the document is well-formed
+//! OpenAPI 3.1 whose schemas compile; and what `ApiError` and the response types actually
+//! write (status, headers, body) is what the contract says they write.
+//!
+//! The HTTP-level checks (the served `/openapi.yaml`, real handlers against real stores)
+//! live in the integration tests, which check every reply with the same helper.
+
+#[path = "common/spec.rs"]
+mod spec;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::http::{HeaderMap, Uri};
+use axum::response::IntoResponse;
+use chrono::Utc;
+use rolecall::api::error::PROBLEM_BASE;
+use rolecall::api::respond::{Created, Deleted, List, One, Updated};
+use rolecall::api::ApiError;
+use rolecall::engine::{
+    Access, DenyReason, EffectiveDeny, EffectivePermission, EffectivePermissions, GrantReason,
+    GrantSource, Miss, MissReason, Reason,
+};
+use rolecall::model::{
+    ActionPattern, AdministrativeUnit, AdministrativeUnitMember, Catalog, Change, ChangeOp,
+    DenyAssignment, EntityType, Group, GroupMember, PrincipalType, Revision, RoleAssignment,
+    RoleDefinition, Scope, TenantId, ValidationErrors,
+};
+use rolecall::store::{Page, Stored, Written};
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use spec::{
+    assert_response_matches, check_response, compile_schema, resolve, response_object, spec,
+    validator_for,
+};
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// Every operation in the spec as (METHOD, path template, operation object).
+fn operations() -> Vec<(String, String, &'static Value)> {
+    let paths = spec()["paths"].as_object().expect("`paths` is a map");
+    let mut all = Vec::new();
+    for (path, item) in paths {
+        for method in METHODS {
+            if let Some(operation) = item.get(method) {
+                all.push((method.to_ascii_uppercase(), path.clone(), operation));
+            }
+        }
+    }
+    all
+}
+
+/// The parameters that apply to an operation (path-level and its own), resolved.
+fn parameters(path: &str, operation: &'static Value) -> Vec<&'static Value> {
+    let item = &spec()["paths"][path];
+    [item.get("parameters"), operation.get("parameters")]
+        .into_iter()
+        .flatten()
+        .flat_map(|list| list.as_array().expect("`parameters` is a list"))
+        .map(|p| resolve(p).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .collect()
+}
+
+/// Every `$ref` anywhere in `value`, with where it was found.
+fn refs(value: &Value, at: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                if key == "$ref" {
+                    if let Some(target) = child.as_str() {
+                        out.push((at.to_owned(), target.to_owned()));
+                    }
+                } else {
+                    let key = key.replace('~', "~0").replace('/', "~1");
+                    refs(child, &format!("{at}/{key}"), out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                refs(child, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_route_is_in_the_spec_and_every_spec_operation_is_routed() {
+    let routed: BTreeSet<(String, String)> = rolecall::api::routes()
+        .iter()
+        .map(|r| (r.method.as_str().to_owned(), r.path.to_owned()))
+        .collect();
+    let documented: BTreeSet<(String, String)> =
+        operations().into_iter().map(|(m, p, _)| (m, p)).collect();
+    let undocumented: Vec<String> = routed
+        .difference(&documented)
+        .map(|(m, p)| format!("{m} {p}"))
+        .collect();
+    let unrouted: Vec<String> = documented
+        .difference(&routed)
+        .map(|(m, p)| format!("{m} {p}"))
+        .collect();
+    assert!(
+        undocumented.is_empty() && unrouted.is_empty(),
+        "routes() and openapi.yaml disagree\n  routed but not in openapi.yaml: {undocumented:#?}\n  in openapi.yaml but not routed: {unrouted:#?}"
+    );
+}
+
+#[test]
+fn the_spec_is_valid_openapi_3_1() {
+    let spec = spec();
+    let version = spec["openapi"].as_str().unwrap_or_default();
+    assert!(
+        version.starts_with("3.1."),
+        "`openapi` is `{version}`, not 3.1.x"
+    );
+    assert!(spec["info"]["title"].is_string() && spec["info"]["version"].is_string());
+    assert!(spec["components"]["securitySchemes"]["adminKey"]["scheme"] == "bearer");
+
+    let mut all_refs = Vec::new();
+    refs(spec, "#", &mut all_refs);
+    let broken: Vec<String> = all_refs
+        .iter()
+        .filter(|(_, target)| !target.starts_with("#/") || spec.pointer(&target[1..]).is_none())
+        .map(|(at, target)| format!("{at}: `{target}`"))
+        .collect();
+    assert!(broken.is_empty(), "unresolved `$ref`s: {broken:#?}");
+
+    let mut problems = Vec::new();
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    for (method, path, operation) in operations() {
+        let name = format!("{method} {path}");
+        match operation["operationId"].as_str() {
+            None => problems.push(format!("{name}: no operationId")),
+            Some(id) => {
+                if let Some(other) = ids.insert(id.to_owned(), name.clone()) {
+                    problems.push(format!("{name}: operationId `{id}` is also {other}'s"));
+                }
+            }
+        }
+        if !operation["summary"].is_string() {
+            problems.push(format!("{name}: no summary"));
+        }
+        let responses = operation["responses"].as_object();
+        if responses.is_none_or(|r| r.is_empty()) {
+            problems.push(format!("{name}: no responses"));
+        }
+        for (status, response) in responses.into_iter().flatten() {
+            let valid_key = status == "default"
+                || (status.len() == 3
+                    && status.starts_with(['1', '2', '3', '4', '5'])
+                    && (status[1..].chars().all(|c| c.is_ascii_digit()) || &status[1..] == "XX"));
+            if !valid_key {
+                problems.push(format!("{name}: `{status}` is not a status code"));
+            }
+            match resolve(response) {
+                Ok(r) if r["description"].is_string() => {}
+                Ok(_) => problems.push(format!("{name} {status}: no description")),
+                Err(e) => problems.push(format!("{name} {status}: {e}")),
+            }
+        }
+
+        // Path parameters: exactly the template's, each required.
+        let in_template: BTreeSet<&str> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .collect();
+        let declared: BTreeSet<&str> = parameters(&path, operation)
+            .into_iter()
+            .filter(|p| p["in"] == "path")
+            .inspect(|p| {
+                if p["required"] != true {
+                    problems.push(format!(
+                        "{name}: path parameter {} is not required",
+                        p["name"]
+                    ));
+                }
+            })
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        if in_template != declared {
+            problems.push(format!(
+                "{name}: the template has path parameters {in_template:?} but declares {declared:?}"
+            ));
+        }
+
+        // `/v1` needs the admin key and says what happens without it; operations don't.
+        let security = operation.get("security").unwrap_or(&spec["security"]);
+        let secured = security.as_array().is_some_and(|s| !s.is_empty());
+        if path.starts_with("/v1/") {
+            if !secured {
+                problems.push(format!("{name}: not secured by `adminKey`"));
+            }
+            match response_object(&method, &path, 401) {
+                Ok(r) if r["headers"].get("WWW-Authenticate").is_some() => {}
+                Ok(_) => problems.push(format!("{name}: its 401 has no WWW-Authenticate header")),
+                Err(_) => problems.push(format!("{name}: declares no 401")),
+            }
+        } else if secured {
+            problems.push(format!(
+                "{name}: an operations route should need no credentials"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "openapi.yaml is not valid:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn every_operation_follows_the_conventions_of_the_contract() {
+    let mut problems = Vec::new();
+    for (method, path, operation) in operations() {
+        let name = format!("{method} {path}");
+        let responses = operation["responses"].as_object().expect("responses");
+        let declares = |status: u16| responses.contains_key(&status.to_string());
+
+        // A JSON body can be malformed, too large or of the wrong media type.
+        if let Some(body) = operation.get("requestBody") {
+            let body = resolve(body).expect("request body resolves");
+            if body["content"]["application/json"]["schema"].is_null() {
+                problems.push(format!(
+                    "{name}: its request body is not `application/json`"
+                ));
+            }
+            for status in [400, 413, 415] {
+                if !declares(status) {
+                    problems.push(format!("{name}: takes a body but declares no {status}"));
+                }
+            }
+        }
+
+        // `If-Match` and 412 go together.
+        let if_match = parameters(&path, operation)
+            .iter()
+            .any(|p| p["in"] == "header" && p["name"] == "If-Match");
+        if if_match != declares(412) {
+            problems.push(format!(
+                "{name}: If-Match {if_match}, 412 {}",
+                declares(412)
+            ));
+        }
+        if path.starts_with("/v1/")
+            && !parameters(&path, operation)
+                .iter()
+                .any(|p| p["in"] == "header" && p["name"] == "Rolecall-Tenant")
+        {
+            problems.push(format!("{name}: does not take Rolecall-Tenant"));
+        }
+        if ["PATCH", "DELETE"].contains(&method.as_str())
+            && !path.contains("/members/")
+            && !if_match
+        {
+            problems.push(format!("{name}: changes an object but takes no If-Match"));
+        }
+
+        for (status, response) in responses {
+            let response = resolve(response).expect("response resolves");
+            let headers = &response["headers"];
+            if headers.get("x-request-id").is_none() {
+                problems.push(format!("{name} {status}: no x-request-id header"));
+            }
+            if status == "503" && headers.get("Retry-After").is_none() {
+                problems.push(format!("{name} {status}: no Retry-After header"));
+            }
+            let content = response["content"].as_object();
+            let is_problem = content.is_some_and(|c| c.contains_key("application/problem+json"));
+            if status.starts_with(['4', '5']) != is_problem {
+                problems.push(format!(
+                    "{name} {status}: errors, and only errors, are `application/problem+json`"
+                ));
+            }
+            if method == "POST" && status == "201" && headers.get("Location").is_none() {
+                problems.push(format!("{name} {status}: no Location header"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_schema_in_the_spec_compiles_as_json_schema_2020_12() {
+    let mut problems = Vec::new();
+    for name in spec()["components"]["schemas"]
+        .as_object()
+        .expect("schemas")
+        .keys()
+    {
+        let reference = json!({ "$ref": format!("#/components/schemas/{name}") });
+        if let Err(e) = compile_schema(&reference) {
+            problems.push(format!("{name}: {e}"));
+        }
+    }
+    for (method, path, operation) in operations() {
+        for status in operation["responses"]
+            .as_object()
+            .expect("responses")
+            .keys()
+        {
+            let Ok(code) = status.parse::<u16>() else {
+                continue;
+            };
+            let response = response_object(&method, &path, code).expect("documented");
+            let is_json = response["content"]
+                .as_object()
+                .is_some_and(|c| c.keys().any(|m| m.ends_with("json")));
+            if is_json {
+                if let Err(e) = validator_for(&method, &path, code) {
+                    problems.push(e);
+                }
+            }
+        }
+        if let Some(body) = operation.get("requestBody") {
+            let schema = &resolve(body).expect("resolves")["content"]["application/json"]["schema"];
+            if let Err(e) = compile_schema(schema) {
+                problems.push(format!("{method} {path} request body: {e}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// --- what the code writes ---
+
+/// A rendered response: status, headers, JSON body (`Null` when empty).
+struct Rendered {
+    status: u16,
+    headers: HeaderMap,
+    body: Value,
+}
+
+fn render(response: impl IntoResponse) -> Rendered {
+    let response = response.into_response();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = futures::executor::block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+        .expect("the body is readable");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("the body is JSON")
+    };
+    Rendered {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The headers the response writes itself (middleware adds `x-request-id`), checked both
+/// ways against the documented ones, each value against its schema.
+const OWN_HEADERS: [&str; 5] = [
+    "etag",
+    "location",
+    "rolecall-revision",
+    "www-authenticate",
+    "retry-after",
+];
+
+fn check_headers(method: &str, path: &str, rendered: &Rendered) -> Result<(), String> {
+    let response = response_object(method, path, rendered.status)?;
+    let documented: BTreeMap<String, &Value> = response["headers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, header)| {
+            (
+                name.to_ascii_lowercase(),
+                resolve(header).expect("header resolves"),
+            )
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for (name, header) in &documented {
+        if name == "x-request-id" {
+            continue;
+        }
+        let Some(value) = rendered
+            .headers
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok())
+        else {
+            problems.push(format!("documented header `{name}` is missing"));
+            continue;
+        };
+        let schema = &header["schema"];
+        let value = if resolve(schema).expect("resolves")["type"] == "integer" {
+            value
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::from(value))
+        } else {
+            Value::from(value)
+        };
+        let validator = compile_schema(schema)?;
+        if let Err(e) = validator.validate(&value) {
+            problems.push(format!(
+                "header `{name}: {value}` does not match its schema: {e}"
+            ));
+        }
+    }
+    for name in OWN_HEADERS {
+        if rendered.headers.contains_key(name) && !documented.contains_key(name) {
+            problems.push(format!("header `{name}` is written but not documented"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{method} {path} {}: {}\nheaders: {:?}",
+            rendered.status,
+            problems.join("; "),
+            rendered.headers
+        ))
+    }
+}
+
+/// Asserts that a rendered response is documented, body and headers.
+#[track_caller]
+fn assert_documented(method: &str, path: &str, rendered: &Rendered) {
+    assert_response_matches(method, path, rendered.status, &rendered.body);
+    if let Err(e) = check_headers(method, path, rendered) {
+        panic!("{e}");
+    }
+}
+
+fn json_of<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).expect("serializes")
+}
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc::now()
+}
+
+fn scope(raw: &str) -> Scope {
+    Scope::parse(raw).expect("a scope")
+}
+
+fn patterns(raw: &[&str]) -> Vec<ActionPattern> {
+    raw.iter()
+        .map(|p| ActionPattern::parse(p).expect("a pattern"))
+        .collect()
+}
+
+fn stored<T>(value: T) -> Stored<T> {
+    Stored {
+        value,
+        revision: Revision(7),
+    }
+}
+
+fn written<T>(value: T, created: bool) -> Written<T> {
+    Written {
+        value,
+        revision: Revision(8),
+        created,
+    }
+}
+
+/// `GET` of one, the list (with a next page), create, update and delete of one kind.
+struct Kind<T> {
+    collection: &'static str,
+    item: &'static str,
+    value: T,
+    can_patch: bool,
+    idempotent_create: bool,
+}
+
+impl<T: Serialize + Clone> Kind<T> {
+    fn check(self) {
+        let id = Uuid::new_v4();
+        let one = render(One(stored(self.value.clone())));
+        assert_eq!(one.headers["etag"], "\"7\"");
+        if !self.item.ends_with("{memberId}") {
+            assert_documented("GET", self.item, &one);
+        }
+        let uri: Uri = format!(
+            "{}?limit=1",
+            self.collection.replace("{id}", &id.to_string())
+        )
+        .parse()
+        .expect("a uri");
+        let page = Page {
+            items: vec![stored(self.value.clone())],
+            next: Some("opaque".to_owned()),
+        };
+        let list = render(List::of_stored(&uri, page));
+        assert_documented("GET", self.collection, &list);
+        let next = list.body["nextLink"].as_str().expect("a next link");
+        assert!(
+            next.starts_with(uri.path()) && next.contains("cursor=opaque"),
+            "{next}"
+        );
+        let last = render(List::of_stored(
+            &uri,
+            Page {
+                items: Vec::<Stored<T>>::new(),
+                next: None,
+            },
+        ));
+        assert_documented("GET", self.collection, &last);
+
+        let created = render(Created {
+            written: written(self.value.clone(), true),
+            location: format!("{}/{id}", uri.path()),
+        });
+        assert_eq!(created.status, 201);
+        assert_eq!(created.body["revision"], "8");
+        assert_eq!(created.headers["rolecall-revision"], "8");
+        assert_documented("POST", self.collection, &created);
+        let found = render(Created {
+            written: written(self.value.clone(), false),
+            location: format!("{}/{id}", uri.path()),
+        });
+        assert_eq!(found.status, 200);
+        if self.idempotent_create {
+            assert_documented("POST", self.collection, &found);
+        } else {
+            assert!(response_object("POST", self.collection, 200).is_err());
+        }
+        if self.can_patch {
+            let updated = render(Updated(written(self.value.clone(), false)));
+            assert_documented("PATCH", self.item, &updated);
+        }
+        let deleted = render(Deleted(Revision(9)));
+        assert_eq!(deleted.body, json!({"revision": "9"}));
+        assert_documented("DELETE", self.item, &deleted);
+    }
+}
+
+fn custom_role() -> RoleDefinition {
+    let mut role = Catalog::builtin().expect("catalog").roles()[0].clone();
+    role.id = Uuid::new_v4();
+    role.template_id = role.id;
+    role.is_built_in = false;
+    role.version = 3;
+    role.assignable_scopes = vec![scope("/applications/a1"), scope("/")];
+    role.created_date_time = Some(now());
+    role.last_modified_date_time = Some(now());
+    role
+}
+
+fn role_assignment(window: bool) -> RoleAssignment {
+    RoleAssignment {
+        id: Uuid::new_v4(),
+        principal_id: Uuid::new_v4(),
+        principal_type: PrincipalType::ServicePrincipal,
+        role_definition_id: Uuid::new_v4(),
+        directory_scope_id: scope("/applications/0b6e3b57-4c0d-4a7b-8d33-0f8f3f9e2d10"),
+        start_date_time: window.then(now),
+        end_date_time: window.then(|| now() + chrono::Duration::days(1)),
+        created_date_time: now(),
+    }
+}
+
+fn deny_assignment() -> DenyAssignment {
+    DenyAssignment {
+        id: Uuid::new_v4(),
+        display_name: "No secrets".to_owned(),
+        description: String::new(),
+        principal_id: Uuid::new_v4(),
+        principal_type: PrincipalType::Group,
+        actions: patterns(&["microsoft.directory/applications/credentials/*"]),
+        excluded_actions: patterns(&["microsoft.directory/applications/credentials/read"]),
+        directory_scope_id: scope("/applications"),
+        created_date_time: now(),
+        last_modified_date_time: now(),
+    }
+}
+
+fn group() -> Group {
+    Group {
+        id: Uuid::new_v4(),
+        display_name: "Finance".to_owned(),
+        description: "all of finance".to_owned(),
+        created_date_time: now(),
+        last_modified_date_time: now(),
+    }
+}
+
+fn group_member() -> GroupMember {
+    GroupMember {
+        group_id: Uuid::new_v4(),
+        id: Uuid::new_v4(),
+        member_type: PrincipalType::User,
+        created_date_time: now(),
+    }
+}
+
+fn unit() -> AdministrativeUnit {
+    AdministrativeUnit {
+        id: Uuid::new_v4(),
+        display_name: "Finance apps".to_owned(),
+        description: String::new(),
+        created_date_time: now(),
+        last_modified_date_time: now(),
+    }
+}
+
+fn unit_member() -> AdministrativeUnitMember {
+    AdministrativeUnitMember {
+        administrative_unit_id: Uuid::new_v4(),
+        resource: scope("/applications/a1"),
+        created_date_time: now(),
+    }
+}
+
+#[test]
+fn built_in_and_custom_roles_are_written_as_the_spec_says() {
+    let catalog = Catalog::builtin().expect("catalog");
+    for role in catalog.roles() {
+        let got = render(One(Stored {
+            value: role.clone(),
+            revision: Revision(0),
+        }));
+        assert_eq!(got.headers["etag"], "\"0\"");
+        assert_documented("GET", "/v1/roleDefinitions/{id}", &got);
+    }
+    let uri = Uri::from_static("/v1/roleDefinitions?isBuiltIn=true&limit=1000");
+    let page = Page {
+        items: catalog.roles().iter().cloned().map(stored).collect(),
+        next: None,
+    };
+    assert_documented(
+        "GET",
+        "/v1/roleDefinitions",
+        &render(List::of_stored(&uri, page)),
+    );
+
+    Kind {
+        collection: "/v1/roleDefinitions",
+        item: "/v1/roleDefinitions/{id}",
+        value: custom_role(),
+        can_patch: true,
+        idempotent_create: false,
+    }
+    .check();
+    let clone = render(Created {
+        written: written(custom_role(), true),
+        location: "/v1/roleDefinitions/x".to_owned(),
+    });
+    assert_documented("POST", "/v1/roleDefinitions/{id}/clone", &clone);
+    let uri =
+        Uri::from_static("/v1/roleDefinitions/9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3/assignments");
+    let page = Page {
+        items: vec![stored(role_assignment(false))],
+        next: Some("c".to_owned()),
+    };
+    assert_documented(
+        "GET",
+        "/v1/roleDefinitions/{id}/assignments",
+        &render(List::of_stored(&uri, page)),
+    );
+}
+
+#[test]
+fn assignments_groups_and_units_are_written_as_the_spec_says() {
+    for window in [false, true] {
+        Kind {
+            collection: "/v1/roleAssignments",
+            item: "/v1/roleAssignments/{id}",
+            value: role_assignment(window),
+            can_patch: false,
+            idempotent_create: true,
+        }
+        .check();
+    }
+    Kind {
+        collection: "/v1/denyAssignments",
+        item: "/v1/denyAssignments/{id}",
+        value: deny_assignment(),
+        can_patch: true,
+        idempotent_create: false,
+    }
+    .check();
+    Kind {
+        collection: "/v1/groups",
+        item: "/v1/groups/{id}",
+        value: group(),
+        can_patch: true,
+        idempotent_create: false,
+    }
+    .check();
+    Kind {
+        collection: "/v1/groups/{id}/members",
+        item: "/v1/groups/{id}/members/{memberId}",
+        value: group_member(),
+        can_patch: false,
+        idempotent_create: true,
+    }
+    .check();
+    Kind {
+        collection: "/v1/administrativeUnits",
+        item: "/v1/administrativeUnits/{id}",
+        value: unit(),
+        can_patch: true,
+        idempotent_create: false,
+    }
+    .check();
+    Kind {
+        collection: "/v1/administrativeUnits/{id}/members",
+        item: "/v1/administrativeUnits/{id}/members/{memberId}",
+        value: unit_member(),
+        can_patch: false,
+        idempotent_create: true,
+    }
+    .check();
+}
+
+#[test]
+fn change_log_rows_are_written_as_the_spec_says() {
+    let group = group();
+    let member = group_member();
+    let row = |sequence, entity_type, op, before: Option<Value>, after: Option<Value>| Change {
+        revision: Revision(12),
+        sequence,
+        tenant_id: TenantId(Uuid::new_v4()),
+        entity_type,
+        entity_id: group.id.to_string(),
+        op,
+        before,
+        after,
+        actor: "admin-key".to_owned(),
+        at: now(),
+    };
+    let changes = vec![
+        row(
+            0,
+            EntityType::Group,
+            ChangeOp::Create,
+            None,
+            Some(json_of(&group)),
+        ),
+        row(
+            1,
+            EntityType::Group,
+            ChangeOp::Update,
+            Some(json_of(&group)),
+            Some(json_of(&group)),
+        ),
+        row(
+            2,
+            EntityType::GroupMember,
+            ChangeOp::Delete,
+            Some(json_of(&member)),
+            None,
+        ),
+        row(
+            3,
+            EntityType::RoleDefinition,
+            ChangeOp::Create,
+            None,
+            Some(json_of(&custom_role())),
+        ),
+        row(
+            4,
+            EntityType::RoleAssignment,
+            ChangeOp::Delete,
+            Some(json_of(&role_assignment(true))),
+            None,
+        ),
+        row(
+            5,
+            EntityType::DenyAssignment,
+            ChangeOp::Create,
+            None,
+            Some(json_of(&deny_assignment())),
+        ),
+        row(
+            6,
+            EntityType::AdministrativeUnit,
+            ChangeOp::Create,
+            None,
+            Some(json_of(&unit())),
+        ),
+        row(
+            7,
+            EntityType::AdministrativeUnitMember,
+            ChangeOp::Create,
+            None,
+            Some(json_of(&unit_member())),
+        ),
+    ];
+    // The handler's envelope is private; it is the list envelope plus `revision`.
+    let uri = Uri::from_static("/v1/changes?since=11&limit=8");
+    let list = List::new(
+        &uri,
+        Page {
+            items: changes,
+            next: Some("12.7".to_owned()),
+        },
+        |c| c,
+    );
+    let mut body = serde_json::to_value(&list).expect("serializes");
+    body["revision"] = json!(Revision(12));
+    assert_response_matches("GET", "/v1/changes", 200, &body);
+}
+
+#[test]
+fn decision_explanations_are_written_as_the_spec_says() {
+    let schema = |name: &str| {
+        compile_schema(&json!({ "$ref": format!("#/components/schemas/{name}") }))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let assert_valid = |name: &str, value: &Value| {
+        let validator = schema(name);
+        let errors: Vec<String> = validator
+            .iter_errors(value)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:#?}\n{value:#}");
+    };
+    let grant = GrantReason {
+        assignment_id: None,
+        source: GrantSource::WidsClaim,
+        principal_id: Uuid::new_v4(),
+        role_definition_id: Uuid::new_v4(),
+        role_display_name: "Global Administrator".to_owned(),
+        matched_pattern: "microsoft.directory/*".to_owned(),
+        scope: "/".to_owned(),
+        via: vec![],
+        via_token_groups: false,
+    };
+    let miss = |why: Miss| MissReason {
+        assignment_id: Some(Uuid::new_v4()),
+        source: GrantSource::Assignment,
+        principal_id: Uuid::new_v4(),
+        role_definition_id: Uuid::new_v4(),
+        role_display_name: None,
+        scope: "/applications/a1".to_owned(),
+        via: vec![Uuid::new_v4()],
+        via_token_groups: true,
+        why,
+    };
+    let reasons = vec![
+        Reason::Grant(grant),
+        Reason::Deny(DenyReason {
+            deny_assignment_id: Uuid::new_v4(),
+            display_name: "No secrets".to_owned(),
+            principal_id: Uuid::new_v4(),
+            matched_pattern: "a.b/*".to_owned(),
+            scope: "/applications".to_owned(),
+            via: vec![],
+            via_token_groups: false,
+        }),
+        Reason::NotGranted(miss(Miss::ScopeDoesNotCover)),
+        Reason::NotGranted(miss(Miss::OutsideTimeWindow {
+            start_date_time: Some(now()),
+            end_date_time: None,
+        })),
+        Reason::NotGranted(miss(Miss::RoleNotFound)),
+        Reason::NotGranted(miss(Miss::RoleDisabled)),
+        Reason::NotGranted(miss(Miss::ActionNotInRole)),
+        Reason::NotGranted(miss(Miss::ActionExcluded {
+            allowed_pattern: "a.b/*".to_owned(),
+            excluded_pattern: "a.b/delete".to_owned(),
+        })),
+        Reason::NoAssignments {
+            principals: vec![Uuid::new_v4()],
+        },
+        Reason::GroupDepthLimit { max_depth: 32 },
+        Reason::MoreNotGranted { omitted: 3 },
+    ];
+    for reason in &reasons {
+        assert_valid("Reason", &serde_json::to_value(reason).expect("serializes"));
+    }
+    let reasons = serde_json::to_value(&reasons).expect("serializes");
+    let check = json!({"allowed": false, "decision": "deny", "revision": "3", "reasons": reasons});
+    assert_response_matches("POST", "/v1/check", 200, &check);
+    let batch = json!({"revision": "3", "results": [{"allowed": true, "decision": "allow", "reasons": []}]});
+    assert_response_matches("POST", "/v1/check/batch", 200, &batch);
+    assert!(check_response(
+        "POST",
+        "/v1/check/batch",
+        200,
+        &json!({"revision": "3", "results": [check]})
+    )
+    .is_err());
+
+    let effective = EffectivePermissions {
+        permissions: vec![EffectivePermission {
+            allowed_resource_actions: patterns(&["contoso.p/*"]),
+            excluded_resource_actions: patterns(&["contoso.p/delete"]),
+            assignment_id: Some(Uuid::new_v4()),
+            source: GrantSource::Assignment,
+            principal_id: Uuid::new_v4(),
+            role_definition_id: Uuid::new_v4(),
+            role_display_name: "P".to_owned(),
+            scope: "/projects".to_owned(),
+            via: vec![Uuid::new_v4()],
+            via_token_groups: false,
+        }],
+        denies: vec![EffectiveDeny {
+            deny_assignment_id: Uuid::new_v4(),
+            display_name: "D".to_owned(),
+            principal_id: Uuid::new_v4(),
+            actions: patterns(&["contoso.p/delete"]),
+            excluded_actions: vec![],
+            scope: "/".to_owned(),
+            via: vec![],
+            via_token_groups: false,
+        }],
+        group_depth_limited: false,
+    };
+    // The handler flattens this into its body next to the principal, scope and revision.
+    let mut body = serde_json::to_value(&effective).expect("serializes");
+    body["principalId"] = json!(Uuid::new_v4());
+    body["scope"] = json!("/projects/p1");
+    body["revision"] = json!(Revision(4));
+    assert_response_matches("GET", "/v1/principals/{id}/permissions", 200, &body);
+
+    let access = Access {
+        principal_id: Uuid::new_v4(),
+        principal_type: PrincipalType::User,
+        assignment_id: Uuid::new_v4(),
+        role_definition_id: Uuid::new_v4(),
+        role_display_name: "W".to_owned(),
+        matched_pattern: "contoso.w/read".to_owned(),
+        scope: "/".to_owned(),
+        via: vec![Uuid::new_v4()],
+    };
+    let body = json!({"value": [access], "nextLink": "/v1/access?resource=%2Fw&action=contoso.w%2Fread&cursor=x", "revision": "4"});
+    assert_response_matches("GET", "/v1/access", 200, &body);
+}
+
+// --- errors ---
+
+/// One of every `ApiError` variant, with the (status, problem kind) the contract's table
+/// gives it. The `match` is exhaustive: a new variant does not compile until it is added
+/// here and to the contract.
+fn every_error() -> Vec<(ApiError, u16, &'static str)> {
+    let fields = || ValidationErrors::single("/displayName", "a display name is not empty");
+    let all = vec![
+        ApiError::Validation(fields()),
+        ApiError::MalformedBody("the body is not valid JSON".to_owned()),
+        ApiError::Unauthorized("send `Authorization: Bearer <admin key>`"),
+        ApiError::Forbidden("not allowed".to_owned()),
+        ApiError::NotFound("group `x` not found".to_owned()),
+        ApiError::NoRoute("/v1/nowhere".to_owned()),
+        ApiError::MethodNotAllowed,
+        ApiError::Conflict("display name in use".to_owned()),
+        ApiError::BuiltinImmutable("built-in".to_owned()),
+        ApiError::PreconditionFailed("changed".to_owned()),
+        ApiError::PayloadTooLarge("too large".to_owned()),
+        ApiError::UnsupportedMediaType("send json".to_owned()),
+        ApiError::Unprocessable(ValidationErrors::single(
+            "/roleDefinitionId",
+            "no such role",
+        )),
+        ApiError::ConsistencyTimeout("behind".to_owned()),
+        ApiError::Unavailable(anyhow::anyhow!("connection refused: secret-host:5432")),
+        ApiError::Internal(anyhow::anyhow!("secret stack trace")),
+    ];
+    all.into_iter()
+        .map(|error| {
+            let (status, kind) = match &error {
+                ApiError::Validation(_) => (400, "validation"),
+                ApiError::MalformedBody(_) => (400, "malformed-body"),
+                ApiError::Unauthorized(_) => (401, "unauthorized"),
+                ApiError::Forbidden(_) => (403, "forbidden"),
+                ApiError::NotFound(_) | ApiError::NoRoute(_) => (404, "not-found"),
+                ApiError::MethodNotAllowed => (405, "method-not-allowed"),
+                ApiError::Conflict(_) => (409, "conflict"),
+                ApiError::BuiltinImmutable(_) => (409, "builtin-role-immutable"),
+                ApiError::PreconditionFailed(_) => (412, "precondition-failed"),
+                ApiError::PayloadTooLarge(_) => (413, "payload-too-large"),
+                ApiError::UnsupportedMediaType(_) => (415, "unsupported-media-type"),
+                ApiError::Unprocessable(_) => (422, "unprocessable"),
+                ApiError::ConsistencyTimeout(_) => (503, "consistency-timeout"),
+                ApiError::Unavailable(_) => (503, "unavailable"),
+                ApiError::Internal(_) => (500, "internal"),
+            };
+            (error, status, kind)
+        })
+        .collect()
+}
+
+#[test]
+fn every_api_error_is_a_documented_problem_document() {
+    let problem =
+        compile_schema(&json!({"$ref": "#/components/schemas/Problem"})).expect("compiles");
+    let spec_types: BTreeSet<String> = spec()["components"]["schemas"]["Problem"]["properties"]
+        ["type"]["enum"]
+        .as_array()
+        .expect("Problem.type is an enum")
+        .iter()
+        .map(|t| t.as_str().expect("a string").to_owned())
+        .collect();
+    let table = spec()["info"]["description"]
+        .as_str()
+        .expect("info.description");
+    let mut rendered_types = BTreeSet::new();
+    for (error, status, kind) in every_error() {
+        let label = format!("{error:?}");
+        let rendered = render(error);
+        let expected_type = format!("{PROBLEM_BASE}{kind}");
+        assert_eq!(rendered.status, status, "{label}");
+        assert_eq!(
+            rendered.headers["content-type"], "application/problem+json",
+            "{label}"
+        );
+        assert_eq!(rendered.body["type"], expected_type, "{label}");
+        assert_eq!(rendered.body["status"], status, "{label}");
+        let errors: Vec<String> = problem
+            .iter_errors(&rendered.body)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{label}: {errors:?}\n{:#}",
+            rendered.body
+        );
+        assert!(
+            table.contains(&format!("| `{expected_type}` | {status} |")),
+            "the table in info.description does not give `{expected_type}` status {status}"
+        );
+        if status >= 500 {
+            assert!(
+                !rendered.body.to_string().contains("secret"),
+                "a 5xx leaks its cause: {}",
+                rendered.body
+            );
+        }
+        assert_eq!(
+            rendered.headers.contains_key("www-authenticate"),
+            status == 401,
+            "{label}"
+        );
+        assert_eq!(
+            rendered.headers.contains_key("retry-after"),
+            status == 503,
+            "{label}"
+        );
+        rendered_types.insert(expected_type);
+
+        // Some operation documents exactly this (405 is the router's, for every path).
+        if status != 405 {
+            let documented_by = operations().into_iter().find(|(method, path, _)| {
+                check_response(method, path, status, &rendered.body).is_ok()
+                    && check_headers(method, path, &rendered).is_ok()
+            });
+            assert!(
+                documented_by.is_some(),
+                "no operation documents {label} as rendered: {:#}",
+                rendered.body
+            );
+        }
+    }
+    assert_eq!(
+        rendered_types, spec_types,
+        "the problem types ApiError writes vs the spec's `Problem.type` enum"
+    );
+}
+
+// --- the checker itself ---
+
+#[test]
+fn the_response_checker_rejects_what_the_spec_does_not_allow() {
+    let path = "/v1/groups/{id}";
+    let good = serde_json::to_value(group()).expect("serializes");
+    check_response("GET", path, 200, &good).expect("a real group matches");
+    assert_response_matches("get", path, 200, &good);
+
+    let expect_err = |status: u16, body: Value, needle: &str| {
+        let message =
+            check_response("GET", path, status, &body).expect_err(&format!("accepted {body}"));
+        assert!(message.contains(needle), "`{needle}` not in: {message}");
+    };
+    let mut missing = good.clone();
+    missing.as_object_mut().unwrap().remove("createdDateTime");
+    expect_err(200, missing, "createdDateTime");
+    let mut extra = good.clone();
+    extra["tenantId"] = json!(Uuid::new_v4());
+    expect_err(200, extra, "tenantId");
+    let mut not_a_uuid = good.clone();
+    not_a_uuid["id"] = json!("group-1");
+    expect_err(200, not_a_uuid, "/id");
+    let mut not_a_time = good.clone();
+    not_a_time["lastModifiedDateTime"] = json!("yesterday");
+    expect_err(200, not_a_time, "/lastModifiedDateTime");
+    let mut with_revision = good.clone();
+    with_revision["revision"] = json!("7");
+    expect_err(200, with_revision.clone(), "revision");
+    check_response("PATCH", path, 200, &with_revision).expect("a write answers its revision");
+    with_revision["revision"] = json!(7);
+    assert!(
+        check_response("PATCH", path, 200, &with_revision).is_err(),
+        "revisions are strings"
+    );
+
+    // Problems: the type must be the one documented for the status.
+    let conflict = json!({"type": format!("{PROBLEM_BASE}conflict"), "title": "Conflict", "status": 409, "detail": "x"});
+    expect_err(404, conflict, "/type");
+    let not_found = json!({"type": format!("{PROBLEM_BASE}not-found"), "title": "Not found", "status": 404, "detail": "x"});
+    check_response("GET", path, 404, &not_found).expect("a real 404");
+    expect_err(418, not_found.clone(), "documents no 418");
+    assert!(check_response("PUT", path, 200, &good)
+        .unwrap_err()
+        .contains("no `PUT /v1/groups/{id}` operation"));
+    assert!(check_response("GET", "/v1/nowhere", 200, &good)
+        .unwrap_err()
+        .contains("no path"));
+
+    let panicked =
+        std::panic::catch_unwind(|| assert_response_matches("GET", path, 200, &json!({})));
+    let message = *panicked
+        .expect_err("an empty body must not pass")
+        .downcast::<String>()
+        .expect("a message");
+    assert!(
+        message.contains("does not match openapi.yaml") && message.contains("body: {}"),
+        "{message}"
+    );
+}

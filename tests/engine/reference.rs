@@ -1,0 +1,190 @@
+//! The reference evaluator: obviously correct and slow. It scans every object of the
+//! tenant, resolves groups by a naive fixpoint, and matches actions with a recursive
+//! matcher over segments written without looking at the engine's.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rolecall::engine::Subject;
+use rolecall::model::{Catalog, Dump, RoleDefinition, TenantDump, TenantId, Timestamp};
+use uuid::Uuid;
+
+/// What the reference concludes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefDecision {
+    pub allowed: bool,
+    /// (assignment id or None for a wids claim, role id) of every grant that allows.
+    pub grants: BTreeSet<(Option<Uuid>, Uuid)>,
+    /// Every deny assignment that matches.
+    pub denies: BTreeSet<Uuid>,
+    /// Whether a group lay just past the depth bound.
+    pub bound_hit: bool,
+}
+
+/// `*` in a segment: any run of characters, `/` included.
+fn glob(p: &[char], s: &[char]) -> bool {
+    match p.split_first() {
+        None => s.is_empty(),
+        Some(('*', rest)) => glob(rest, s) || (!s.is_empty() && glob(p, &s[1..])),
+        Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
+    }
+}
+
+fn segments_match(p: &[String], a: &[String]) -> bool {
+    let Some((first, rest)) = p.split_first() else { return a.is_empty() };
+    match first.as_str() {
+        "allentities" => !a.is_empty() && segments_match(rest, &a[1..]),
+        "alltasks" => (1..=a.len()).any(|k| segments_match(rest, &a[k..])),
+        "allproperties" => (0..=a.len()).any(|k| segments_match(rest, &a[k..])),
+        g if g.contains('*') => {
+            let g: Vec<char> = g.chars().collect();
+            (1..=a.len()).any(|k| {
+                let joined: Vec<char> = a[..k].join("/").chars().collect();
+                glob(&g, &joined) && segments_match(rest, &a[k..])
+            })
+        }
+        lit => a.first().map(String::as_str) == Some(lit) && segments_match(rest, &a[1..]),
+    }
+}
+
+/// Does `pattern` grant `action`? Case-insensitive.
+pub fn pattern_matches(pattern: &str, action: &str) -> bool {
+    let p: Vec<String> = pattern.to_lowercase().split('/').map(str::to_owned).collect();
+    let a: Vec<String> = action.to_lowercase().split('/').map(str::to_owned).collect();
+    segments_match(&p, &a)
+}
+
+/// Administrative unit ids compare as uuids.
+pub fn canon(scope: &str) -> String {
+    let mut segments: Vec<String> = scope.split('/').map(str::to_owned).collect();
+    if segments.len() >= 3 && segments[1] == "administrativeUnits" {
+        if let Ok(u) = Uuid::parse_str(&segments[2]) {
+            segments[2] = u.to_string();
+        }
+    }
+    segments.join("/")
+}
+
+fn path_covers(scope: &str, resource: &str) -> bool {
+    scope == "/" || scope == resource || resource.starts_with(&format!("{scope}/"))
+}
+
+/// Does an assignment at `scope` apply to `resource`?
+pub fn covers(t: &TenantDump, scope: &str, resource: &str) -> bool {
+    let (s, r) = (canon(scope), canon(resource));
+    path_covers(&s, &r)
+        || t.administrative_unit_members.iter().any(|m| {
+            format!("/administrativeUnits/{}", m.administrative_unit_id) == s
+                && path_covers(&canon(m.resource.as_str()), &r)
+        })
+}
+
+/// The principals of a subject with their distance in memberships, and whether the bound
+/// cut something off.
+pub fn principals(t: &TenantDump, subject: &Subject, max_depth: usize) -> (BTreeMap<Uuid, usize>, bool) {
+    let mut dist = BTreeMap::new();
+    dist.insert(subject.id, 0);
+    for g in &subject.groups {
+        dist.entry(*g).or_insert(1);
+    }
+    loop {
+        let mut changed = false;
+        for e in &t.group_members {
+            if let Some(&d) = dist.get(&e.id) {
+                if d < max_depth && dist.get(&e.group_id).is_none_or(|&old| old > d + 1) {
+                    dist.insert(e.group_id, d + 1);
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let bound_hit = t
+        .group_members
+        .iter()
+        .any(|e| dist.get(&e.id) == Some(&max_depth) && !dist.contains_key(&e.group_id));
+    (dist, bound_hit)
+}
+
+fn role<'a>(t: &'a TenantDump, catalog: &'a Catalog, id: Uuid) -> Option<&'a RoleDefinition> {
+    catalog.get(id).or_else(|| t.role_definitions.iter().find(|r| r.id == id))
+}
+
+/// Does the role allow the action (exclusions within their own entry)?
+pub fn role_allows(role: &RoleDefinition, action: &str) -> bool {
+    role.role_permissions.iter().any(|e| {
+        e.allowed_resource_actions.iter().any(|p| pattern_matches(p.as_str(), action))
+            && !e.excluded_resource_actions.iter().any(|p| pattern_matches(p.as_str(), action))
+    })
+}
+
+fn empty(tenant: TenantId) -> TenantDump {
+    TenantDump {
+        tenant,
+        role_definitions: vec![],
+        role_assignments: vec![],
+        deny_assignments: vec![],
+        groups: vec![],
+        group_members: vec![],
+        administrative_units: vec![],
+        administrative_unit_members: vec![],
+    }
+}
+
+/// The reference decision.
+#[allow(clippy::too_many_arguments)]
+pub fn check(
+    dump: &Dump,
+    catalog: &Catalog,
+    tenant: TenantId,
+    subject: &Subject,
+    action: &str,
+    resource: &str,
+    now: Timestamp,
+    max_depth: usize,
+) -> RefDecision {
+    let fallback = empty(tenant);
+    let t = dump.tenants.iter().find(|t| t.tenant == tenant).unwrap_or(&fallback);
+    let (ps, bound_hit) = principals(t, subject, max_depth);
+    let denies: BTreeSet<Uuid> = t
+        .deny_assignments
+        .iter()
+        .filter(|d| {
+            ps.contains_key(&d.principal_id)
+                && covers(t, d.directory_scope_id.as_str(), resource)
+                && d.actions.iter().any(|p| pattern_matches(p.as_str(), action))
+                && !d.excluded_actions.iter().any(|p| pattern_matches(p.as_str(), action))
+        })
+        .map(|d| d.id)
+        .collect();
+    let mut grants: BTreeSet<(Option<Uuid>, Uuid)> = t
+        .role_assignments
+        .iter()
+        .filter(|a| {
+            ps.contains_key(&a.principal_id)
+                && a.active_at(now)
+                && covers(t, a.directory_scope_id.as_str(), resource)
+                && role(t, catalog, a.role_definition_id).is_some_and(|r| r.is_enabled && role_allows(r, action))
+        })
+        .map(|a| (Some(a.id), a.role_definition_id))
+        .collect();
+    for wid in &subject.wids {
+        for r in catalog.roles().iter().filter(|r| r.template_id == *wid) {
+            if role_allows(r, action) {
+                grants.insert((None, r.id));
+            }
+        }
+    }
+    RefDecision { allowed: denies.is_empty() && !grants.is_empty(), grants, denies, bound_hit }
+}
+
+/// Every principal id the tenant mentions (assignees, members, groups).
+pub fn known_principals(t: &TenantDump) -> BTreeSet<Uuid> {
+    let mut out = BTreeSet::new();
+    out.extend(t.role_assignments.iter().map(|a| a.principal_id));
+    out.extend(t.deny_assignments.iter().map(|a| a.principal_id));
+    out.extend(t.group_members.iter().flat_map(|m| [m.id, m.group_id]));
+    out.extend(t.groups.iter().map(|g| g.id));
+    out
+}

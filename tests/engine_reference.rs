@@ -1,0 +1,1575 @@
+//! The engine against its semantics: one named test per rule of DESIGN §2, then property
+//! tests holding the engine equal to a naive reference evaluator (`engine/reference.rs`) on
+//! random directories, and `apply(changes)` equal to `build(dump after the changes)`.
+
+#[path = "engine/reference.rs"]
+mod reference;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Duration, TimeZone, Utc};
+use proptest::prelude::*;
+use rolecall::engine::{
+    ApplyError, CheckRequest, Decision, GrantSource, Miss, Reason, Snapshot, Subject,
+    MAX_GROUP_DEPTH,
+};
+use rolecall::model::{
+    Action, ActionPattern, AdministrativeUnit, AdministrativeUnitMember, Catalog, Change,
+    ChangeOp, DenyAssignment, Dump, EntityType, Group, GroupMember, PrincipalType, Revision,
+    RoleAssignment, RoleDefinition, RolePermission, Scope, TenantDump, TenantId, Timestamp,
+};
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------
+
+const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
+const APPS_READER: &str = "b0000000-0000-0000-0000-000000000001";
+const MIXED: &str = "b0000000-0000-0000-0000-000000000002";
+
+fn catalog() -> Catalog {
+    Catalog::parse(&format!(
+        r#"{{"roles":[
+        {{"id":"{GLOBAL_ADMIN}","templateId":"{GLOBAL_ADMIN}","displayName":"Global Administrator",
+          "rolePermissions":[{{"allowedResourceActions":["*"]}}]}},
+        {{"id":"{APPS_READER}","templateId":"{APPS_READER}","displayName":"Apps Reader",
+          "rolePermissions":[{{"allowedResourceActions":["ns/apps/allProperties/read"]}}]}},
+        {{"id":"{MIXED}","templateId":"{MIXED}","displayName":"Mixed",
+          "rolePermissions":[
+            {{"allowedResourceActions":["ns/*"],"excludedResourceActions":["ns/users/*"]}},
+            {{"allowedResourceActions":["ns/users/read"]}}]}}
+    ]}}"#
+    ))
+    .expect("test catalog parses")
+}
+
+fn uuid(s: &str) -> Uuid {
+    Uuid::parse_str(s).unwrap()
+}
+
+fn id(n: u128) -> Uuid {
+    Uuid::from_u128(0xabcd_0000_0000_0000_0000_0000_0000_0000 + n)
+}
+
+fn tenant_id(n: u128) -> TenantId {
+    TenantId(Uuid::from_u128(0x7e7e_0000_0000_0000_0000_0000_0000_0000 + n))
+}
+
+fn base() -> Timestamp {
+    Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()
+}
+
+fn scope(s: &str) -> Scope {
+    Scope::parse(s).unwrap()
+}
+
+fn pattern(s: &str) -> ActionPattern {
+    ActionPattern::parse(s).unwrap()
+}
+
+fn empty_tenant(tenant: TenantId) -> TenantDump {
+    TenantDump {
+        tenant,
+        role_definitions: vec![],
+        role_assignments: vec![],
+        deny_assignments: vec![],
+        groups: vec![],
+        group_members: vec![],
+        administrative_units: vec![],
+        administrative_unit_members: vec![],
+    }
+}
+
+/// `entries`: (allowed, excluded) per permission entry.
+fn role(role_id: Uuid, name: &str, entries: &[(&[&str], &[&str])]) -> RoleDefinition {
+    RoleDefinition {
+        id: role_id,
+        display_name: name.to_owned(),
+        description: String::new(),
+        is_built_in: false,
+        is_enabled: true,
+        template_id: role_id,
+        version: 1,
+        role_permissions: entries
+            .iter()
+            .map(|(allowed, excluded)| RolePermission {
+                allowed_resource_actions: allowed.iter().map(|p| pattern(p)).collect(),
+                excluded_resource_actions: excluded.iter().map(|p| pattern(p)).collect(),
+                condition: None,
+            })
+            .collect(),
+        assignable_scopes: vec![Scope::root()],
+        created_date_time: Some(base()),
+        last_modified_date_time: Some(base()),
+    }
+}
+
+fn assignment(assignment_id: Uuid, principal: Uuid, role_id: Uuid, at: &str) -> RoleAssignment {
+    RoleAssignment {
+        id: assignment_id,
+        principal_id: principal,
+        principal_type: PrincipalType::User,
+        role_definition_id: role_id,
+        directory_scope_id: scope(at),
+        start_date_time: None,
+        end_date_time: None,
+        created_date_time: base(),
+    }
+}
+
+fn deny(deny_id: Uuid, principal: Uuid, actions: &[&str], excluded: &[&str], at: &str) -> DenyAssignment {
+    DenyAssignment {
+        id: deny_id,
+        display_name: format!("deny {deny_id}"),
+        description: String::new(),
+        principal_id: principal,
+        principal_type: PrincipalType::User,
+        actions: actions.iter().map(|p| pattern(p)).collect(),
+        excluded_actions: excluded.iter().map(|p| pattern(p)).collect(),
+        directory_scope_id: scope(at),
+        created_date_time: base(),
+        last_modified_date_time: base(),
+    }
+}
+
+fn member(group: Uuid, member_id: Uuid, kind: PrincipalType) -> GroupMember {
+    GroupMember { group_id: group, id: member_id, member_type: kind, created_date_time: base() }
+}
+
+fn group(group_id: Uuid) -> Group {
+    Group {
+        id: group_id,
+        display_name: format!("group {group_id}"),
+        description: String::new(),
+        created_date_time: base(),
+        last_modified_date_time: base(),
+    }
+}
+
+fn unit(unit_id: Uuid) -> AdministrativeUnit {
+    AdministrativeUnit {
+        id: unit_id,
+        display_name: format!("unit {unit_id}"),
+        description: String::new(),
+        created_date_time: base(),
+        last_modified_date_time: base(),
+    }
+}
+
+fn unit_member(unit_id: Uuid, resource: &str) -> AdministrativeUnitMember {
+    AdministrativeUnitMember { administrative_unit_id: unit_id, resource: scope(resource), created_date_time: base() }
+}
+
+fn dump_of(tenants: Vec<TenantDump>) -> Dump {
+    Dump { revision: Revision(1), tenants }
+}
+
+fn request(subject: Subject, action: &str, resource: &str) -> CheckRequest {
+    CheckRequest { subject, action: Action::parse(action).unwrap(), resource: scope(resource) }
+}
+
+/// A one-tenant directory under construction.
+struct Dir {
+    t: TenantDump,
+}
+
+impl Dir {
+    fn new() -> Dir {
+        Dir { t: empty_tenant(tenant_id(0)) }
+    }
+    fn role(mut self, r: RoleDefinition) -> Dir {
+        self.t.role_definitions.push(r);
+        self
+    }
+    fn assign(mut self, a: RoleAssignment) -> Dir {
+        self.t.role_assignments.push(a);
+        self
+    }
+    fn deny(mut self, d: DenyAssignment) -> Dir {
+        self.t.deny_assignments.push(d);
+        self
+    }
+    fn member(mut self, g: Uuid, m: Uuid) -> Dir {
+        let kind = if m.as_u128() & 0xf00 == 0x100 { PrincipalType::Group } else { PrincipalType::User };
+        self.t.group_members.push(member(g, m, kind));
+        self
+    }
+    fn unit_member(mut self, u: Uuid, resource: &str) -> Dir {
+        self.t.administrative_unit_members.push(unit_member(u, resource));
+        self
+    }
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::build(&dump_of(vec![self.t.clone()]), &catalog())
+    }
+    fn allows(&self, subject: Uuid, action: &str, resource: &str) -> bool {
+        self.decide(Subject::new(subject), action, resource, false).allowed
+    }
+    fn decide(&self, subject: Subject, action: &str, resource: &str, explain: bool) -> Decision {
+        let snapshot = self.snapshot();
+        let decision = snapshot.check(self.t.tenant, &request(subject.clone(), action, resource), base(), explain);
+        let expected = reference::check(
+            &dump_of(vec![self.t.clone()]),
+            &catalog(),
+            self.t.tenant,
+            &subject,
+            action,
+            resource,
+            base(),
+            MAX_GROUP_DEPTH,
+        );
+        assert_eq!(decision.allowed, expected.allowed, "engine and reference disagree");
+        decision
+    }
+}
+
+// Principals: users 0x0NN, groups 0x1NN, roles 0x2NN, assignments 0x3NN, denies 0x4NN,
+// units 0x5NN.
+const ALICE: u128 = 0x001;
+const BOB: u128 = 0x002;
+const G1: u128 = 0x101;
+const G2: u128 = 0x102;
+const G3: u128 = 0x103;
+const READER: u128 = 0x201;
+const WRITER: u128 = 0x202;
+const AU: u128 = 0x501;
+
+fn reader() -> RoleDefinition {
+    role(id(READER), "App Reader", &[(&["ns/apps/allProperties/read"], &[])])
+}
+
+fn grants_of(decision: &Decision) -> Vec<&rolecall::engine::GrantReason> {
+    decision
+        .reasons
+        .iter()
+        .filter_map(|r| match r {
+            Reason::Grant(g) => Some(g),
+            _ => None,
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 1: principals
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_grant_to_a_nested_group_reaches_its_transitive_members() {
+    let dir = Dir::new()
+        .role(reader())
+        .member(id(G1), id(ALICE))
+        .member(id(G2), id(G1))
+        .member(id(G3), id(G2))
+        .assign(assignment(id(0x301), id(G3), id(READER), "/"));
+    assert!(dir.allows(id(ALICE), "ns/apps/read", "/apps/a1"));
+    assert!(!dir.allows(id(BOB), "ns/apps/read", "/apps/a1"));
+}
+
+#[test]
+fn membership_cycles_terminate() {
+    let dir = Dir::new()
+        .role(reader())
+        .member(id(G1), id(ALICE))
+        .member(id(G2), id(G1))
+        .member(id(G1), id(G2))
+        .member(id(G3), id(G3))
+        .assign(assignment(id(0x301), id(G2), id(READER), "/"));
+    assert!(dir.allows(id(ALICE), "ns/apps/read", "/apps/a1"));
+    assert!(!dir.allows(id(G3), "ns/apps/read", "/apps/a1"));
+}
+
+#[test]
+fn group_expansion_stops_at_the_depth_bound_and_says_so() {
+    // alice -> g0 -> g1 -> ... -> g39, role on g39.
+    let mut dir = Dir::new().role(reader()).member(id(0x100), id(ALICE));
+    for i in 0..39 {
+        dir = dir.member(id(0x100 + i + 1), id(0x100 + i));
+    }
+    let dir = dir.assign(assignment(id(0x301), id(0x100 + 39), id(READER), "/"));
+    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/apps/a1", true);
+    assert!(!decision.allowed);
+    assert!(decision.reasons.contains(&Reason::GroupDepthLimit { max_depth: MAX_GROUP_DEPTH }));
+    // Within the bound (g31 is 32 memberships away) it still works.
+    let near = Dir { t: TenantDump { role_assignments: vec![], ..dir.t.clone() } }
+        .assign(assignment(id(0x301), id(0x100 + 31), id(READER), "/"));
+    assert!(near.allows(id(ALICE), "ns/apps/read", "/apps/a1"));
+    let far = Dir { t: TenantDump { role_assignments: vec![], ..dir.t.clone() } }
+        .assign(assignment(id(0x301), id(0x100 + 32), id(READER), "/"));
+    assert!(!far.allows(id(ALICE), "ns/apps/read", "/apps/a1"));
+}
+
+#[test]
+fn token_groups_count_as_memberships_and_expand_through_stored_ones() {
+    let dir = Dir::new()
+        .role(reader())
+        .member(id(G2), id(G1))
+        .assign(assignment(id(0x301), id(G2), id(READER), "/"));
+    assert!(!dir.allows(id(ALICE), "ns/apps/read", "/apps/a1"));
+    let subject = Subject { id: id(ALICE), groups: vec![id(G1)], wids: vec![] };
+    let decision = dir.decide(subject, "ns/apps/read", "/apps/a1", true);
+    assert!(decision.allowed);
+    let grant = grants_of(&decision)[0];
+    assert_eq!(grant.via, vec![id(G1), id(G2)]);
+    assert!(grant.via_token_groups);
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 2: candidate grants, wids
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn wids_claim_grants_the_named_built_in_role_at_the_root() {
+    let dir = Dir::new();
+    let subject = Subject { id: id(ALICE), groups: vec![], wids: vec![uuid(APPS_READER)] };
+    let decision = dir.decide(subject.clone(), "ns/apps/owners/read", "/apps/a1/x", true);
+    assert!(decision.allowed);
+    let grant = grants_of(&decision)[0];
+    assert_eq!(grant.source, GrantSource::WidsClaim);
+    assert_eq!(grant.assignment_id, None);
+    assert_eq!(grant.scope, "/");
+    assert_eq!(grant.role_display_name, "Apps Reader");
+    assert!(!dir.decide(subject, "ns/apps/update", "/apps/a1", false).allowed);
+}
+
+#[test]
+fn wids_claim_naming_no_built_in_role_grants_nothing() {
+    let dir = Dir::new().role(role(id(WRITER), "Custom", &[(&["*"], &[])]));
+    // A custom role's id in `wids` is not a built-in template: nothing.
+    let subject = Subject { id: id(ALICE), groups: vec![], wids: vec![id(WRITER), id(0x999)] };
+    let decision = dir.decide(subject, "ns/apps/read", "/", true);
+    assert!(!decision.allowed);
+    assert!(decision.reasons.iter().all(|r| matches!(r, Reason::NotGranted(m) if m.why == Miss::RoleNotFound)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 3: when a grant allows
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn disabled_role_grants_nothing() {
+    let mut r = reader();
+    r.is_enabled = false;
+    let dir = Dir::new().role(r).assign(assignment(id(0x301), id(ALICE), id(READER), "/"));
+    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/apps/a1", true);
+    assert!(!decision.allowed);
+    assert!(matches!(&decision.reasons[0], Reason::NotGranted(m) if m.why == Miss::RoleDisabled));
+}
+
+#[test]
+fn assignment_outside_its_time_window_grants_nothing_and_the_end_is_exclusive() {
+    let mut a = assignment(id(0x301), id(ALICE), id(READER), "/");
+    a.start_date_time = Some(base() - Duration::days(2));
+    a.end_date_time = Some(base());
+    let dir = Dir::new().role(reader()).assign(a.clone());
+    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/apps/a1", true);
+    assert!(!decision.allowed, "now == end is outside");
+    assert!(matches!(&decision.reasons[0], Reason::NotGranted(m) if matches!(m.why, Miss::OutsideTimeWindow { .. })));
+    a.end_date_time = Some(base() + Duration::seconds(1));
+    assert!(Dir::new().role(reader()).assign(a.clone()).allows(id(ALICE), "ns/apps/read", "/apps/a1"));
+    a.start_date_time = Some(base() + Duration::seconds(1));
+    a.end_date_time = None;
+    assert!(!Dir::new().role(reader()).assign(a).allows(id(ALICE), "ns/apps/read", "/apps/a1"));
+}
+
+#[test]
+fn exclusion_subtracts_within_its_entry_only() {
+    // Entry 0 allows ns/* but excludes ns/users/*; entry 1 allows ns/users/read again.
+    let dir = Dir::new().assign(assignment(id(0x301), id(ALICE), uuid(MIXED), "/"));
+    assert!(dir.allows(id(ALICE), "ns/apps/update", "/"));
+    assert!(dir.allows(id(ALICE), "ns/users/read", "/"));
+    let decision = dir.decide(Subject::new(id(ALICE)), "ns/users/update", "/", true);
+    assert!(!decision.allowed);
+    match &decision.reasons[0] {
+        Reason::NotGranted(m) => assert_eq!(
+            m.why,
+            Miss::ActionExcluded { allowed_pattern: "ns/*".into(), excluded_pattern: "ns/users/*".into() }
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn exclusion_in_one_role_does_not_limit_another_role() {
+    let narrow = role(id(WRITER), "Writer", &[(&["ns/users/update"], &[])]);
+    let dir = Dir::new()
+        .role(narrow)
+        .assign(assignment(id(0x301), id(ALICE), uuid(MIXED), "/"))
+        .assign(assignment(id(0x302), id(ALICE), id(WRITER), "/users/u1"));
+    assert!(dir.allows(id(ALICE), "ns/users/update", "/users/u1"));
+    assert!(!dir.allows(id(ALICE), "ns/users/update", "/users/u2"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 4: scope coverage
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn assignment_at_ab_never_covers_abc() {
+    let dir = Dir::new().role(reader()).assign(assignment(id(0x301), id(ALICE), id(READER), "/applications/ab"));
+    assert!(dir.allows(id(ALICE), "ns/apps/read", "/applications/ab"));
+    assert!(dir.allows(id(ALICE), "ns/apps/read", "/applications/ab/credentials/k1"));
+    assert!(!dir.allows(id(ALICE), "ns/apps/read", "/applications/abc"));
+    assert!(!dir.allows(id(ALICE), "ns/apps/read", "/applications"));
+    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/applications/abc", true);
+    assert!(matches!(&decision.reasons[0], Reason::NotGranted(m) if m.why == Miss::ScopeDoesNotCover));
+}
+
+#[test]
+fn root_assignment_covers_everything() {
+    let dir = Dir::new().role(reader()).assign(assignment(id(0x301), id(ALICE), id(READER), "/"));
+    for r in ["/", "/a", "/a/b/c/d/e/f"] {
+        assert!(dir.allows(id(ALICE), "ns/apps/read", r), "{r}");
+    }
+}
+
+#[test]
+fn administrative_unit_assignment_covers_its_members_and_their_sub_paths() {
+    let au = format!("/administrativeUnits/{}", id(AU));
+    let dir = Dir::new()
+        .role(reader())
+        .unit_member(id(AU), "/users/u1")
+        .unit_member(id(AU), "/groups/g9")
+        .assign(assignment(id(0x301), id(ALICE), id(READER), &au));
+    assert!(dir.allows(id(ALICE), "ns/apps/read", "/users/u1"));
+    assert!(dir.allows(id(ALICE), "ns/apps/read", "/users/u1/manager"));
+    assert!(dir.allows(id(ALICE), "ns/apps/read", "/groups/g9"));
+    assert!(!dir.allows(id(ALICE), "ns/apps/read", "/users/u10"));
+    assert!(!dir.allows(id(ALICE), "ns/apps/read", "/users"));
+    assert!(dir.allows(id(ALICE), "ns/apps/read", &format!("{au}/anything")));
+}
+
+#[test]
+fn administrative_unit_ids_compare_as_uuids() {
+    let upper = format!("/administrativeUnits/{}", id(AU).to_string().to_uppercase());
+    let dir = Dir::new().role(reader()).unit_member(id(AU), "/users/u1").assign(assignment(
+        id(0x301),
+        id(ALICE),
+        id(READER),
+        &upper,
+    ));
+    assert!(dir.allows(id(ALICE), "ns/apps/read", "/users/u1"));
+    assert!(dir.allows(id(ALICE), "ns/apps/read", &format!("/administrativeUnits/{}", id(AU))));
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 5: action patterns
+// ---------------------------------------------------------------------------------------
+
+fn with_pattern(p: &str) -> Dir {
+    Dir::new()
+        .role(role(id(WRITER), "P", &[(&[p], &[])]))
+        .assign(assignment(id(0x301), id(ALICE), id(WRITER), "/"))
+}
+
+#[test]
+fn actions_match_case_insensitively_and_keywords_too() {
+    let dir = with_pattern("Microsoft.Directory/Applications/ALLPROPERTIES/allTASKS");
+    assert!(dir.allows(id(ALICE), "microsoft.directory/applications/credentials/update", "/"));
+    assert!(dir.allows(id(ALICE), "MICROSOFT.DIRECTORY/APPLICATIONS/DELETE", "/"));
+    assert!(with_pattern("ns/Apps/Read").allows(id(ALICE), "NS/apps/READ", "/"));
+}
+
+#[test]
+fn all_properties_all_tasks_covers_every_action_on_the_entity() {
+    let dir = with_pattern("microsoft.directory/applications/allProperties/allTasks");
+    assert!(dir.allows(id(ALICE), "microsoft.directory/applications/create", "/"));
+    assert!(dir.allows(id(ALICE), "microsoft.directory/applications/owners/update", "/"));
+    assert!(dir.allows(id(ALICE), "microsoft.directory/applications/a/b/c", "/"));
+    assert!(!dir.allows(id(ALICE), "microsoft.directory/applicationTemplates/create", "/"));
+    assert!(!dir.allows(id(ALICE), "microsoft.directory/groups/create", "/"));
+}
+
+#[test]
+fn all_properties_read_covers_only_reads() {
+    let dir = with_pattern("microsoft.directory/applications/allProperties/read");
+    assert!(dir.allows(id(ALICE), "microsoft.directory/applications/read", "/"));
+    assert!(dir.allows(id(ALICE), "microsoft.directory/applications/owners/read", "/"));
+    assert!(dir.allows(id(ALICE), "microsoft.directory/applications/a/b/read", "/"));
+    assert!(!dir.allows(id(ALICE), "microsoft.directory/applications/owners/update", "/"));
+    assert!(!dir.allows(id(ALICE), "microsoft.directory/applications/owners/readx", "/"));
+}
+
+#[test]
+fn all_entities_is_exactly_one_segment_and_all_tasks_at_least_one() {
+    let dir = with_pattern("microsoft.azure.supportTickets/allEntities/allTasks");
+    assert!(dir.allows(id(ALICE), "microsoft.azure.supportTickets/tickets/create", "/"));
+    assert!(dir.allows(id(ALICE), "microsoft.azure.supportTickets/tickets/a/b", "/"));
+    assert!(!dir.allows(id(ALICE), "microsoft.azure.supportTickets/tickets", "/"));
+    let one = with_pattern("ns/allEntities/read");
+    assert!(one.allows(id(ALICE), "ns/apps/read", "/"));
+    assert!(!one.allows(id(ALICE), "ns/apps/owners/read", "/"));
+}
+
+#[test]
+fn a_star_matches_any_run_of_characters_including_slashes() {
+    assert!(with_pattern("contoso.expenses/*").allows(id(ALICE), "contoso.expenses/reports/approve", "/"));
+    assert!(!with_pattern("contoso.expenses/*").allows(id(ALICE), "contoso.expensesx/reports/approve", "/"));
+    assert!(with_pattern("*/read").allows(id(ALICE), "a/b/c/read", "/"));
+    assert!(!with_pattern("*/read").allows(id(ALICE), "a/b/c/unread", "/"));
+    assert!(with_pattern("*").allows(id(ALICE), "anything/at/all", "/"));
+    assert!(with_pattern("ns/a*s/read").allows(id(ALICE), "ns/apps/x/yes/read", "/"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 6: deny, default deny, tenants, built-ins
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn deny_assignment_beats_global_administrator() {
+    let dir = Dir::new()
+        .assign(assignment(id(0x301), id(ALICE), uuid(GLOBAL_ADMIN), "/"))
+        .deny(deny(id(0x401), id(ALICE), &["ns/apps/*"], &[], "/apps/a1"));
+    assert!(dir.allows(id(ALICE), "ns/apps/update", "/apps/a2"));
+    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/update", "/apps/a1/creds/k", true);
+    assert!(!decision.allowed);
+    match &decision.reasons[0] {
+        Reason::Deny(d) => {
+            assert_eq!(d.deny_assignment_id, id(0x401));
+            assert_eq!(d.matched_pattern, "ns/apps/*");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Also against a wids claim.
+    let subject = Subject { id: id(ALICE), groups: vec![], wids: vec![uuid(GLOBAL_ADMIN)] };
+    assert!(!dir.decide(subject, "ns/apps/update", "/apps/a1", false).allowed);
+}
+
+#[test]
+fn deny_assignment_to_a_group_denies_its_transitive_members() {
+    let dir = Dir::new()
+        .member(id(G1), id(ALICE))
+        .member(id(G2), id(G1))
+        .assign(assignment(id(0x301), id(ALICE), uuid(GLOBAL_ADMIN), "/"))
+        .deny(deny(id(0x401), id(G2), &["*"], &[], "/"));
+    assert!(!dir.allows(id(ALICE), "ns/apps/read", "/x"));
+}
+
+#[test]
+fn deny_excluded_actions_are_carved_out() {
+    let dir = Dir::new()
+        .assign(assignment(id(0x301), id(ALICE), uuid(GLOBAL_ADMIN), "/"))
+        .deny(deny(id(0x401), id(ALICE), &["ns/*"], &["ns/apps/allProperties/read"], "/"));
+    assert!(!dir.allows(id(ALICE), "ns/apps/update", "/"));
+    assert!(dir.allows(id(ALICE), "ns/apps/owners/read", "/"));
+}
+
+#[test]
+fn deny_at_an_administrative_unit_covers_its_members() {
+    let dir = Dir::new()
+        .unit_member(id(AU), "/users/u1")
+        .assign(assignment(id(0x301), id(ALICE), uuid(GLOBAL_ADMIN), "/"))
+        .deny(deny(id(0x401), id(ALICE), &["*"], &[], &format!("/administrativeUnits/{}", id(AU))));
+    assert!(!dir.allows(id(ALICE), "ns/users/update", "/users/u1/x"));
+    assert!(dir.allows(id(ALICE), "ns/users/update", "/users/u2"));
+}
+
+#[test]
+fn default_is_deny_and_says_there_were_no_assignments() {
+    let dir = Dir::new().role(reader());
+    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/", true);
+    assert!(!decision.allowed);
+    assert_eq!(decision.reasons, vec![Reason::NoAssignments { principals: vec![id(ALICE)] }]);
+}
+
+#[test]
+fn tenants_never_see_each_other() {
+    let mut other = empty_tenant(tenant_id(1));
+    other.role_definitions.push(reader());
+    other.role_assignments.push(assignment(id(0x301), id(ALICE), id(READER), "/"));
+    let mut mine = empty_tenant(tenant_id(0));
+    // Same role id assigned in tenant 0 but defined only in tenant 1: not found here.
+    mine.role_assignments.push(assignment(id(0x302), id(BOB), id(READER), "/"));
+    let snapshot = Snapshot::build(&dump_of(vec![other, mine]), &catalog());
+    let check = |t: TenantId, who: u128| {
+        snapshot.check(t, &request(Subject::new(id(who)), "ns/apps/read", "/"), base(), false).allowed
+    };
+    assert!(check(tenant_id(1), ALICE));
+    assert!(!check(tenant_id(0), ALICE));
+    assert!(!check(tenant_id(0), BOB));
+    assert!(!check(tenant_id(9), ALICE));
+}
+
+#[test]
+fn built_in_roles_exist_in_every_tenant() {
+    for t in 0..3 {
+        let mut td = empty_tenant(tenant_id(t));
+        td.role_assignments.push(assignment(id(0x301), id(ALICE), uuid(APPS_READER), "/"));
+        let snapshot = Snapshot::build(&dump_of(vec![td]), &catalog());
+        let r = request(Subject::new(id(ALICE)), "ns/apps/read", "/apps/a");
+        assert!(snapshot.check(tenant_id(t), &r, base(), false).allowed);
+    }
+    // And in a tenant the snapshot has never seen, through wids.
+    let snapshot = Snapshot::empty(&catalog());
+    let subject = Subject { id: id(ALICE), groups: vec![], wids: vec![uuid(APPS_READER)] };
+    assert!(snapshot.check(tenant_id(7), &request(subject, "ns/apps/read", "/"), base(), false).allowed);
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 7: explanations
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn explained_allow_names_assignment_role_pattern_scope_and_chain() {
+    let dir = Dir::new()
+        .role(reader())
+        .member(id(G1), id(ALICE))
+        .member(id(G2), id(G1))
+        .assign(assignment(id(0x301), id(G2), id(READER), "/apps/a1"));
+    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/owners/read", "/apps/a1/owners", true);
+    assert!(decision.allowed);
+    let grant = grants_of(&decision)[0];
+    assert_eq!(grant.assignment_id, Some(id(0x301)));
+    assert_eq!(grant.role_definition_id, id(READER));
+    assert_eq!(grant.role_display_name, "App Reader");
+    assert_eq!(grant.matched_pattern, "ns/apps/allProperties/read");
+    assert_eq!(grant.scope, "/apps/a1");
+    assert_eq!(grant.principal_id, id(G2));
+    assert_eq!(grant.via, vec![id(G1), id(G2)]);
+    assert!(!grant.via_token_groups);
+}
+
+#[test]
+fn explained_default_deny_lists_each_candidate_with_its_reason() {
+    let mut r = role(id(0x203), "Off", &[(&["*"], &[])]);
+    r.is_enabled = false;
+    let mut late = assignment(id(0x303), id(ALICE), id(READER), "/");
+    late.start_date_time = Some(base() + Duration::days(1));
+    let dir = Dir::new()
+        .role(reader())
+        .role(r)
+        .assign(assignment(id(0x301), id(ALICE), id(READER), "/elsewhere"))
+        .assign(assignment(id(0x302), id(ALICE), id(0x203), "/"))
+        .assign(late)
+        .assign(assignment(id(0x304), id(ALICE), id(0x2ff), "/"))
+        .assign(assignment(id(0x305), id(ALICE), id(READER), "/"));
+    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/update", "/apps/a1", true);
+    assert!(!decision.allowed);
+    let why: BTreeMap<Uuid, Miss> = decision
+        .reasons
+        .iter()
+        .map(|r| match r {
+            Reason::NotGranted(m) => (m.assignment_id.unwrap(), m.why.clone()),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(why[&id(0x301)], Miss::ScopeDoesNotCover);
+    assert_eq!(why[&id(0x302)], Miss::RoleDisabled);
+    assert!(matches!(why[&id(0x303)], Miss::OutsideTimeWindow { .. }));
+    assert_eq!(why[&id(0x304)], Miss::RoleNotFound);
+    assert_eq!(why[&id(0x305)], Miss::ActionNotInRole);
+}
+
+#[test]
+fn without_explain_a_decision_carries_no_reasons() {
+    let dir = Dir::new().role(reader()).assign(assignment(id(0x301), id(ALICE), id(READER), "/"));
+    assert!(dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/", false).reasons.is_empty());
+    assert!(dir.decide(Subject::new(id(ALICE)), "ns/apps/update", "/", false).reasons.is_empty());
+}
+
+#[test]
+fn reasons_serialize_as_camel_case_objects_with_a_kind() {
+    let dir = Dir::new()
+        .role(reader())
+        .member(id(G1), id(ALICE))
+        .assign(assignment(id(0x301), id(G1), id(READER), "/apps"))
+        .assign(assignment(id(0x302), id(ALICE), uuid(MIXED), "/"));
+    let allow = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/apps/a1", true);
+    let json = serde_json::to_value(&allow).unwrap();
+    let first = &json["reasons"][0];
+    assert_eq!(first["kind"], "grant");
+    for field in ["assignmentId", "roleDefinitionId", "roleDisplayName", "matchedPattern", "scope", "via", "principalId", "source"] {
+        assert!(first.get(field).is_some(), "{field} in {first}");
+    }
+    let deny = dir.decide(Subject::new(id(ALICE)), "ns/users/update", "/users/u1", true);
+    let json = serde_json::to_value(&deny).unwrap();
+    let miss = json["reasons"].as_array().unwrap().iter().find(|r| r["why"]["code"] == "actionExcluded").unwrap();
+    assert_eq!(miss["kind"], "notGranted");
+    assert_eq!(miss["why"]["excludedPattern"], "ns/users/*");
+    let back: Decision = serde_json::from_value(json).unwrap();
+    assert_eq!(back, deny);
+}
+
+// ---------------------------------------------------------------------------------------
+// Effective permissions and who-can
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn effective_permissions_list_each_entry_of_each_covering_grant_and_the_denies() {
+    let dir = Dir::new()
+        .role(reader())
+        .member(id(G1), id(ALICE))
+        .assign(assignment(id(0x301), id(G1), id(READER), "/apps"))
+        .assign(assignment(id(0x302), id(ALICE), uuid(MIXED), "/apps/a1"))
+        .assign(assignment(id(0x303), id(ALICE), uuid(GLOBAL_ADMIN), "/users"))
+        .deny(deny(id(0x401), id(G1), &["ns/apps/delete"], &[], "/"));
+    let e = dir.snapshot().effective_permissions(tenant_id(0), &Subject::new(id(ALICE)), &scope("/apps/a1"), base());
+    let rows: Vec<(Option<Uuid>, Vec<String>)> = e
+        .permissions
+        .iter()
+        .map(|p| (p.assignment_id, p.allowed_resource_actions.iter().map(|a| a.to_string()).collect()))
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.contains(&(Some(id(0x301)), vec!["ns/apps/allProperties/read".to_owned()])));
+    assert!(rows.contains(&(Some(id(0x302)), vec!["ns/*".to_owned()])));
+    assert!(rows.contains(&(Some(id(0x302)), vec!["ns/users/read".to_owned()])));
+    let mixed = e.permissions.iter().find(|p| p.excluded_resource_actions.len() == 1).unwrap();
+    assert_eq!(mixed.excluded_resource_actions[0].as_str(), "ns/users/*");
+    assert_eq!(e.denies.len(), 1);
+    assert_eq!(e.denies[0].via, vec![id(G1)]);
+}
+
+#[test]
+fn who_can_lists_assignees_and_transitive_members_minus_denied() {
+    let dir = Dir::new()
+        .role(reader())
+        .member(id(G1), id(ALICE))
+        .member(id(G1), id(BOB))
+        .member(id(G2), id(G1))
+        .member(id(G2), id(0x003))
+        .assign(assignment(id(0x301), id(G2), id(READER), "/apps"))
+        .deny(deny(id(0x401), id(BOB), &["*"], &[], "/"));
+    let who = dir.snapshot().who_can(tenant_id(0), &Action::parse("ns/apps/read").unwrap(), &scope("/apps/a1"), base());
+    let got: BTreeMap<Uuid, Vec<Uuid>> = who.iter().map(|a| (a.principal_id, a.via.clone())).collect();
+    let expected: BTreeMap<Uuid, Vec<Uuid>> = [
+        (id(G2), vec![]),
+        (id(G1), vec![id(G2)]),
+        (id(ALICE), vec![id(G1), id(G2)]),
+        (id(0x003), vec![id(G2)]),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, expected);
+    assert!(who.iter().all(|a| a.assignment_id == id(0x301) && a.matched_pattern == "ns/apps/allProperties/read"));
+    assert!(dir
+        .snapshot()
+        .who_can(tenant_id(0), &Action::parse("ns/apps/update").unwrap(), &scope("/apps/a1"), base())
+        .is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Applying changes
+// ---------------------------------------------------------------------------------------
+
+fn change(revision: i64, sequence: i64, entity: EntityType, op: ChangeOp, before: Option<serde_json::Value>, after: Option<serde_json::Value>) -> Change {
+    Change {
+        revision: Revision(revision),
+        sequence,
+        tenant_id: tenant_id(0),
+        entity_type: entity,
+        entity_id: String::new(),
+        op,
+        before,
+        after,
+        actor: "test".into(),
+        at: base(),
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Option<serde_json::Value> {
+    Some(serde_json::to_value(v).unwrap())
+}
+
+#[test]
+fn applying_a_change_leaves_the_previous_snapshot_untouched() {
+    let dir = Dir::new().role(reader());
+    let before = dir.snapshot();
+    let a = assignment(id(0x301), id(ALICE), id(READER), "/");
+    let after = before
+        .apply(&[change(2, 0, EntityType::RoleAssignment, ChangeOp::Create, None, json(&a))])
+        .unwrap();
+    let r = request(Subject::new(id(ALICE)), "ns/apps/read", "/x");
+    assert!(!before.check(tenant_id(0), &r, base(), false).allowed);
+    assert!(after.check(tenant_id(0), &r, base(), false).allowed);
+    assert_eq!(after.revision(), Revision(2));
+    let removed = after
+        .apply(&[change(3, 0, EntityType::RoleAssignment, ChangeOp::Delete, json(&a), None)])
+        .unwrap();
+    assert!(!removed.check(tenant_id(0), &r, base(), false).allowed);
+    assert!(after.check(tenant_id(0), &r, base(), false).allowed);
+}
+
+#[test]
+fn apply_skips_changes_already_in_the_snapshot() {
+    let dir = Dir::new().role(reader());
+    let snapshot = dir.snapshot(); // revision 1
+    let a = assignment(id(0x301), id(ALICE), id(READER), "/");
+    let next = snapshot.apply(&[change(1, 0, EntityType::RoleAssignment, ChangeOp::Create, None, json(&a))]).unwrap();
+    assert_eq!(next.revision(), Revision(1));
+    assert!(!next.check(tenant_id(0), &request(Subject::new(id(ALICE)), "ns/apps/read", "/"), base(), false).allowed);
+}
+
+#[test]
+fn undecodable_or_incomplete_changes_are_errors() {
+    let snapshot = Dir::new().snapshot();
+    let bad = change(2, 0, EntityType::RoleAssignment, ChangeOp::Create, None, Some(serde_json::json!({"id": 1})));
+    assert!(matches!(snapshot.apply(&[bad]), Err(ApplyError::Undecodable { .. })));
+    let missing = change(2, 0, EntityType::GroupMember, ChangeOp::Delete, None, None);
+    assert!(matches!(snapshot.apply(&[missing]), Err(ApplyError::MissingObject { field: "before", .. })));
+    let a = assignment(id(0x301), id(ALICE), id(READER), "/");
+    let out_of_order = [
+        change(3, 0, EntityType::RoleAssignment, ChangeOp::Create, None, json(&a)),
+        change(2, 0, EntityType::RoleAssignment, ChangeOp::Delete, json(&a), None),
+    ];
+    assert!(matches!(snapshot.apply(&out_of_order), Err(ApplyError::OutOfOrder { .. })));
+}
+
+// ---------------------------------------------------------------------------------------
+// Property tests: random directories against the reference
+// ---------------------------------------------------------------------------------------
+
+const USERS: u128 = 4;
+const GROUPS: u128 = 5;
+
+/// Principal pool: users 0..4, groups 4..9, one service principal (9), one stranger (10).
+fn principal(i: u8) -> Uuid {
+    let i = i as u128 % 11;
+    if i < USERS {
+        id(0x001 + i)
+    } else if i < USERS + GROUPS {
+        id(0x101 + i - USERS)
+    } else {
+        id(0x601 + i)
+    }
+}
+
+fn principal_type(i: u8) -> PrincipalType {
+    match i as u128 % 11 {
+        i if i < USERS => PrincipalType::User,
+        i if i < USERS + GROUPS => PrincipalType::Group,
+        _ => PrincipalType::ServicePrincipal,
+    }
+}
+
+fn group_id(i: u8) -> Uuid {
+    id(0x101 + (i as u128 % GROUPS))
+}
+
+fn unit_id(i: u8) -> Uuid {
+    id(AU + (i as u128 % 2))
+}
+
+fn resource(i: u8) -> String {
+    let au0 = unit_id(0);
+    match i % 12 {
+        0 => "/".into(),
+        1 => "/apps".into(),
+        2 => "/apps/a1".into(),
+        3 => "/apps/a1/creds/k1".into(),
+        4 => "/apps/a12".into(),
+        5 => "/apps/a2".into(),
+        6 => "/users/u1".into(),
+        7 => "/users/u1/manager".into(),
+        8 => format!("/administrativeUnits/{au0}"),
+        9 => format!("/administrativeUnits/{}/x", au0.to_string().to_uppercase()),
+        10 => format!("/administrativeUnits/{}", unit_id(1)),
+        _ => "/users/u2".into(),
+    }
+}
+
+const NS: [&str; 2] = ["ns", "Ns.Two"];
+const ENTITIES: [&str; 2] = ["apps", "users"];
+const PROPS: [&str; 3] = ["creds", "owners", ""];
+const TASKS: [&str; 3] = ["read", "update", "delete"];
+
+fn action(i: u16) -> String {
+    let i = i as usize;
+    let ns = NS[i % 2];
+    let entity = ENTITIES[(i / 2) % 2];
+    let prop = PROPS[(i / 4) % 3];
+    let task = TASKS[(i / 12) % 3];
+    let raw = if prop.is_empty() { format!("{ns}/{entity}/{task}") } else { format!("{ns}/{entity}/{prop}/{task}") };
+    if (i / 36) % 2 == 1 {
+        raw.to_uppercase()
+    } else {
+        raw
+    }
+}
+
+const PATTERN_SHAPES: [&str; 18] = [
+    "*",
+    "ns/*",
+    "*/read",
+    "ns/apps/allProperties/allTasks",
+    "ns/apps/allProperties/read",
+    "ns/allEntities/read",
+    "ns/allEntities/allProperties/update",
+    "allProperties/read",
+    "NS/Apps/*",
+    "ns/a*s/creds/*",
+    "*s/c*/read",
+    "ns.two/allEntities/allTasks",
+    "ns/apps/creds/allTasks",
+    "ns/users/*",
+    "*/owners/*",
+    "ns*read",
+    "allProperties/allProperties",
+    "ns/allEntities/allEntities/allTasks",
+];
+
+/// A pattern: one of the shapes, an exact action, or a random segment composition.
+fn pattern_strategy() -> impl Strategy<Value = String> {
+    let pieces = prop::sample::select(vec![
+        "ns", "Ns.Two", "apps", "users", "creds", "owners", "read", "update", "*", "a*", "*s", "allEntities",
+        "allProperties", "allTasks", "ALLTASKS", "n*/a*",
+    ]);
+    prop_oneof![
+        prop::sample::select(PATTERN_SHAPES.to_vec()).prop_map(str::to_owned),
+        any::<u16>().prop_map(action),
+        prop::collection::vec(pieces, 1..5).prop_map(|p| {
+            let joined = p.join("/");
+            if ActionPattern::parse(&joined).is_ok() { joined } else { "*".to_owned() }
+        }),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct RoleRecipe {
+    enabled: bool,
+    entries: Vec<(Vec<String>, Vec<String>)>,
+}
+
+fn role_recipe() -> impl Strategy<Value = RoleRecipe> {
+    (
+        prop::bool::weighted(0.9),
+        prop::collection::vec(
+            (
+                prop::collection::vec(pattern_strategy(), 1..4),
+                prop::collection::vec(pattern_strategy(), 0..3),
+            ),
+            1..4,
+        ),
+    )
+        .prop_map(|(enabled, entries)| RoleRecipe { enabled, entries })
+}
+
+fn window(kind: u8) -> (Option<Timestamp>, Option<Timestamp>) {
+    let d = Duration::days;
+    match kind % 8 {
+        0..=2 => (None, None),
+        3 => (Some(base() - d(20)), Some(base() - d(10))),
+        4 => (Some(base() - d(1)), Some(base() + d(1))),
+        5 => (Some(base() + d(10)), Some(base() + d(20))),
+        6 => (Some(base() - d(1)), None),
+        _ => (None, Some(base() + d(1))),
+    }
+}
+
+fn now_of(i: u8) -> Timestamp {
+    match i % 4 {
+        0 => base(),
+        1 => base() - Duration::days(15),
+        2 => base() + Duration::days(15),
+        _ => base() + Duration::days(1),
+    }
+}
+
+/// Role ids: custom 0..5 (0x2NN), built-ins 5..8, a missing one 8.
+fn role_ref(i: u8, custom: usize) -> Uuid {
+    match i % 9 {
+        r @ 0..=4 if (r as usize) < custom => id(0x200 + r as u128),
+        0..=4 => id(0x2ff),
+        5 => uuid(GLOBAL_ADMIN),
+        6 => uuid(APPS_READER),
+        7 => uuid(MIXED),
+        _ => id(0x2fe),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DirRecipe {
+    roles: Vec<RoleRecipe>,
+    /// (principal, role, resource, window)
+    assignments: Vec<(u8, u8, u8, u8)>,
+    /// (principal, actions, excluded, resource)
+    denies: Vec<(u8, Vec<String>, Vec<String>, u8)>,
+    /// (member principal, group)
+    edges: Vec<(u8, u8)>,
+    /// (unit, resource)
+    unit_members: Vec<(u8, u8)>,
+}
+
+fn dir_recipe() -> impl Strategy<Value = DirRecipe> {
+    (
+        prop::collection::vec(role_recipe(), 0..5),
+        prop::collection::vec((any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>()), 0..12),
+        prop::collection::vec(
+            (
+                any::<u8>(),
+                prop::collection::vec(pattern_strategy(), 1..3),
+                prop::collection::vec(pattern_strategy(), 0..2),
+                any::<u8>(),
+            ),
+            0..3,
+        ),
+        prop::collection::vec((any::<u8>(), any::<u8>()), 0..12),
+        prop::collection::vec((any::<u8>(), 1u8..12), 0..4),
+    )
+        .prop_map(|(roles, assignments, denies, edges, unit_members)| DirRecipe {
+            roles,
+            assignments,
+            denies,
+            edges,
+            unit_members,
+        })
+}
+
+fn build_tenant(tenant: TenantId, r: &DirRecipe) -> TenantDump {
+    let mut t = empty_tenant(tenant);
+    for (i, recipe) in r.roles.iter().enumerate() {
+        let entries: Vec<(Vec<&str>, Vec<&str>)> = recipe
+            .entries
+            .iter()
+            .map(|(a, x)| (a.iter().map(String::as_str).collect(), x.iter().map(String::as_str).collect()))
+            .collect();
+        let borrowed: Vec<(&[&str], &[&str])> = entries.iter().map(|(a, x)| (&a[..], &x[..])).collect();
+        let mut def = role(id(0x200 + i as u128), &format!("custom {i}"), &borrowed);
+        def.is_enabled = recipe.enabled;
+        t.role_definitions.push(def);
+    }
+    for g in 0..GROUPS as u8 {
+        t.groups.push(group(group_id(g)));
+    }
+    for u in 0..2 {
+        t.administrative_units.push(unit(unit_id(u)));
+    }
+    let mut seen_edges = BTreeSet::new();
+    for &(m, g) in &r.edges {
+        if seen_edges.insert((principal(m), group_id(g))) {
+            t.group_members.push(member(group_id(g), principal(m), principal_type(m)));
+        }
+    }
+    for (i, &(p, role_i, res, w)) in r.assignments.iter().enumerate() {
+        let mut a = assignment(id(0x300 + i as u128), principal(p), role_ref(role_i, r.roles.len()), &resource(res));
+        a.principal_type = principal_type(p);
+        (a.start_date_time, a.end_date_time) = window(w);
+        t.role_assignments.push(a);
+    }
+    for (i, (p, actions, excluded, res)) in r.denies.iter().enumerate() {
+        let a: Vec<&str> = actions.iter().map(String::as_str).collect();
+        let x: Vec<&str> = excluded.iter().map(String::as_str).collect();
+        let mut d = deny(id(0x400 + i as u128), principal(*p), &a, &x, &resource(*res));
+        d.principal_type = principal_type(*p);
+        t.deny_assignments.push(d);
+    }
+    let mut seen_units = BTreeSet::new();
+    for &(u, res) in &r.unit_members {
+        let resource = resource(res);
+        if resource != "/" && seen_units.insert((unit_id(u), resource.clone())) {
+            t.administrative_unit_members.push(unit_member(unit_id(u), &resource));
+        }
+    }
+    t
+}
+
+#[derive(Debug, Clone)]
+struct CheckRecipe {
+    tenant: u8,
+    subject: u8,
+    token_groups: Vec<u8>,
+    wids: Vec<u8>,
+    action: u16,
+    resource: u8,
+    now: u8,
+}
+
+fn check_recipe() -> impl Strategy<Value = CheckRecipe> {
+    (
+        prop::sample::select(vec![0u8, 0, 0, 1, 2]),
+        any::<u8>(),
+        prop::collection::vec(any::<u8>(), 0..2),
+        prop::collection::vec(any::<u8>(), 0..2),
+        any::<u16>(),
+        any::<u8>(),
+        any::<u8>(),
+    )
+        .prop_map(|(tenant, subject, token_groups, wids, action, resource, now)| CheckRecipe {
+            tenant,
+            subject,
+            token_groups,
+            wids,
+            action,
+            resource,
+            now,
+        })
+}
+
+fn subject_of(c: &CheckRecipe) -> Subject {
+    Subject {
+        id: principal(c.subject),
+        groups: c.token_groups.iter().map(|g| if g % 4 == 3 { id(0x1ff) } else { group_id(*g) }).collect(),
+        wids: c
+            .wids
+            .iter()
+            .map(|w| match w % 4 {
+                0 => uuid(GLOBAL_ADMIN),
+                1 => uuid(APPS_READER),
+                2 => uuid(MIXED),
+                _ => id(0x200),
+            })
+            .collect(),
+    }
+}
+
+/// Checks that a chain in an explanation is made of real memberships.
+fn assert_chain(t: &TenantDump, subject: &Subject, principal_id: Uuid, via: &[Uuid], token: bool) {
+    if via.is_empty() {
+        assert_eq!(principal_id, subject.id);
+        return;
+    }
+    assert_eq!(*via.last().unwrap(), principal_id);
+    let edge = |m: Uuid, g: Uuid| t.group_members.iter().any(|e| e.id == m && e.group_id == g);
+    if token {
+        assert!(subject.groups.contains(&via[0]));
+    } else {
+        assert!(edge(subject.id, via[0]), "first link {} -> {}", subject.id, via[0]);
+    }
+    for w in via.windows(2) {
+        assert!(edge(w[0], w[1]), "link {} -> {}", w[0], w[1]);
+    }
+}
+
+fn compare(dump: &Dump, snapshot: &Snapshot, depth: usize, c: &CheckRecipe) -> Result<(), TestCaseError> {
+    let tenant = tenant_id(c.tenant as u128);
+    let subject = subject_of(c);
+    let action = action(c.action);
+    let resource = resource(c.resource);
+    let now = now_of(c.now);
+    let expected = reference::check(dump, &catalog(), tenant, &subject, &action, &resource, now, depth);
+    let req = request(subject.clone(), &action, &resource);
+    let fast = snapshot.check(tenant, &req, now, false);
+    prop_assert_eq!(fast.allowed, expected.allowed, "fast path: {:?} {} {}", subject, action, resource);
+    prop_assert!(fast.reasons.is_empty());
+    let explained = snapshot.check(tenant, &req, now, true);
+    prop_assert_eq!(explained.allowed, expected.allowed);
+    let fallback = empty_tenant(tenant);
+    let t = dump.tenants.iter().find(|t| t.tenant == tenant).unwrap_or(&fallback);
+    let mut grants = BTreeSet::new();
+    let mut denies = BTreeSet::new();
+    let mut bound = false;
+    for r in &explained.reasons {
+        match r {
+            Reason::Grant(g) => {
+                grants.insert((g.assignment_id, g.role_definition_id));
+                prop_assert!(reference::pattern_matches(&g.matched_pattern, &action));
+                assert_chain(t, &subject, g.principal_id, &g.via, g.via_token_groups);
+            }
+            Reason::Deny(d) => {
+                denies.insert(d.deny_assignment_id);
+                prop_assert!(reference::pattern_matches(&d.matched_pattern, &action));
+                assert_chain(t, &subject, d.principal_id, &d.via, d.via_token_groups);
+            }
+            Reason::NotGranted(m) => {
+                prop_assert!(!expected.grants.contains(&(m.assignment_id, m.role_definition_id)));
+                if let Some(aid) = m.assignment_id {
+                    let a = t.role_assignments.iter().find(|a| a.id == aid).unwrap();
+                    let covers = reference::covers(t, a.directory_scope_id.as_str(), &resource);
+                    prop_assert_eq!(m.why == Miss::ScopeDoesNotCover, !covers);
+                }
+            }
+            Reason::GroupDepthLimit { .. } => bound = true,
+            Reason::NoAssignments { .. } | Reason::MoreNotGranted { .. } => {}
+        }
+    }
+    prop_assert_eq!(bound, expected.bound_hit);
+    if !expected.denies.is_empty() {
+        prop_assert_eq!(denies, expected.denies);
+    } else if expected.allowed {
+        prop_assert_eq!(grants, expected.grants);
+    }
+    Ok(())
+}
+
+fn depth_of(i: u8) -> usize {
+    [1, 2, 3, MAX_GROUP_DEPTH][i as usize % 4]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn engine_agrees_with_the_reference_on_random_directories(
+        first in dir_recipe(),
+        second in dir_recipe(),
+        checks in prop::collection::vec(check_recipe(), 1..12),
+        depth in any::<u8>(),
+    ) {
+        let depth = depth_of(depth);
+        let dump = dump_of(vec![build_tenant(tenant_id(0), &first), build_tenant(tenant_id(1), &second)]);
+        let snapshot = Snapshot::build(&dump, &catalog()).with_max_group_depth(depth);
+        for c in &checks {
+            compare(&dump, &snapshot, depth, c)?;
+        }
+    }
+
+    #[test]
+    fn patterns_agree_with_the_reference_matcher(p in pattern_strategy(), a in any::<u16>(), pieces in prop::collection::vec(prop::sample::select(vec!["ns", "apps", "x", "read", "a", "s"]), 1..6)) {
+        let random_action = pieces.join("/");
+        for act in [action(a), random_action] {
+            if Action::parse(&act).is_err() { continue; }
+            let dir = with_pattern(&p);
+            let got = dir.snapshot().check(tenant_id(0), &request(Subject::new(id(ALICE)), &act, "/"), base(), false).allowed;
+            prop_assert_eq!(got, reference::pattern_matches(&p, &act), "pattern {} action {}", p, act);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn who_can_lists_exactly_the_principals_a_check_allows(
+        r in dir_recipe(),
+        probes in prop::collection::vec((any::<u16>(), any::<u8>(), any::<u8>()), 1..6),
+        depth in any::<u8>(),
+    ) {
+        let depth = depth_of(depth);
+        let t = build_tenant(tenant_id(0), &r);
+        let dump = dump_of(vec![t.clone()]);
+        let snapshot = Snapshot::build(&dump, &catalog()).with_max_group_depth(depth);
+        let known = reference::known_principals(&t);
+        for (a, res, now) in probes {
+            let (act, res, now) = (action(a), resource(res), now_of(now));
+            let who = snapshot.who_can(tenant_id(0), &Action::parse(&act).unwrap(), &scope(&res), now);
+            let listed: BTreeSet<Uuid> = who.iter().map(|x| x.principal_id).collect();
+            let allowed: BTreeSet<Uuid> = known
+                .iter()
+                .copied()
+                .filter(|p| reference::check(&dump, &catalog(), tenant_id(0), &Subject::new(*p), &act, &res, now, depth).allowed)
+                .collect();
+            prop_assert_eq!(&listed, &allowed, "{} on {}", act, res);
+            for access in &who {
+                let a = t.role_assignments.iter().find(|a| a.id == access.assignment_id).unwrap();
+                let holder = access.via.last().copied().unwrap_or(access.principal_id);
+                prop_assert_eq!(a.principal_id, holder);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Property tests: apply(changes) == build(dump after changes)
+// ---------------------------------------------------------------------------------------
+
+/// A store stand-in: applies operations to a dump and logs them as the store would.
+struct Log {
+    t: TenantDump,
+    changes: Vec<Change>,
+    revision: i64,
+    sequence: i64,
+}
+
+impl Log {
+    fn record<T: serde::Serialize>(&mut self, entity: EntityType, op: ChangeOp, before: Option<&T>, after: Option<&T>) {
+        self.changes.push(Change {
+            revision: Revision(self.revision),
+            sequence: self.sequence,
+            tenant_id: self.t.tenant,
+            entity_type: entity,
+            entity_id: String::new(),
+            op,
+            before: before.map(|b| serde_json::to_value(b).unwrap()),
+            after: after.map(|a| serde_json::to_value(a).unwrap()),
+            actor: "prop".into(),
+            at: base(),
+        });
+        self.sequence += 1;
+    }
+
+    fn next_revision(&mut self) {
+        self.revision += 1;
+        self.sequence = 0;
+    }
+
+    fn delete_assignments_of(&mut self, p: Uuid) {
+        let (gone, kept): (Vec<_>, Vec<_>) = self.t.role_assignments.drain(..).partition(|a| a.principal_id == p);
+        self.t.role_assignments = kept;
+        for a in gone {
+            self.record(EntityType::RoleAssignment, ChangeOp::Delete, Some(&a), None);
+        }
+        let (gone, kept): (Vec<_>, Vec<_>) = self.t.deny_assignments.drain(..).partition(|a| a.principal_id == p);
+        self.t.deny_assignments = kept;
+        for d in gone {
+            self.record(EntityType::DenyAssignment, ChangeOp::Delete, Some(&d), None);
+        }
+    }
+
+    fn apply(&mut self, op: &Op, fresh: u128) {
+        self.next_revision();
+        let custom = self.t.role_definitions.len();
+        match *op {
+            Op::Assign(p, r, res, w) => {
+                let mut a = assignment(id(0x3000 + fresh), principal(p), role_ref(r, custom.max(1)), &resource(res));
+                a.principal_type = principal_type(p);
+                (a.start_date_time, a.end_date_time) = window(w);
+                self.t.role_assignments.push(a.clone());
+                self.record(EntityType::RoleAssignment, ChangeOp::Create, None, Some(&a));
+            }
+            Op::Unassign(i) | Op::Reassign(i, ..) if self.t.role_assignments.is_empty() => {
+                let _ = i;
+            }
+            Op::Unassign(i) => {
+                let a = self.t.role_assignments.remove(i as usize % self.t.role_assignments.len());
+                self.record(EntityType::RoleAssignment, ChangeOp::Delete, Some(&a), None);
+            }
+            Op::Reassign(i, res, w) => {
+                let n = i as usize % self.t.role_assignments.len();
+                let before = self.t.role_assignments[n].clone();
+                let after = &mut self.t.role_assignments[n];
+                after.directory_scope_id = scope(&resource(res));
+                (after.start_date_time, after.end_date_time) = window(w);
+                let after = after.clone();
+                self.record(EntityType::RoleAssignment, ChangeOp::Update, Some(&before), Some(&after));
+            }
+            Op::Join(m, g) => {
+                let (m, g) = (principal(m), group_id(g));
+                if !self.t.group_members.iter().any(|e| e.id == m && e.group_id == g) {
+                    let e = member(g, m, PrincipalType::User);
+                    self.t.group_members.push(e.clone());
+                    self.record(EntityType::GroupMember, ChangeOp::Create, None, Some(&e));
+                }
+            }
+            Op::Leave(i) => {
+                if !self.t.group_members.is_empty() {
+                    let e = self.t.group_members.remove(i as usize % self.t.group_members.len());
+                    self.record(EntityType::GroupMember, ChangeOp::Delete, Some(&e), None);
+                }
+            }
+            Op::Deny(p, ref actions, res) => {
+                let a: Vec<&str> = actions.iter().map(String::as_str).collect();
+                let d = deny(id(0x4000 + fresh), principal(p), &a, &[], &resource(res));
+                self.t.deny_assignments.push(d.clone());
+                self.record(EntityType::DenyAssignment, ChangeOp::Create, None, Some(&d));
+            }
+            Op::Undeny(i) => {
+                if !self.t.deny_assignments.is_empty() {
+                    let d = self.t.deny_assignments.remove(i as usize % self.t.deny_assignments.len());
+                    self.record(EntityType::DenyAssignment, ChangeOp::Delete, Some(&d), None);
+                }
+            }
+            Op::Redeny(i, p) => {
+                if !self.t.deny_assignments.is_empty() {
+                    let n = i as usize % self.t.deny_assignments.len();
+                    let before = self.t.deny_assignments[n].clone();
+                    self.t.deny_assignments[n].principal_id = principal(p);
+                    let after = self.t.deny_assignments[n].clone();
+                    self.record(EntityType::DenyAssignment, ChangeOp::Update, Some(&before), Some(&after));
+                }
+            }
+            Op::Role(ref recipe) => {
+                let entries: Vec<(Vec<&str>, Vec<&str>)> = recipe
+                    .entries
+                    .iter()
+                    .map(|(a, x)| (a.iter().map(String::as_str).collect(), x.iter().map(String::as_str).collect()))
+                    .collect();
+                let borrowed: Vec<(&[&str], &[&str])> = entries.iter().map(|(a, x)| (&a[..], &x[..])).collect();
+                let n = custom.min(4);
+                let mut def = role(id(0x200 + n as u128), &format!("custom {n}"), &borrowed);
+                def.is_enabled = recipe.enabled;
+                match self.t.role_definitions.iter().position(|r| r.id == def.id) {
+                    Some(i) => {
+                        let before = std::mem::replace(&mut self.t.role_definitions[i], def.clone());
+                        self.record(EntityType::RoleDefinition, ChangeOp::Update, Some(&before), Some(&def));
+                    }
+                    None => {
+                        self.t.role_definitions.push(def.clone());
+                        self.record(EntityType::RoleDefinition, ChangeOp::Create, None, Some(&def));
+                    }
+                }
+            }
+            Op::DropRole(i) => {
+                if !self.t.role_definitions.is_empty() {
+                    let r = self.t.role_definitions.remove(i as usize % self.t.role_definitions.len());
+                    self.record(EntityType::RoleDefinition, ChangeOp::Delete, Some(&r), None);
+                }
+            }
+            Op::DropGroup(g, cascade_first) => {
+                let g = group_id(g);
+                let Some(pos) = self.t.groups.iter().position(|x| x.id == g) else { return };
+                let removed = self.t.groups.remove(pos);
+                if !cascade_first {
+                    self.record(EntityType::Group, ChangeOp::Delete, Some(&removed), None);
+                }
+                let (gone, kept): (Vec<_>, Vec<_>) =
+                    self.t.group_members.drain(..).partition(|e| e.group_id == g || e.id == g);
+                self.t.group_members = kept;
+                for e in gone {
+                    self.record(EntityType::GroupMember, ChangeOp::Delete, Some(&e), None);
+                }
+                self.delete_assignments_of(g);
+                if cascade_first {
+                    self.record(EntityType::Group, ChangeOp::Delete, Some(&removed), None);
+                }
+            }
+            Op::UnitAdd(u, res) => {
+                let resource = resource(res);
+                let u = unit_id(u);
+                if resource != "/" && !self.t.administrative_unit_members.iter().any(|m| m.administrative_unit_id == u && m.resource.as_str() == resource) {
+                    let m = unit_member(u, &resource);
+                    self.t.administrative_unit_members.push(m.clone());
+                    self.record(EntityType::AdministrativeUnitMember, ChangeOp::Create, None, Some(&m));
+                }
+            }
+            Op::UnitRemove(i) => {
+                if !self.t.administrative_unit_members.is_empty() {
+                    let m = self.t.administrative_unit_members.remove(i as usize % self.t.administrative_unit_members.len());
+                    self.record(EntityType::AdministrativeUnitMember, ChangeOp::Delete, Some(&m), None);
+                }
+            }
+            Op::DropUnit(u, log_members) => {
+                let u = unit_id(u);
+                let Some(pos) = self.t.administrative_units.iter().position(|x| x.id == u) else { return };
+                let removed = self.t.administrative_units.remove(pos);
+                let (gone, kept): (Vec<_>, Vec<_>) =
+                    self.t.administrative_unit_members.drain(..).partition(|m| m.administrative_unit_id == u);
+                self.t.administrative_unit_members = kept;
+                self.record(EntityType::AdministrativeUnit, ChangeOp::Delete, Some(&removed), None);
+                if log_members {
+                    for m in gone {
+                        self.record(EntityType::AdministrativeUnitMember, ChangeOp::Delete, Some(&m), None);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Assign(u8, u8, u8, u8),
+    Unassign(u8),
+    Reassign(u8, u8, u8),
+    Join(u8, u8),
+    Leave(u8),
+    Deny(u8, Vec<String>, u8),
+    Undeny(u8),
+    Redeny(u8, u8),
+    Role(RoleRecipe),
+    DropRole(u8),
+    DropGroup(u8, bool),
+    UnitAdd(u8, u8),
+    UnitRemove(u8),
+    DropUnit(u8, bool),
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(a, b, c, d)| Op::Assign(a, b, c, d)),
+        2 => any::<u8>().prop_map(Op::Unassign),
+        2 => (any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(a, b, c)| Op::Reassign(a, b, c)),
+        3 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::Join(a, b)),
+        2 => any::<u8>().prop_map(Op::Leave),
+        1 => (any::<u8>(), prop::collection::vec(pattern_strategy(), 1..3), any::<u8>()).prop_map(|(a, b, c)| Op::Deny(a, b, c)),
+        1 => any::<u8>().prop_map(Op::Undeny),
+        1 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::Redeny(a, b)),
+        2 => role_recipe().prop_map(Op::Role),
+        1 => any::<u8>().prop_map(Op::DropRole),
+        1 => (any::<u8>(), any::<bool>()).prop_map(|(a, b)| Op::DropGroup(a, b)),
+        2 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::UnitAdd(a, b)),
+        1 => any::<u8>().prop_map(Op::UnitRemove),
+        1 => (any::<u8>(), any::<bool>()).prop_map(|(a, b)| Op::DropUnit(a, b)),
+    ]
+}
+
+/// Every decision on a grid of subjects, actions and resources, plus who-can.
+fn fingerprint(snapshot: &Snapshot) -> (Vec<bool>, Vec<Vec<Uuid>>) {
+    let mut decisions = Vec::new();
+    let mut who = Vec::new();
+    for a in [0u16, 3, 5, 14, 29, 40] {
+        for res in 0..12u8 {
+            let act = action(a);
+            for p in 0..11u8 {
+                let req = request(Subject::new(principal(p)), &act, &resource(res));
+                decisions.push(snapshot.check(tenant_id(0), &req, base(), false).allowed);
+            }
+            let list = snapshot.who_can(tenant_id(0), &Action::parse(&act).unwrap(), &scope(&resource(res)), base());
+            who.push(list.iter().map(|x| x.principal_id).collect());
+        }
+    }
+    (decisions, who)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn applying_changes_equals_building_from_the_dump_after_them(
+        start in dir_recipe(),
+        ops in prop::collection::vec(op_strategy(), 1..25),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..3),
+    ) {
+        let t0 = build_tenant(tenant_id(0), &start);
+        let initial = dump_of(vec![t0.clone()]);
+        let mut log = Log { t: t0, changes: Vec::new(), revision: 1, sequence: 0 };
+        for (n, op) in ops.iter().enumerate() {
+            log.apply(op, n as u128);
+        }
+        let mut after = dump_of(vec![log.t.clone()]);
+        after.revision = log.changes.last().map_or(Revision(1), |c| c.revision);
+
+        let first = Snapshot::build(&initial, &catalog());
+        let before_print = fingerprint(&first);
+        // Apply in a few batches, cut at random revision boundaries (the store never splits
+        // a revision across calls).
+        let boundaries: Vec<usize> = (0..=log.changes.len())
+            .filter(|&i| i == 0 || i == log.changes.len() || log.changes[i].revision != log.changes[i - 1].revision)
+            .collect();
+        let mut points: Vec<usize> = cuts.iter().map(|c| boundaries[c.index(boundaries.len())]).collect();
+        points.push(0);
+        points.push(log.changes.len());
+        points.sort_unstable();
+        let mut applied = first.clone();
+        for w in points.windows(2) {
+            applied = applied.apply(&log.changes[w[0]..w[1]]).unwrap();
+        }
+        let built = Snapshot::build(&after, &catalog());
+        prop_assert_eq!(applied.revision(), after.revision);
+        prop_assert!(fingerprint(&applied) == fingerprint(&built), "applied and built snapshots disagree");
+        // Structure sharing never leaks a change into the older snapshot.
+        prop_assert!(fingerprint(&first) == before_print, "the first snapshot changed");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// Past 16 grants a principal's grants (and a scope's holders) are kept by scope; this
+    /// drives principals across that line and back through `apply`.
+    #[test]
+    fn principals_with_many_grants_agree_with_the_reference(
+        assigns in prop::collection::vec((0u8..3, any::<u8>(), any::<u8>(), any::<u8>()), 17..60),
+        removals in prop::collection::vec(any::<prop::sample::Index>(), 0..55),
+        checks in prop::collection::vec(check_recipe(), 1..10),
+    ) {
+        // Holders: alice (0), bob (1) and g1 (index 4, which alice is in).
+        let who = [0u8, 1, 4];
+        let recipe = DirRecipe {
+            roles: vec![RoleRecipe { enabled: true, entries: vec![(vec!["ns/apps/*".into()], vec!["ns/apps/delete".into()])] }],
+            // Half of them at `/`, so that scope's holders pass 16 too.
+            assignments: assigns.iter().map(|&(p, r, res, w)| (who[p as usize], r, if res < 128 { 0 } else { res }, w)).collect(),
+            denies: vec![],
+            edges: vec![(0, 0)],
+            unit_members: vec![(0, 2), (1, 6)],
+        };
+        let t = build_tenant(tenant_id(0), &recipe);
+        let dump = dump_of(vec![t.clone()]);
+        let snapshot = Snapshot::build(&dump, &catalog());
+        for c in &checks {
+            compare(&dump, &snapshot, MAX_GROUP_DEPTH, &CheckRecipe { tenant: 0, ..c.clone() })?;
+        }
+        let mut remaining = t.role_assignments.clone();
+        let mut changes = Vec::new();
+        for (n, r) in removals.iter().enumerate() {
+            if remaining.is_empty() {
+                break;
+            }
+            let a = remaining.remove(r.index(remaining.len()));
+            changes.push(change(2 + n as i64, 0, EntityType::RoleAssignment, ChangeOp::Delete, json(&a), None));
+        }
+        let applied = snapshot.apply(&changes).unwrap();
+        let after = dump_of(vec![TenantDump { role_assignments: remaining, ..t }]);
+        for c in &checks {
+            compare(&after, &applied, MAX_GROUP_DEPTH, &CheckRecipe { tenant: 0, ..c.clone() })?;
+        }
+        prop_assert!(fingerprint(&applied) == fingerprint(&Snapshot::build(&after, &catalog())));
+    }
+}

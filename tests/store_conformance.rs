@@ -1,0 +1,2475 @@
+//! The store contract, checked against both backends. Each behaviour is one async fn
+//! taking `&dyn Store`; `conformance!` runs every one unchanged on a fresh SQLite file and
+//! on a fresh PostgreSQL database (`ROLECALL_TEST_POSTGRES_URL` must name a server: the
+//! PostgreSQL half fails, never skips, without it).
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use rolecall::model::{
+    ActionPattern, ChangeOp, CloneRole, DenyAssignmentPatch, EntityType, NamedObjectPatch,
+    NewDenyAssignment, NewGroupMember, NewNamedObject, NewRoleAssignment, NewRoleDefinition,
+    PrincipalType, Revision, RoleDefinitionPatch, RolePermission, Scope, TenantId,
+};
+use rolecall::store::{
+    Actor, Backend, PageRequest, RoleAssignmentFilter, RoleDefinitionFilter, SqlStore, Store,
+    StoreError,
+};
+use uuid::Uuid;
+
+const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
+const APPLICATION_ADMINISTRATOR: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+fn tenant() -> TenantId {
+    TenantId(Uuid::new_v4())
+}
+
+fn actor() -> Actor {
+    Actor("tester".to_owned())
+}
+
+fn all() -> PageRequest {
+    PageRequest {
+        limit: 1000,
+        cursor: None,
+    }
+}
+
+fn scope(path: &str) -> Scope {
+    Scope::parse(path).unwrap()
+}
+
+fn patterns(actions: &[&str]) -> Vec<ActionPattern> {
+    actions
+        .iter()
+        .map(|a| ActionPattern::parse(a).unwrap())
+        .collect()
+}
+
+fn builtin(id: &str) -> Uuid {
+    Uuid::parse_str(id).unwrap()
+}
+
+fn new_role(name: &str, actions: &[&str]) -> NewRoleDefinition {
+    NewRoleDefinition {
+        display_name: name.to_owned(),
+        description: format!("{name} (test)"),
+        is_enabled: true,
+        role_permissions: vec![RolePermission {
+            allowed_resource_actions: patterns(actions),
+            excluded_resource_actions: Vec::new(),
+            condition: None,
+        }],
+        assignable_scopes: vec![Scope::root()],
+    }
+}
+
+fn new_assignment(principal: Uuid, role: Uuid, at: &str) -> NewRoleAssignment {
+    NewRoleAssignment {
+        principal_id: principal,
+        principal_type: PrincipalType::User,
+        role_definition_id: role,
+        directory_scope_id: scope(at),
+        start_date_time: None,
+        end_date_time: None,
+    }
+}
+
+fn new_deny(principal: Uuid, actions: &[&str]) -> NewDenyAssignment {
+    NewDenyAssignment {
+        display_name: "No secrets".to_owned(),
+        description: String::new(),
+        principal_id: principal,
+        principal_type: PrincipalType::User,
+        actions: patterns(actions),
+        excluded_actions: Vec::new(),
+        directory_scope_id: scope("/applications"),
+    }
+}
+
+fn named(name: &str) -> NewNamedObject {
+    NewNamedObject {
+        display_name: name.to_owned(),
+        description: String::new(),
+    }
+}
+
+fn user(id: Uuid) -> NewGroupMember {
+    NewGroupMember {
+        id,
+        member_type: PrincipalType::User,
+    }
+}
+
+fn group_member(id: Uuid) -> NewGroupMember {
+    NewGroupMember {
+        id,
+        member_type: PrincipalType::Group,
+    }
+}
+
+/// Walks every page of a listing, `limit` items at a time; evaluates to the items and the
+/// number of pages.
+macro_rules! walk {
+    ($limit:expr, |$page:ident| $fetch:expr) => {{
+        let mut items = Vec::new();
+        let mut pages = 0;
+        let mut cursor: Option<String> = None;
+        loop {
+            let $page = PageRequest {
+                limit: $limit,
+                cursor: cursor.take(),
+            };
+            let page = $fetch.await.expect("page");
+            assert!(page.items.len() <= $limit as usize);
+            pages += 1;
+            items.extend(page.items);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+            assert!(pages < 1000, "pagination does not end");
+        }
+        (items, pages)
+    }};
+}
+
+fn assert_unprocessable(error: StoreError, pointer: &str) {
+    match error {
+        StoreError::Unprocessable(errors) => {
+            assert_eq!(errors.errors[0].pointer, pointer, "{errors:?}")
+        }
+        other => panic!("expected unprocessable at {pointer}, got {other:?}"),
+    }
+}
+
+fn assert_not_found(error: StoreError) {
+    assert!(
+        matches!(error, StoreError::NotFound { .. }),
+        "expected not found, got {error:?}"
+    );
+}
+
+fn assert_conflict(error: StoreError) -> String {
+    match error {
+        StoreError::Conflict(message) => message,
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// CRUD of every entity
+// ---------------------------------------------------------------------------------------
+
+async fn custom_roles_are_created_read_updated_and_deleted(store: &dyn Store) {
+    let t = tenant();
+    let created = store
+        .create_role_definition(
+            t,
+            &actor(),
+            new_role("Expense approver", &["contoso.expenses/reports/approve"]),
+        )
+        .await
+        .unwrap();
+    assert!(created.created);
+    let role = &created.value;
+    assert_eq!(role.template_id, role.id);
+    assert!(!role.is_built_in && role.is_enabled);
+    assert_eq!(role.version, 1);
+    assert!(role.created_date_time.is_some());
+    assert_eq!(role.created_date_time, role.last_modified_date_time);
+
+    let got = store.get_role_definition(t, role.id).await.unwrap();
+    assert_eq!(got.value, *role);
+    assert_eq!(got.revision, created.revision);
+
+    let patch = RoleDefinitionPatch {
+        description: Some("off for now".to_owned()),
+        is_enabled: Some(false),
+        role_permissions: Some(vec![RolePermission {
+            allowed_resource_actions: patterns(&["contoso.expenses/*"]),
+            excluded_resource_actions: patterns(&["contoso.expenses/reports/delete"]),
+            condition: None,
+        }]),
+        assignable_scopes: Some(vec![scope("/expenses")]),
+        ..RoleDefinitionPatch::default()
+    };
+    let updated = store
+        .update_role_definition(t, &actor(), role.id, patch, Some(created.revision))
+        .await
+        .unwrap();
+    assert!(!updated.created);
+    assert_eq!(updated.revision, Revision(created.revision.0 + 1));
+    assert_eq!(updated.value.version, 2);
+    assert!(!updated.value.is_enabled);
+    assert_eq!(updated.value.description, "off for now");
+    assert_eq!(updated.value.assignable_scopes, vec![scope("/expenses")]);
+    assert_eq!(updated.value.display_name, "Expense approver");
+    assert_eq!(updated.value.created_date_time, role.created_date_time);
+    assert!(updated.value.last_modified_date_time >= role.last_modified_date_time);
+    let got = store.get_role_definition(t, role.id).await.unwrap();
+    assert_eq!(got.value, updated.value);
+    assert_eq!(got.revision, updated.revision);
+
+    let renamed = store
+        .update_role_definition(
+            t,
+            &actor(),
+            role.id,
+            RoleDefinitionPatch {
+                display_name: Some("Expense APPROVER".to_owned()),
+                ..RoleDefinitionPatch::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.value.display_name, "Expense APPROVER");
+    assert_eq!(renamed.value.version, 3);
+
+    let deleted = store
+        .delete_role_definition(t, &actor(), role.id, false, None)
+        .await
+        .unwrap();
+    assert_eq!(deleted.value, renamed.value);
+    assert_eq!(deleted.revision, Revision(renamed.revision.0 + 1));
+    assert_not_found(store.get_role_definition(t, role.id).await.unwrap_err());
+    assert_not_found(
+        store
+            .delete_role_definition(t, &actor(), role.id, false, None)
+            .await
+            .unwrap_err(),
+    );
+    assert_not_found(
+        store
+            .update_role_definition(t, &actor(), role.id, RoleDefinitionPatch::default(), None)
+            .await
+            .unwrap_err(),
+    );
+}
+
+async fn role_assignments_are_created_read_listed_and_deleted(store: &dyn Store) {
+    let t = tenant();
+    let role = store
+        .create_role_definition(
+            t,
+            &actor(),
+            new_role(
+                "App reader",
+                &["microsoft.directory/applications/basic/read"],
+            ),
+        )
+        .await
+        .unwrap()
+        .value;
+    let principal = Uuid::new_v4();
+    let mut new = new_assignment(principal, role.id, "/applications/a1");
+    new.principal_type = PrincipalType::ServicePrincipal;
+    new.start_date_time = Some("2030-01-01T00:00:00Z".parse().unwrap());
+    new.end_date_time = Some("2030-02-01T00:00:00.123456Z".parse().unwrap());
+    let created = store
+        .create_role_assignment(t, &actor(), new.clone())
+        .await
+        .unwrap();
+    assert!(created.created);
+    let a = &created.value;
+    assert_eq!(
+        (
+            a.principal_id,
+            a.principal_type,
+            a.role_definition_id,
+            &a.directory_scope_id
+        ),
+        (
+            principal,
+            PrincipalType::ServicePrincipal,
+            role.id,
+            &new.directory_scope_id
+        )
+    );
+    assert_eq!(
+        (a.start_date_time, a.end_date_time),
+        (new.start_date_time, new.end_date_time)
+    );
+
+    let got = store.get_role_assignment(t, a.id).await.unwrap();
+    assert_eq!(got.value, *a);
+    assert_eq!(got.revision, created.revision);
+    let listed = store
+        .list_role_assignments(t, &RoleAssignmentFilter::default(), &all())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0], got);
+    assert_eq!(listed.next, None);
+
+    let deleted = store
+        .delete_role_assignment(t, &actor(), a.id, None)
+        .await
+        .unwrap();
+    assert_eq!(deleted.value, *a);
+    assert!(!deleted.created);
+    assert_not_found(store.get_role_assignment(t, a.id).await.unwrap_err());
+    assert_not_found(
+        store
+            .delete_role_assignment(t, &actor(), a.id, None)
+            .await
+            .unwrap_err(),
+    );
+}
+
+async fn deny_assignments_are_created_read_updated_and_deleted(store: &dyn Store) {
+    let t = tenant();
+    let principal = Uuid::new_v4();
+    let created = store
+        .create_deny_assignment(
+            t,
+            &actor(),
+            new_deny(
+                principal,
+                &["microsoft.directory/applications/credentials/*"],
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(created.created);
+    let id = created.value.id;
+    assert_eq!(
+        store.get_deny_assignment(t, id).await.unwrap().value,
+        created.value
+    );
+
+    let patch = DenyAssignmentPatch {
+        display_name: Some("No keys".to_owned()),
+        actions: Some(patterns(&["a.b/*"])),
+        excluded_actions: Some(patterns(&["a.b/read"])),
+        ..DenyAssignmentPatch::default()
+    };
+    let updated = store
+        .update_deny_assignment(t, &actor(), id, patch, None)
+        .await
+        .unwrap();
+    assert_eq!(updated.value.display_name, "No keys");
+    assert_eq!(updated.value.actions, patterns(&["a.b/*"]));
+    assert_eq!(updated.value.excluded_actions, patterns(&["a.b/read"]));
+    assert_eq!(updated.value.principal_id, principal);
+    assert_eq!(
+        updated.value.created_date_time,
+        created.value.created_date_time
+    );
+    let got = store.get_deny_assignment(t, id).await.unwrap();
+    assert_eq!(
+        (got.value, got.revision),
+        (updated.value.clone(), updated.revision)
+    );
+
+    let other = store
+        .create_deny_assignment(t, &actor(), new_deny(Uuid::new_v4(), &["x.y/z"]))
+        .await
+        .unwrap();
+    let mine = store
+        .list_deny_assignments(t, Some(principal), &all())
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.items.iter().map(|d| d.value.id).collect::<Vec<_>>(),
+        [id]
+    );
+    let every = store.list_deny_assignments(t, None, &all()).await.unwrap();
+    assert_eq!(every.items.len(), 2);
+
+    let deleted = store
+        .delete_deny_assignment(t, &actor(), id, None)
+        .await
+        .unwrap();
+    assert_eq!(deleted.value, updated.value);
+    assert_not_found(store.get_deny_assignment(t, id).await.unwrap_err());
+    assert_not_found(
+        store
+            .update_deny_assignment(t, &actor(), id, DenyAssignmentPatch::default(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        store
+            .list_deny_assignments(t, None, &all())
+            .await
+            .unwrap()
+            .items[0]
+            .value,
+        other.value
+    );
+}
+
+async fn groups_and_their_members_are_created_read_updated_and_deleted(store: &dyn Store) {
+    let t = tenant();
+    let created = store
+        .create_group(
+            t,
+            &actor(),
+            NewNamedObject {
+                display_name: "Outer".to_owned(),
+                description: "d".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    let outer = created.value.clone();
+    assert_eq!(outer.description, "d");
+    assert_eq!(store.get_group(t, outer.id).await.unwrap().value, outer);
+    let updated = store
+        .update_group(
+            t,
+            &actor(),
+            outer.id,
+            NamedObjectPatch {
+                display_name: Some("Outer team".to_owned()),
+                description: None,
+            },
+            Some(created.revision),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.value.display_name, "Outer team");
+    assert_eq!(updated.value.description, "d");
+    assert_eq!(updated.value.created_date_time, outer.created_date_time);
+
+    let inner = store
+        .create_group(t, &actor(), named("Inner"))
+        .await
+        .unwrap()
+        .value;
+    let u = Uuid::new_v4();
+    let added = store
+        .add_group_member(t, &actor(), outer.id, group_member(inner.id))
+        .await
+        .unwrap();
+    assert!(added.created);
+    assert_eq!(
+        (
+            added.value.group_id,
+            added.value.id,
+            added.value.member_type
+        ),
+        (outer.id, inner.id, PrincipalType::Group)
+    );
+    let again = store
+        .add_group_member(t, &actor(), outer.id, group_member(inner.id))
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(
+        (again.value.clone(), again.revision),
+        (added.value.clone(), added.revision)
+    );
+    store
+        .add_group_member(t, &actor(), outer.id, user(u))
+        .await
+        .unwrap();
+    // A cycle (and a group containing itself) is allowed.
+    store
+        .add_group_member(t, &actor(), inner.id, group_member(outer.id))
+        .await
+        .unwrap();
+    store
+        .add_group_member(t, &actor(), inner.id, group_member(inner.id))
+        .await
+        .unwrap();
+
+    let members = store.list_group_members(t, outer.id, &all()).await.unwrap();
+    let mut expected = vec![inner.id, u];
+    expected.sort_by_key(|id| id.to_string());
+    assert_eq!(
+        members.items.iter().map(|m| m.value.id).collect::<Vec<_>>(),
+        expected
+    );
+
+    // A member group must exist; the parent group must exist.
+    let missing = Uuid::new_v4();
+    assert_unprocessable(
+        store
+            .add_group_member(t, &actor(), outer.id, group_member(missing))
+            .await
+            .unwrap_err(),
+        "/id",
+    );
+    assert_not_found(
+        store
+            .add_group_member(t, &actor(), missing, user(u))
+            .await
+            .unwrap_err(),
+    );
+    assert_not_found(
+        store
+            .list_group_members(t, missing, &all())
+            .await
+            .unwrap_err(),
+    );
+
+    let removed = store
+        .remove_group_member(t, &actor(), outer.id, u)
+        .await
+        .unwrap();
+    assert_eq!(removed.value.id, u);
+    assert_not_found(
+        store
+            .remove_group_member(t, &actor(), outer.id, u)
+            .await
+            .unwrap_err(),
+    );
+    assert_not_found(
+        store
+            .remove_group_member(t, &actor(), missing, u)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        store
+            .list_group_members(t, outer.id, &all())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+
+    let listed = store.list_groups(t, &all()).await.unwrap();
+    assert_eq!(listed.items.len(), 2);
+    let deleted = store
+        .delete_group(t, &actor(), inner.id, None)
+        .await
+        .unwrap();
+    assert_eq!(deleted.value, inner);
+    assert_not_found(store.get_group(t, inner.id).await.unwrap_err());
+    assert_not_found(
+        store
+            .delete_group(t, &actor(), inner.id, None)
+            .await
+            .unwrap_err(),
+    );
+    assert_not_found(
+        store
+            .update_group(t, &actor(), inner.id, NamedObjectPatch::default(), None)
+            .await
+            .unwrap_err(),
+    );
+}
+
+async fn administrative_units_and_their_members_are_created_read_updated_and_deleted(
+    store: &dyn Store,
+) {
+    let t = tenant();
+    let unit = store
+        .create_administrative_unit(t, &actor(), named("Finance apps"))
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        store
+            .get_administrative_unit(t, unit.id)
+            .await
+            .unwrap()
+            .value,
+        unit
+    );
+    let patched = store
+        .update_administrative_unit(
+            t,
+            &actor(),
+            unit.id,
+            NamedObjectPatch {
+                display_name: None,
+                description: Some("all finance".to_owned()),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.value.description, "all finance");
+    assert_eq!(patched.value.display_name, "Finance apps");
+
+    let resource = scope("/applications/a1");
+    let added = store
+        .add_administrative_unit_member(t, &actor(), unit.id, resource.clone())
+        .await
+        .unwrap();
+    assert!(added.created);
+    assert_eq!(
+        (added.value.administrative_unit_id, &added.value.resource),
+        (unit.id, &resource)
+    );
+    let again = store
+        .add_administrative_unit_member(t, &actor(), unit.id, resource.clone())
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(
+        (again.value.clone(), again.revision),
+        (added.value.clone(), added.revision)
+    );
+    store
+        .add_administrative_unit_member(t, &actor(), unit.id, scope("/applications/a0/keys/k"))
+        .await
+        .unwrap();
+    let members = store
+        .list_administrative_unit_members(t, unit.id, &all())
+        .await
+        .unwrap();
+    let paths: Vec<&str> = members
+        .items
+        .iter()
+        .map(|m| m.value.resource.as_str())
+        .collect();
+    assert_eq!(paths, ["/applications/a0/keys/k", "/applications/a1"]);
+
+    let missing = Uuid::new_v4();
+    assert_not_found(
+        store
+            .add_administrative_unit_member(t, &actor(), missing, resource.clone())
+            .await
+            .unwrap_err(),
+    );
+    assert_not_found(
+        store
+            .list_administrative_unit_members(t, missing, &all())
+            .await
+            .unwrap_err(),
+    );
+    let removed = store
+        .remove_administrative_unit_member(t, &actor(), unit.id, &resource)
+        .await
+        .unwrap();
+    assert_eq!(removed.value, added.value);
+    assert_not_found(
+        store
+            .remove_administrative_unit_member(t, &actor(), unit.id, &resource)
+            .await
+            .unwrap_err(),
+    );
+
+    // An assignment scoped to the unit survives the unit (it then covers nothing).
+    let scoped = store
+        .create_role_assignment(
+            t,
+            &actor(),
+            new_assignment(
+                Uuid::new_v4(),
+                builtin(APPLICATION_ADMINISTRATOR),
+                &format!("/administrativeUnits/{}", unit.id),
+            ),
+        )
+        .await
+        .unwrap();
+    let before = store.current_revision().await.unwrap();
+    let deleted = store
+        .delete_administrative_unit(t, &actor(), unit.id, None)
+        .await
+        .unwrap();
+    assert_eq!(deleted.value, patched.value);
+    assert_not_found(store.get_administrative_unit(t, unit.id).await.unwrap_err());
+    assert!(store.get_role_assignment(t, scoped.value.id).await.is_ok());
+    // The remaining member went with the unit, in the same revision.
+    let changes = store.changes_after(before, 100).await.unwrap();
+    let logged: Vec<(EntityType, ChangeOp)> =
+        changes.iter().map(|c| (c.entity_type, c.op)).collect();
+    assert_eq!(
+        logged,
+        [
+            (EntityType::AdministrativeUnitMember, ChangeOp::Delete),
+            (EntityType::AdministrativeUnit, ChangeOp::Delete)
+        ]
+    );
+    assert_eq!(
+        changes[0].entity_id,
+        format!("{}/applications/a0/keys/k", unit.id)
+    );
+    assert!(store
+        .list_administrative_units(t, &all())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Tenants
+// ---------------------------------------------------------------------------------------
+
+async fn tenants_never_see_or_change_each_others_objects(store: &dyn Store) {
+    let (a, b) = (tenant(), tenant());
+    let group = store
+        .create_group(a, &actor(), named("A's group"))
+        .await
+        .unwrap()
+        .value;
+    let role = store
+        .create_role_definition(a, &actor(), new_role("Reviewer", &["x.y/z"]))
+        .await
+        .unwrap()
+        .value;
+    let assignment = store
+        .create_role_assignment(a, &actor(), new_assignment(Uuid::new_v4(), role.id, "/"))
+        .await
+        .unwrap()
+        .value;
+    let deny = store
+        .create_deny_assignment(a, &actor(), new_deny(Uuid::new_v4(), &["x.y/z"]))
+        .await
+        .unwrap()
+        .value;
+    let unit = store
+        .create_administrative_unit(a, &actor(), named("A's unit"))
+        .await
+        .unwrap()
+        .value;
+
+    assert_not_found(store.get_group(b, group.id).await.unwrap_err());
+    assert_not_found(store.get_role_definition(b, role.id).await.unwrap_err());
+    assert_not_found(
+        store
+            .get_role_assignment(b, assignment.id)
+            .await
+            .unwrap_err(),
+    );
+    assert_not_found(store.get_deny_assignment(b, deny.id).await.unwrap_err());
+    assert_not_found(store.get_administrative_unit(b, unit.id).await.unwrap_err());
+    assert_not_found(
+        store
+            .delete_group(b, &actor(), group.id, None)
+            .await
+            .unwrap_err(),
+    );
+    assert_not_found(
+        store
+            .delete_role_definition(b, &actor(), role.id, true, None)
+            .await
+            .unwrap_err(),
+    );
+    assert_not_found(
+        store
+            .delete_role_assignment(b, &actor(), assignment.id, None)
+            .await
+            .unwrap_err(),
+    );
+    assert_not_found(
+        store
+            .delete_deny_assignment(b, &actor(), deny.id, None)
+            .await
+            .unwrap_err(),
+    );
+    assert_not_found(
+        store
+            .delete_administrative_unit(b, &actor(), unit.id, None)
+            .await
+            .unwrap_err(),
+    );
+    assert_not_found(
+        store
+            .add_group_member(b, &actor(), group.id, user(Uuid::new_v4()))
+            .await
+            .unwrap_err(),
+    );
+    // B cannot use A's role, nor A's group as a member.
+    assert_unprocessable(
+        store
+            .create_role_assignment(b, &actor(), new_assignment(Uuid::new_v4(), role.id, "/"))
+            .await
+            .unwrap_err(),
+        "/roleDefinitionId",
+    );
+    let b_group = store
+        .create_group(b, &actor(), named("B's group"))
+        .await
+        .unwrap()
+        .value;
+    assert_unprocessable(
+        store
+            .add_group_member(b, &actor(), b_group.id, group_member(group.id))
+            .await
+            .unwrap_err(),
+        "/id",
+    );
+    assert_not_found(
+        store
+            .clone_role_definition(
+                b,
+                &actor(),
+                role.id,
+                CloneRole {
+                    display_name: "Copy".to_owned(),
+                    description: None,
+                },
+            )
+            .await
+            .unwrap_err(),
+    );
+
+    assert_eq!(store.list_groups(b, &all()).await.unwrap().items.len(), 1);
+    assert!(store
+        .list_role_assignments(b, &RoleAssignmentFilter::default(), &all())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(store
+        .list_deny_assignments(b, None, &all())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(store
+        .list_administrative_units(b, &all())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    let b_custom = RoleDefinitionFilter {
+        is_built_in: Some(false),
+        ..RoleDefinitionFilter::default()
+    };
+    assert!(store
+        .list_role_definitions(b, &b_custom, &all())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(store
+        .list_changes(b, Revision(0), &all())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .all(|c| c.tenant_id == b));
+    assert_eq!(
+        store
+            .list_changes(a, Revision(0), &all())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        5
+    );
+    // Display names are unique per tenant only.
+    assert!(store
+        .create_role_definition(b, &actor(), new_role("Reviewer", &["x.y/z"]))
+        .await
+        .is_ok());
+    // A's objects are untouched.
+    assert_eq!(store.get_group(a, group.id).await.unwrap().value, group);
+    assert_eq!(
+        store
+            .get_role_assignment(a, assignment.id)
+            .await
+            .unwrap()
+            .value,
+        assignment
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Built-in roles
+// ---------------------------------------------------------------------------------------
+
+async fn built_in_roles_are_listed_merged_in_id_order_and_read_only(store: &dyn Store) {
+    let t = tenant();
+    let catalog = store.catalog().roles().to_vec();
+    assert!(catalog.len() >= 12);
+    let listed = store
+        .list_role_definitions(t, &RoleDefinitionFilter::default(), &all())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), catalog.len());
+    assert!(listed
+        .items
+        .iter()
+        .all(|r| r.value.is_built_in && r.revision == Revision(0)));
+
+    let mut customs = Vec::new();
+    for i in 0..4 {
+        customs.push(
+            store
+                .create_role_definition(t, &actor(), new_role(&format!("Custom {i}"), &["x.y/z"]))
+                .await
+                .unwrap()
+                .value,
+        );
+    }
+    let merged = store
+        .list_role_definitions(t, &RoleDefinitionFilter::default(), &all())
+        .await
+        .unwrap();
+    let ids: Vec<String> = merged
+        .items
+        .iter()
+        .map(|r| r.value.id.to_string())
+        .collect();
+    let mut expected: Vec<String> = catalog
+        .iter()
+        .chain(&customs)
+        .map(|r| r.id.to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    let only_builtin = RoleDefinitionFilter {
+        is_built_in: Some(true),
+        ..RoleDefinitionFilter::default()
+    };
+    let builtins = store
+        .list_role_definitions(t, &only_builtin, &all())
+        .await
+        .unwrap();
+    assert_eq!(builtins.items.len(), catalog.len());
+    let only_custom = RoleDefinitionFilter {
+        is_built_in: Some(false),
+        ..RoleDefinitionFilter::default()
+    };
+    let custom = store
+        .list_role_definitions(t, &only_custom, &all())
+        .await
+        .unwrap();
+    assert_eq!(custom.items.len(), 4);
+    assert!(custom
+        .items
+        .iter()
+        .all(|r| !r.value.is_built_in && r.revision > Revision(0)));
+
+    let global = store
+        .get_role_definition(t, builtin(GLOBAL_ADMINISTRATOR))
+        .await
+        .unwrap();
+    assert_eq!(global.value.display_name, "Global Administrator");
+    assert_eq!(global.value.template_id, builtin(GLOBAL_ADMINISTRATOR));
+    assert_eq!(global.revision, Revision(0));
+
+    let before = store.current_revision().await.unwrap();
+    let patch = RoleDefinitionPatch {
+        is_enabled: Some(false),
+        ..RoleDefinitionPatch::default()
+    };
+    let refused = store
+        .update_role_definition(t, &actor(), global.value.id, patch, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StoreError::BuiltinImmutable(id) if id == global.value.id),
+        "{refused:?}"
+    );
+    let refused = store
+        .delete_role_definition(t, &actor(), global.value.id, true, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StoreError::BuiltinImmutable(_)),
+        "{refused:?}"
+    );
+    assert_eq!(store.current_revision().await.unwrap(), before);
+    assert_eq!(
+        store.get_role_definition(t, global.value.id).await.unwrap(),
+        global
+    );
+}
+
+async fn built_in_roles_can_be_cloned_and_assigned(store: &dyn Store) {
+    let t = tenant();
+    let source = store
+        .get_role_definition(t, builtin(APPLICATION_ADMINISTRATOR))
+        .await
+        .unwrap()
+        .value;
+    let clone = store
+        .clone_role_definition(
+            t,
+            &actor(),
+            source.id,
+            CloneRole {
+                display_name: "Application credential manager".to_owned(),
+                description: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(clone.created);
+    let c = &clone.value;
+    assert_ne!(c.id, source.id);
+    assert_eq!(c.template_id, c.id);
+    assert!(!c.is_built_in && c.is_enabled);
+    assert_eq!(c.version, 1);
+    assert_eq!(c.display_name, "Application credential manager");
+    assert_eq!(c.description, source.description);
+    assert_eq!(c.role_permissions, source.role_permissions);
+    assert_eq!(c.assignable_scopes, source.assignable_scopes);
+    assert_eq!(store.get_role_definition(t, c.id).await.unwrap().value, *c);
+
+    // A clone of a (disabled) custom role, with its own description.
+    let patch = RoleDefinitionPatch {
+        is_enabled: Some(false),
+        ..RoleDefinitionPatch::default()
+    };
+    store
+        .update_role_definition(t, &actor(), c.id, patch, None)
+        .await
+        .unwrap();
+    let second = store
+        .clone_role_definition(
+            t,
+            &actor(),
+            c.id,
+            CloneRole {
+                display_name: "Second".to_owned(),
+                description: Some("mine".to_owned()),
+            },
+        )
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(second.description, "mine");
+    assert!(second.is_enabled);
+    assert_eq!(second.role_permissions, source.role_permissions);
+    assert_not_found(
+        store
+            .clone_role_definition(
+                t,
+                &actor(),
+                Uuid::new_v4(),
+                CloneRole {
+                    display_name: "X".to_owned(),
+                    description: None,
+                },
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_conflict(
+        store
+            .clone_role_definition(
+                t,
+                &actor(),
+                source.id,
+                CloneRole {
+                    display_name: "second".to_owned(),
+                    description: None,
+                },
+            )
+            .await
+            .unwrap_err(),
+    );
+
+    let assigned = store
+        .create_role_assignment(
+            t,
+            &actor(),
+            new_assignment(Uuid::new_v4(), builtin(GLOBAL_ADMINISTRATOR), "/"),
+        )
+        .await
+        .unwrap();
+    assert!(assigned.created);
+    assert_eq!(
+        assigned.value.role_definition_id,
+        builtin(GLOBAL_ADMINISTRATOR)
+    );
+}
+
+async fn display_names_are_unique_per_tenant_ignoring_case_including_built_ins(store: &dyn Store) {
+    let t = tenant();
+    let reviewer = store
+        .create_role_definition(t, &actor(), new_role("Reviewer", &["x.y/z"]))
+        .await
+        .unwrap()
+        .value;
+    let before = store.current_revision().await.unwrap();
+    let message = assert_conflict(
+        store
+            .create_role_definition(t, &actor(), new_role("reviewer", &["x.y/z"]))
+            .await
+            .unwrap_err(),
+    );
+    assert!(message.contains("reviewer"), "{message}");
+    assert_conflict(
+        store
+            .create_role_definition(t, &actor(), new_role("REVIEWER", &["x.y/z"]))
+            .await
+            .unwrap_err(),
+    );
+    assert_conflict(
+        store
+            .create_role_definition(t, &actor(), new_role("global administrator", &["x.y/z"]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(store.current_revision().await.unwrap(), before);
+
+    let other = store
+        .create_role_definition(t, &actor(), new_role("Writer", &["x.y/z"]))
+        .await
+        .unwrap()
+        .value;
+    let rename = |name: &str| RoleDefinitionPatch {
+        display_name: Some(name.to_owned()),
+        ..RoleDefinitionPatch::default()
+    };
+    assert_conflict(
+        store
+            .update_role_definition(t, &actor(), other.id, rename("rEVIEWER"), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_conflict(
+        store
+            .update_role_definition(t, &actor(), other.id, rename("Global Reader"), None)
+            .await
+            .unwrap_err(),
+    );
+    // Renaming to its own name in another case is fine, and frees nothing else.
+    let recased = store
+        .update_role_definition(t, &actor(), reviewer.id, rename("REVIEWER"), None)
+        .await
+        .unwrap();
+    assert_eq!(recased.value.display_name, "REVIEWER");
+    // Deleting a role frees its name.
+    store
+        .delete_role_definition(t, &actor(), reviewer.id, false, None)
+        .await
+        .unwrap();
+    store
+        .update_role_definition(t, &actor(), other.id, rename("reviewer"), None)
+        .await
+        .unwrap();
+    // Another tenant has its own names.
+    store
+        .create_role_definition(tenant(), &actor(), new_role("Reviewer", &["x.y/z"]))
+        .await
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Assignments: idempotency, races, validation
+// ---------------------------------------------------------------------------------------
+
+async fn creating_the_same_assignment_twice_returns_the_first(store: &dyn Store) {
+    let t = tenant();
+    let role = store
+        .create_role_definition(t, &actor(), new_role("App reader", &["x.y/z"]))
+        .await
+        .unwrap()
+        .value;
+    let principal = Uuid::new_v4();
+    let first = store
+        .create_role_assignment(
+            t,
+            &actor(),
+            new_assignment(principal, role.id, "/applications/a1"),
+        )
+        .await
+        .unwrap();
+    let before = store.current_revision().await.unwrap();
+    assert_eq!(before, first.revision);
+    // The same natural key, even with another window or principal type, finds the first.
+    let mut again = new_assignment(principal, role.id, "/applications/a1");
+    again.principal_type = PrincipalType::ServicePrincipal;
+    again.end_date_time = Some("2031-01-01T00:00:00Z".parse().unwrap());
+    let second = store
+        .create_role_assignment(t, &actor(), again)
+        .await
+        .unwrap();
+    assert!(!second.created);
+    assert_eq!(second.value, first.value);
+    assert_eq!(second.revision, first.revision);
+    assert_eq!(
+        store.current_revision().await.unwrap(),
+        before,
+        "an idempotent create writes nothing"
+    );
+    // Any other scope, role or principal is another assignment.
+    let other_scope = store
+        .create_role_assignment(
+            t,
+            &actor(),
+            new_assignment(principal, role.id, "/applications/a1/keys/k"),
+        )
+        .await
+        .unwrap();
+    assert!(other_scope.created);
+    let other_role = store
+        .create_role_assignment(
+            t,
+            &actor(),
+            new_assignment(principal, builtin(GLOBAL_ADMINISTRATOR), "/applications/a1"),
+        )
+        .await
+        .unwrap();
+    assert!(other_role.created);
+    let all_of_them = store
+        .list_role_assignments(t, &RoleAssignmentFilter::default(), &all())
+        .await
+        .unwrap();
+    assert_eq!(all_of_them.items.len(), 3);
+}
+
+async fn parallel_creates_of_one_assignment_yield_exactly_one(store: &dyn Store) {
+    let t = tenant();
+    let role = store
+        .create_role_definition(t, &actor(), new_role("Racer", &["contoso.race/run"]))
+        .await
+        .unwrap()
+        .value;
+    let before = store.current_revision().await.unwrap();
+    let new = new_assignment(Uuid::new_v4(), role.id, "/");
+    let who = actor();
+    let results = futures::future::join_all(
+        (0..20).map(|_| store.create_role_assignment(t, &who, new.clone())),
+    )
+    .await;
+    let written: Vec<_> = results
+        .into_iter()
+        .map(|r| r.expect("every create succeeds"))
+        .collect();
+    assert_eq!(written.iter().filter(|w| w.created).count(), 1);
+    assert!(written.iter().all(|w| w.value == written[0].value));
+    assert!(written.iter().all(|w| w.revision == Revision(before.0 + 1)));
+    let filter = RoleAssignmentFilter {
+        role_definition_id: Some(role.id),
+        ..RoleAssignmentFilter::default()
+    };
+    assert_eq!(
+        store
+            .list_role_assignments(t, &filter, &all())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.current_revision().await.unwrap(),
+        Revision(before.0 + 1)
+    );
+}
+
+async fn parallel_writes_take_consecutive_revisions(store: &dyn Store) {
+    let t = tenant();
+    let before = store.current_revision().await.unwrap();
+    let who = actor();
+    let results = futures::future::join_all(
+        (0..20).map(|i| store.create_group(t, &who, named(&format!("g{i}")))),
+    )
+    .await;
+    let mut revisions: Vec<i64> = results
+        .into_iter()
+        .map(|r| r.expect("create").revision.0)
+        .collect();
+    revisions.sort();
+    assert_eq!(
+        revisions,
+        ((before.0 + 1)..=(before.0 + 20)).collect::<Vec<_>>()
+    );
+    let changes = store.changes_after(before, 1000).await.unwrap();
+    assert_eq!(
+        changes.iter().map(|c| c.revision.0).collect::<Vec<_>>(),
+        revisions
+    );
+}
+
+async fn assignments_need_an_existing_role_assignable_at_the_scope(store: &dyn Store) {
+    let t = tenant();
+    let before = store.current_revision().await.unwrap();
+    let principal = Uuid::new_v4();
+    assert_unprocessable(
+        store
+            .create_role_assignment(t, &actor(), new_assignment(principal, Uuid::new_v4(), "/"))
+            .await
+            .unwrap_err(),
+        "/roleDefinitionId",
+    );
+    assert_eq!(store.current_revision().await.unwrap(), before);
+    let mut narrow = new_role("Narrow", &["a.b/c"]);
+    narrow.assignable_scopes = vec![scope("/applications/ab"), scope("/groups/g1")];
+    let narrow = store
+        .create_role_definition(t, &actor(), narrow)
+        .await
+        .unwrap()
+        .value;
+    for outside in ["/", "/applications", "/applications/abc", "/groups/g2"] {
+        assert_unprocessable(
+            store
+                .create_role_assignment(t, &actor(), new_assignment(principal, narrow.id, outside))
+                .await
+                .unwrap_err(),
+            "/directoryScopeId",
+        );
+    }
+    for inside in [
+        "/applications/ab",
+        "/applications/ab/credentials/k1",
+        "/groups/g1",
+    ] {
+        let ok = store
+            .create_role_assignment(t, &actor(), new_assignment(principal, narrow.id, inside))
+            .await
+            .unwrap();
+        assert!(ok.created, "{inside}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// If-Match, cascades
+// ---------------------------------------------------------------------------------------
+
+fn assert_precondition_failed(error: StoreError, current: Revision) {
+    match error {
+        StoreError::PreconditionFailed { current: reported } => {
+            assert_eq!(reported, current.to_string())
+        }
+        other => panic!("expected precondition failed, got {other:?}"),
+    }
+}
+
+async fn if_match_must_name_the_current_revision(store: &dyn Store) {
+    let t = tenant();
+    let stale = Revision(0);
+    let role = store
+        .create_role_definition(t, &actor(), new_role("Guarded", &["x.y/z"]))
+        .await
+        .unwrap();
+    let patch = || RoleDefinitionPatch {
+        description: Some("new".to_owned()),
+        ..RoleDefinitionPatch::default()
+    };
+    assert_precondition_failed(
+        store
+            .update_role_definition(t, &actor(), role.value.id, patch(), Some(stale))
+            .await
+            .unwrap_err(),
+        role.revision,
+    );
+    let updated = store
+        .update_role_definition(t, &actor(), role.value.id, patch(), Some(role.revision))
+        .await
+        .unwrap();
+    assert_precondition_failed(
+        store
+            .delete_role_definition(t, &actor(), role.value.id, false, Some(role.revision))
+            .await
+            .unwrap_err(),
+        updated.revision,
+    );
+    store
+        .delete_role_definition(t, &actor(), role.value.id, false, Some(updated.revision))
+        .await
+        .unwrap();
+
+    let assignment = store
+        .create_role_assignment(
+            t,
+            &actor(),
+            new_assignment(Uuid::new_v4(), builtin(GLOBAL_ADMINISTRATOR), "/"),
+        )
+        .await
+        .unwrap();
+    assert_precondition_failed(
+        store
+            .delete_role_assignment(t, &actor(), assignment.value.id, Some(stale))
+            .await
+            .unwrap_err(),
+        assignment.revision,
+    );
+    store
+        .delete_role_assignment(t, &actor(), assignment.value.id, Some(assignment.revision))
+        .await
+        .unwrap();
+
+    let deny = store
+        .create_deny_assignment(t, &actor(), new_deny(Uuid::new_v4(), &["x.y/z"]))
+        .await
+        .unwrap();
+    let deny_patch = || DenyAssignmentPatch {
+        description: Some("d".to_owned()),
+        ..DenyAssignmentPatch::default()
+    };
+    assert_precondition_failed(
+        store
+            .update_deny_assignment(t, &actor(), deny.value.id, deny_patch(), Some(stale))
+            .await
+            .unwrap_err(),
+        deny.revision,
+    );
+    let deny2 = store
+        .update_deny_assignment(
+            t,
+            &actor(),
+            deny.value.id,
+            deny_patch(),
+            Some(deny.revision),
+        )
+        .await
+        .unwrap();
+    assert_precondition_failed(
+        store
+            .delete_deny_assignment(t, &actor(), deny.value.id, Some(deny.revision))
+            .await
+            .unwrap_err(),
+        deny2.revision,
+    );
+    store
+        .delete_deny_assignment(t, &actor(), deny.value.id, Some(deny2.revision))
+        .await
+        .unwrap();
+
+    let rename = || NamedObjectPatch {
+        display_name: Some("renamed".to_owned()),
+        description: None,
+    };
+    let group = store.create_group(t, &actor(), named("G")).await.unwrap();
+    assert_precondition_failed(
+        store
+            .update_group(t, &actor(), group.value.id, rename(), Some(stale))
+            .await
+            .unwrap_err(),
+        group.revision,
+    );
+    // Adding a member does not change the group's own revision.
+    store
+        .add_group_member(t, &actor(), group.value.id, user(Uuid::new_v4()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_group(t, group.value.id).await.unwrap().revision,
+        group.revision
+    );
+    let group2 = store
+        .update_group(t, &actor(), group.value.id, rename(), Some(group.revision))
+        .await
+        .unwrap();
+    assert_precondition_failed(
+        store
+            .delete_group(t, &actor(), group.value.id, Some(group.revision))
+            .await
+            .unwrap_err(),
+        group2.revision,
+    );
+    store
+        .delete_group(t, &actor(), group.value.id, Some(group2.revision))
+        .await
+        .unwrap();
+
+    let unit = store
+        .create_administrative_unit(t, &actor(), named("U"))
+        .await
+        .unwrap();
+    assert_precondition_failed(
+        store
+            .update_administrative_unit(t, &actor(), unit.value.id, rename(), Some(stale))
+            .await
+            .unwrap_err(),
+        unit.revision,
+    );
+    assert_precondition_failed(
+        store
+            .delete_administrative_unit(t, &actor(), unit.value.id, Some(stale))
+            .await
+            .unwrap_err(),
+        unit.revision,
+    );
+    let unit2 = store
+        .update_administrative_unit(t, &actor(), unit.value.id, rename(), Some(unit.revision))
+        .await
+        .unwrap();
+    store
+        .delete_administrative_unit(t, &actor(), unit.value.id, Some(unit2.revision))
+        .await
+        .unwrap();
+}
+
+async fn deleting_a_role_with_assignments_needs_cascade(store: &dyn Store) {
+    let t = tenant();
+    let role = store
+        .create_role_definition(t, &actor(), new_role("Doomed", &["contoso.x/y"]))
+        .await
+        .unwrap()
+        .value;
+    let mut assignments = Vec::new();
+    for _ in 0..3 {
+        assignments.push(
+            store
+                .create_role_assignment(t, &actor(), new_assignment(Uuid::new_v4(), role.id, "/"))
+                .await
+                .unwrap()
+                .value,
+        );
+    }
+    let unrelated = store
+        .create_role_assignment(
+            t,
+            &actor(),
+            new_assignment(Uuid::new_v4(), builtin(GLOBAL_ADMINISTRATOR), "/"),
+        )
+        .await
+        .unwrap()
+        .value;
+    let before = store.current_revision().await.unwrap();
+    let message = assert_conflict(
+        store
+            .delete_role_definition(t, &actor(), role.id, false, None)
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        message.contains("3 assignments") && message.contains("cascade=true"),
+        "{message}"
+    );
+    assert_eq!(store.current_revision().await.unwrap(), before);
+    assert!(store.get_role_definition(t, role.id).await.is_ok());
+
+    let deleted = store
+        .delete_role_definition(t, &actor(), role.id, true, None)
+        .await
+        .unwrap();
+    assert_eq!(deleted.revision, Revision(before.0 + 1));
+    assert_not_found(store.get_role_definition(t, role.id).await.unwrap_err());
+    for a in &assignments {
+        assert_not_found(store.get_role_assignment(t, a.id).await.unwrap_err());
+    }
+    assert!(store.get_role_assignment(t, unrelated.id).await.is_ok());
+
+    // One revision: the assignments first, then the role.
+    let changes = store.changes_after(before, 100).await.unwrap();
+    assert_eq!(changes.len(), 4);
+    assert!(changes
+        .iter()
+        .all(|c| c.revision == deleted.revision && c.op == ChangeOp::Delete && c.after.is_none()));
+    assert_eq!(
+        changes.iter().map(|c| c.sequence).collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
+    let mut logged: Vec<String> = changes[..3].iter().map(|c| c.entity_id.clone()).collect();
+    logged.sort();
+    let mut expected: Vec<String> = assignments.iter().map(|a| a.id.to_string()).collect();
+    expected.sort();
+    assert_eq!(logged, expected);
+    assert!(changes[..3]
+        .iter()
+        .all(|c| c.entity_type == EntityType::RoleAssignment));
+    assert_eq!(changes[3].entity_type, EntityType::RoleDefinition);
+    assert_eq!(
+        changes[3].before,
+        Some(serde_json::to_value(&role).unwrap())
+    );
+
+    // Without assignments, no cascade is needed.
+    let lonely = store
+        .create_role_definition(t, &actor(), new_role("Lonely", &["x.y/z"]))
+        .await
+        .unwrap()
+        .value;
+    store
+        .delete_role_definition(t, &actor(), lonely.id, false, None)
+        .await
+        .unwrap();
+}
+
+async fn deleting_a_group_removes_its_edges_and_assignments(store: &dyn Store) {
+    let t = tenant();
+    let parent = store
+        .create_group(t, &actor(), named("Parent"))
+        .await
+        .unwrap()
+        .value;
+    let doomed = store
+        .create_group(t, &actor(), named("Doomed"))
+        .await
+        .unwrap()
+        .value;
+    let child = store
+        .create_group(t, &actor(), named("Child"))
+        .await
+        .unwrap()
+        .value;
+    let u = Uuid::new_v4();
+    store
+        .add_group_member(t, &actor(), parent.id, group_member(doomed.id))
+        .await
+        .unwrap();
+    store
+        .add_group_member(t, &actor(), doomed.id, group_member(child.id))
+        .await
+        .unwrap();
+    store
+        .add_group_member(t, &actor(), doomed.id, user(u))
+        .await
+        .unwrap();
+    store
+        .add_group_member(t, &actor(), doomed.id, group_member(doomed.id))
+        .await
+        .unwrap();
+    store
+        .add_group_member(t, &actor(), child.id, group_member(parent.id))
+        .await
+        .unwrap();
+    let mut to_group = new_assignment(doomed.id, builtin(GLOBAL_ADMINISTRATOR), "/");
+    to_group.principal_type = PrincipalType::Group;
+    let assignment = store
+        .create_role_assignment(t, &actor(), to_group)
+        .await
+        .unwrap()
+        .value;
+    let deny = store
+        .create_deny_assignment(t, &actor(), new_deny(doomed.id, &["x.y/z"]))
+        .await
+        .unwrap()
+        .value;
+    let kept = store
+        .create_role_assignment(
+            t,
+            &actor(),
+            new_assignment(u, builtin(GLOBAL_ADMINISTRATOR), "/"),
+        )
+        .await
+        .unwrap()
+        .value;
+
+    let before = store.current_revision().await.unwrap();
+    let deleted = store
+        .delete_group(t, &actor(), doomed.id, None)
+        .await
+        .unwrap();
+    assert_eq!(deleted.value, doomed);
+    assert!(store
+        .list_group_members(t, parent.id, &all())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert_eq!(
+        store
+            .list_group_members(t, child.id, &all())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_not_found(
+        store
+            .get_role_assignment(t, assignment.id)
+            .await
+            .unwrap_err(),
+    );
+    assert_not_found(store.get_deny_assignment(t, deny.id).await.unwrap_err());
+    assert!(store.get_role_assignment(t, kept.id).await.is_ok());
+
+    let changes = store.changes_after(before, 100).await.unwrap();
+    assert!(changes
+        .iter()
+        .all(|c| c.revision == deleted.revision && c.op == ChangeOp::Delete));
+    let logged: Vec<(EntityType, String)> = changes
+        .iter()
+        .map(|c| (c.entity_type, c.entity_id.clone()))
+        .collect();
+    let edges: BTreeSet<String> = logged
+        .iter()
+        .filter(|(kind, _)| *kind == EntityType::GroupMember)
+        .map(|(_, id)| id.clone())
+        .collect();
+    let expected: BTreeSet<String> = [
+        format!("{}/{}", parent.id, doomed.id),
+        format!("{}/{}", doomed.id, child.id),
+        format!("{}/{}", doomed.id, u),
+        format!("{}/{}", doomed.id, doomed.id),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(edges, expected);
+    assert_eq!(
+        logged[4..],
+        [
+            (EntityType::RoleAssignment, assignment.id.to_string()),
+            (EntityType::DenyAssignment, deny.id.to_string()),
+            (EntityType::Group, doomed.id.to_string())
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Revisions and the change log
+// ---------------------------------------------------------------------------------------
+
+async fn every_write_takes_the_next_revision_and_logs_its_change(store: &dyn Store) {
+    let t = tenant();
+    let someone = Actor("someone@example.com".to_owned());
+    let start = store.current_revision().await.unwrap();
+    let created = store
+        .create_group(t, &someone, named("Audited"))
+        .await
+        .unwrap();
+    let patch = NamedObjectPatch {
+        display_name: Some("Audited 2".to_owned()),
+        description: None,
+    };
+    let updated = store
+        .update_group(t, &someone, created.value.id, patch, None)
+        .await
+        .unwrap();
+    let member = Uuid::new_v4();
+    let added = store
+        .add_group_member(t, &actor(), created.value.id, user(member))
+        .await
+        .unwrap();
+    let removed = store
+        .remove_group_member(t, &actor(), created.value.id, member)
+        .await
+        .unwrap();
+    let deleted = store
+        .delete_group(t, &someone, created.value.id, None)
+        .await
+        .unwrap();
+    let revisions: Vec<i64> = [
+        created.revision,
+        updated.revision,
+        added.revision,
+        removed.revision,
+        deleted.revision,
+    ]
+    .iter()
+    .map(|r| r.0)
+    .collect();
+    assert_eq!(
+        revisions,
+        ((start.0 + 1)..=(start.0 + 5)).collect::<Vec<_>>()
+    );
+    assert_eq!(store.current_revision().await.unwrap(), deleted.revision);
+
+    let changes = store.list_changes(t, start, &all()).await.unwrap().items;
+    assert_eq!(changes.len(), 5);
+    let json = |v: &dyn erased::Json| v.to_json();
+    let id = created.value.id.to_string();
+    let edge = format!("{id}/{member}");
+    let expected = [
+        (
+            EntityType::Group,
+            id.as_str(),
+            ChangeOp::Create,
+            None,
+            Some(json(&created.value)),
+            "someone@example.com",
+        ),
+        (
+            EntityType::Group,
+            id.as_str(),
+            ChangeOp::Update,
+            Some(json(&created.value)),
+            Some(json(&updated.value)),
+            "someone@example.com",
+        ),
+        (
+            EntityType::GroupMember,
+            edge.as_str(),
+            ChangeOp::Create,
+            None,
+            Some(json(&added.value)),
+            "tester",
+        ),
+        (
+            EntityType::GroupMember,
+            edge.as_str(),
+            ChangeOp::Delete,
+            Some(json(&added.value)),
+            None,
+            "tester",
+        ),
+        (
+            EntityType::Group,
+            id.as_str(),
+            ChangeOp::Delete,
+            Some(json(&updated.value)),
+            None,
+            "someone@example.com",
+        ),
+    ];
+    for (change, (revision, expected)) in changes.iter().zip(revisions.iter().zip(expected)) {
+        assert_eq!(change.revision, Revision(*revision));
+        assert_eq!(change.sequence, 0);
+        assert_eq!(change.tenant_id, t);
+        assert_eq!(
+            (
+                change.entity_type,
+                change.entity_id.as_str(),
+                change.op,
+                change.before.clone(),
+                change.after.clone(),
+                change.actor.as_str()
+            ),
+            expected
+        );
+    }
+    assert!(changes.windows(2).all(|w| w[0].at <= w[1].at));
+    assert_eq!(changes[0].at, created.value.created_date_time);
+    assert!(store
+        .list_changes(t, deleted.revision, &all())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+/// `serde_json::to_value` behind a trait object, so the table above can mix entity types.
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap()
+        }
+    }
+}
+
+async fn a_failed_write_consumes_no_revision_and_changes_nothing(store: &dyn Store) {
+    let t = tenant();
+    let role = store
+        .create_role_definition(t, &actor(), new_role("Taken", &["x.y/z"]))
+        .await
+        .unwrap();
+    store
+        .create_role_assignment(
+            t,
+            &actor(),
+            new_assignment(Uuid::new_v4(), role.value.id, "/"),
+        )
+        .await
+        .unwrap();
+    let group = store.create_group(t, &actor(), named("G")).await.unwrap();
+    let before = store.current_revision().await.unwrap();
+    let dump_before = format!("{:?}", store.dump().await.unwrap());
+
+    let failures = [
+        store
+            .create_role_definition(t, &actor(), new_role("taken", &["x.y/z"]))
+            .await
+            .map(|_| ()),
+        store
+            .delete_role_definition(t, &actor(), role.value.id, false, None)
+            .await
+            .map(|_| ()),
+        store
+            .delete_group(t, &actor(), Uuid::new_v4(), None)
+            .await
+            .map(|_| ()),
+        store
+            .delete_group(t, &actor(), group.value.id, Some(Revision(0)))
+            .await
+            .map(|_| ()),
+        store
+            .add_group_member(t, &actor(), group.value.id, group_member(Uuid::new_v4()))
+            .await
+            .map(|_| ()),
+        store
+            .create_role_assignment(
+                t,
+                &actor(),
+                new_assignment(Uuid::new_v4(), Uuid::new_v4(), "/"),
+            )
+            .await
+            .map(|_| ()),
+        // A write in a tenant never seen before fails too, and must not create the tenant.
+        store
+            .delete_group(tenant(), &actor(), Uuid::new_v4(), None)
+            .await
+            .map(|_| ()),
+    ];
+    assert!(failures.iter().all(Result::is_err), "{failures:?}");
+    assert_eq!(store.current_revision().await.unwrap(), before);
+    assert_eq!(format!("{:?}", store.dump().await.unwrap()), dump_before);
+    assert!(store.changes_after(before, 100).await.unwrap().is_empty());
+
+    let next = store.create_group(t, &actor(), named("H")).await.unwrap();
+    assert_eq!(next.revision, Revision(before.0 + 1));
+    let changes = store.changes_after(Revision(0), 1000).await.unwrap();
+    let revisions: Vec<i64> = changes.iter().map(|c| c.revision.0).collect();
+    assert_eq!(
+        revisions,
+        (1..=next.revision.0).collect::<Vec<_>>(),
+        "no gaps in the log"
+    );
+}
+
+async fn changes_after_returns_whole_revisions_in_order(store: &dyn Store) {
+    let (a, b) = (tenant(), tenant());
+    let start = store.current_revision().await.unwrap();
+    // Revisions of 1, 1, 1 and 4 rows (the group delete takes its three edges with it),
+    // interleaved across two tenants.
+    let g = store
+        .create_group(a, &actor(), named("G"))
+        .await
+        .unwrap()
+        .value;
+    store
+        .create_group(b, &actor(), named("other"))
+        .await
+        .unwrap();
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        let m = Uuid::new_v4();
+        store
+            .add_group_member(a, &actor(), g.id, user(m))
+            .await
+            .unwrap();
+        members.push(m);
+    }
+    let big = store
+        .delete_group(a, &actor(), g.id, None)
+        .await
+        .unwrap()
+        .revision;
+    store
+        .create_group(b, &actor(), named("last"))
+        .await
+        .unwrap();
+    let every = store.changes_after(start, 1000).await.unwrap();
+    assert_eq!(every.len(), 10);
+    let keys: Vec<(i64, i64)> = every.iter().map(|c| (c.revision.0, c.sequence)).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    assert_eq!(every.iter().filter(|c| c.revision == big).count(), 4);
+    assert!(every.iter().any(|c| c.tenant_id == b));
+
+    for limit in 1..=11 {
+        // Walk the feed in steps of `limit`: never a partial revision, nothing skipped.
+        let mut after = start;
+        let mut seen = Vec::new();
+        loop {
+            let batch = store.changes_after(after, limit).await.unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            let first = batch[0].revision;
+            assert!(
+                batch.len() <= limit as usize || batch.iter().all(|c| c.revision == first),
+                "limit {limit}: {} rows over several revisions",
+                batch.len()
+            );
+            let last = batch[batch.len() - 1].revision;
+            for revision in batch.iter().map(|c| c.revision).collect::<BTreeSet<_>>() {
+                let whole = every.iter().filter(|c| c.revision == revision).count();
+                assert_eq!(
+                    batch.iter().filter(|c| c.revision == revision).count(),
+                    whole,
+                    "limit {limit}"
+                );
+            }
+            seen.extend(batch);
+            after = last;
+        }
+        assert_eq!(seen, every, "limit {limit}");
+    }
+    // A limit inside the first revision still returns that whole revision.
+    let before_big = Revision(big.0 - 1);
+    let batch = store.changes_after(before_big, 2).await.unwrap();
+    assert_eq!(batch.len(), 4);
+    assert!(batch.iter().all(|c| c.revision == big));
+    assert!(store
+        .changes_after(store.current_revision().await.unwrap(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Pagination and filters
+// ---------------------------------------------------------------------------------------
+
+async fn pages_walk_every_item_once_in_a_stable_order(store: &dyn Store) {
+    let t = tenant();
+    let (p, q) = (Uuid::new_v4(), Uuid::new_v4());
+    let role = store
+        .create_role_definition(t, &actor(), new_role("Paged", &["x.y/z"]))
+        .await
+        .unwrap()
+        .value;
+    let mut mine = Vec::new();
+    for i in 0..7 {
+        let at = format!("/applications/a{i}");
+        mine.push(
+            store
+                .create_role_assignment(t, &actor(), new_assignment(p, role.id, &at))
+                .await
+                .unwrap()
+                .value
+                .id,
+        );
+        store
+            .create_role_assignment(
+                t,
+                &actor(),
+                new_assignment(q, builtin(GLOBAL_ADMINISTRATOR), &at),
+            )
+            .await
+            .unwrap();
+    }
+    mine.sort_by_key(|id| id.to_string());
+
+    let by_p = RoleAssignmentFilter {
+        principal_id: Some(p),
+        ..RoleAssignmentFilter::default()
+    };
+    let (items, pages) = walk!(3, |page| store.list_role_assignments(t, &by_p, &page));
+    assert_eq!(pages, 3);
+    assert_eq!(items.iter().map(|a| a.value.id).collect::<Vec<_>>(), mine);
+    let (items, pages) = walk!(7, |page| store.list_role_assignments(t, &by_p, &page));
+    assert_eq!((items.len(), pages), (7, 1));
+
+    let (every, _) = walk!(4, |page| store.list_role_assignments(
+        t,
+        &RoleAssignmentFilter::default(),
+        &page
+    ));
+    assert_eq!(every.len(), 14);
+    let ids: Vec<String> = every.iter().map(|a| a.value.id.to_string()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+
+    let by_role = RoleAssignmentFilter {
+        role_definition_id: Some(builtin(GLOBAL_ADMINISTRATOR)),
+        ..RoleAssignmentFilter::default()
+    };
+    let (items, _) = walk!(2, |page| store.list_role_assignments(t, &by_role, &page));
+    assert!(items.len() == 7 && items.iter().all(|a| a.value.principal_id == q));
+    let by_scope = RoleAssignmentFilter {
+        directory_scope_id: Some(scope("/applications/a3")),
+        ..RoleAssignmentFilter::default()
+    };
+    let (items, _) = walk!(1, |page| store.list_role_assignments(t, &by_scope, &page));
+    assert_eq!(items.len(), 2);
+    let exact = RoleAssignmentFilter {
+        principal_id: Some(p),
+        role_definition_id: Some(role.id),
+        directory_scope_id: Some(scope("/applications/a3")),
+    };
+    let (items, _) = walk!(5, |page| store.list_role_assignments(t, &exact, &page));
+    assert_eq!(items.len(), 1);
+    let prefix_is_not_exact = RoleAssignmentFilter {
+        directory_scope_id: Some(scope("/applications")),
+        ..RoleAssignmentFilter::default()
+    };
+    assert!(store
+        .list_role_assignments(t, &prefix_is_not_exact, &all())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    // Groups, members, units, unit members and deny assignments page the same way.
+    let mut groups = Vec::new();
+    for i in 0..5 {
+        groups.push(
+            store
+                .create_group(t, &actor(), named(&format!("g{i}")))
+                .await
+                .unwrap()
+                .value
+                .id
+                .to_string(),
+        );
+    }
+    groups.sort();
+    let (items, pages) = walk!(2, |page| store.list_groups(t, &page));
+    assert_eq!(pages, 3);
+    assert_eq!(
+        items
+            .iter()
+            .map(|g| g.value.id.to_string())
+            .collect::<Vec<_>>(),
+        groups
+    );
+    let parent = Uuid::parse_str(&groups[0]).unwrap();
+    let mut member_ids = Vec::new();
+    for _ in 0..5 {
+        let m = Uuid::new_v4();
+        store
+            .add_group_member(t, &actor(), parent, user(m))
+            .await
+            .unwrap();
+        member_ids.push(m.to_string());
+    }
+    member_ids.sort();
+    let (items, _) = walk!(2, |page| store.list_group_members(t, parent, &page));
+    assert_eq!(
+        items
+            .iter()
+            .map(|m| m.value.id.to_string())
+            .collect::<Vec<_>>(),
+        member_ids
+    );
+    let unit = store
+        .create_administrative_unit(t, &actor(), named("U"))
+        .await
+        .unwrap()
+        .value;
+    for path in ["/b", "/a/b", "/a", "/B", "/a-b"] {
+        store
+            .add_administrative_unit_member(t, &actor(), unit.id, scope(path))
+            .await
+            .unwrap();
+    }
+    let (items, _) = walk!(2, |page| store
+        .list_administrative_unit_members(t, unit.id, &page));
+    let paths: Vec<&str> = items.iter().map(|m| m.value.resource.as_str()).collect();
+    assert_eq!(paths, ["/B", "/a", "/a-b", "/a/b", "/b"], "bytewise order");
+    for _ in 0..3 {
+        store
+            .create_deny_assignment(t, &actor(), new_deny(p, &["x.y/z"]))
+            .await
+            .unwrap();
+    }
+    let (items, pages) = walk!(1, |page| store.list_deny_assignments(t, Some(p), &page));
+    assert_eq!((items.len(), pages), (3, 3));
+    let (items, _) = walk!(2, |page| store.list_changes(t, Revision(0), &page));
+    let keys: Vec<(i64, i64)> = items.iter().map(|c| (c.revision.0, c.sequence)).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(keys, sorted);
+    assert_eq!(items.len(), 1 + 14 + 5 + 5 + 1 + 5 + 3);
+    let since = items[10].revision;
+    let (later, _) = walk!(3, |page| store.list_changes(t, since, &page));
+    assert_eq!(later[..], items[11..]);
+
+    // A cursor the store did not hand out is refused.
+    for bad in ["!!not-a-cursor", "bm90LWEtdXVpZA", ""] {
+        let page = PageRequest {
+            limit: 2,
+            cursor: Some(bad.to_owned()),
+        };
+        assert_unprocessable(store.list_groups(t, &page).await.unwrap_err(), "?cursor");
+        assert_unprocessable(
+            store
+                .list_role_definitions(t, &RoleDefinitionFilter::default(), &page)
+                .await
+                .unwrap_err(),
+            "?cursor",
+        );
+        assert_unprocessable(
+            store.list_changes(t, Revision(0), &page).await.unwrap_err(),
+            "?cursor",
+        );
+    }
+}
+
+async fn role_definitions_page_and_filter_across_built_ins_and_custom_roles(store: &dyn Store) {
+    let t = tenant();
+    for name in [
+        "100% sure",
+        "a_b",
+        "axb",
+        "Cloud admin helper",
+        "back\\slash",
+    ] {
+        store
+            .create_role_definition(t, &actor(), new_role(name, &["x.y/z"]))
+            .await
+            .unwrap();
+    }
+    let mut disabled = new_role("Switched off", &["x.y/z"]);
+    disabled.is_enabled = false;
+    store
+        .create_role_definition(t, &actor(), disabled)
+        .await
+        .unwrap();
+
+    let (every, _) = walk!(1000, |page| store.list_role_definitions(
+        t,
+        &RoleDefinitionFilter::default(),
+        &page
+    ));
+    let total = store.catalog().roles().len() + 6;
+    assert_eq!(every.len(), total);
+    for limit in [1, 3, 7] {
+        let (items, pages) = walk!(limit, |page| store.list_role_definitions(
+            t,
+            &RoleDefinitionFilter::default(),
+            &page
+        ));
+        assert_eq!(items, every, "limit {limit}");
+        assert_eq!(pages, total.div_ceil(limit as usize), "limit {limit}");
+    }
+
+    let names = |filter: RoleDefinitionFilter| async move {
+        let (items, _) = walk!(2, |page| store.list_role_definitions(t, &filter, &page));
+        items
+            .into_iter()
+            .map(|r| r.value.display_name)
+            .collect::<BTreeSet<_>>()
+    };
+    let by_name = |needle: &str| RoleDefinitionFilter {
+        display_name: Some(needle.to_owned()),
+        ..RoleDefinitionFilter::default()
+    };
+    let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(names(by_name("_")).await, set(&["a_b"]));
+    assert_eq!(names(by_name("%")).await, set(&["100% sure"]));
+    assert_eq!(names(by_name("\\")).await, set(&["back\\slash"]));
+    assert_eq!(names(by_name("A_B")).await, set(&["a_b"]));
+    assert_eq!(
+        names(by_name("application administrator")).await,
+        set(&[
+            "Application Administrator",
+            "Cloud Application Administrator"
+        ])
+    );
+    let cloud = names(by_name("CLOUD")).await;
+    assert!(
+        cloud.contains("Cloud admin helper") && cloud.contains("Cloud Application Administrator"),
+        "{cloud:?}"
+    );
+    let off = RoleDefinitionFilter {
+        is_enabled: Some(false),
+        ..RoleDefinitionFilter::default()
+    };
+    assert_eq!(names(off).await, set(&["Switched off"]));
+    let on_custom = RoleDefinitionFilter {
+        is_enabled: Some(true),
+        is_built_in: Some(false),
+        display_name: None,
+    };
+    assert_eq!(names(on_custom).await.len(), 5);
+    let builtin_named = RoleDefinitionFilter {
+        display_name: Some("cloud".to_owned()),
+        is_built_in: Some(true),
+        is_enabled: Some(true),
+    };
+    assert_eq!(
+        names(builtin_named).await,
+        set(&["Cloud Application Administrator"])
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Dump
+// ---------------------------------------------------------------------------------------
+
+async fn the_dump_holds_exactly_what_was_written(store: &dyn Store) {
+    let empty = store.dump().await.unwrap();
+    assert_eq!(empty.revision, Revision(0));
+    assert!(empty.tenants.is_empty());
+
+    let (a, b) = (tenant(), tenant());
+    let role = store
+        .create_role_definition(a, &actor(), new_role("Dumped", &["x.y/z"]))
+        .await
+        .unwrap()
+        .value;
+    let assignment = store
+        .create_role_assignment(a, &actor(), new_assignment(Uuid::new_v4(), role.id, "/"))
+        .await
+        .unwrap()
+        .value;
+    let builtin_assignment = store
+        .create_role_assignment(
+            b,
+            &actor(),
+            new_assignment(Uuid::new_v4(), builtin(GLOBAL_ADMINISTRATOR), "/x"),
+        )
+        .await
+        .unwrap()
+        .value;
+    let deny = store
+        .create_deny_assignment(a, &actor(), new_deny(Uuid::new_v4(), &["x.y/z"]))
+        .await
+        .unwrap()
+        .value;
+    let g1 = store
+        .create_group(a, &actor(), named("g1"))
+        .await
+        .unwrap()
+        .value;
+    let g2 = store
+        .create_group(a, &actor(), named("g2"))
+        .await
+        .unwrap()
+        .value;
+    let e1 = store
+        .add_group_member(a, &actor(), g1.id, group_member(g2.id))
+        .await
+        .unwrap()
+        .value;
+    let e2 = store
+        .add_group_member(a, &actor(), g2.id, user(Uuid::new_v4()))
+        .await
+        .unwrap()
+        .value;
+    let unit = store
+        .create_administrative_unit(a, &actor(), named("u"))
+        .await
+        .unwrap()
+        .value;
+    let m = store
+        .add_administrative_unit_member(a, &actor(), unit.id, scope("/applications/x"))
+        .await
+        .unwrap()
+        .value;
+    let renamed = store
+        .update_group(
+            a,
+            &actor(),
+            g1.id,
+            NamedObjectPatch {
+                display_name: Some("g1'".to_owned()),
+                description: None,
+            },
+            None,
+        )
+        .await
+        .unwrap()
+        .value;
+    let gone = store
+        .create_group(a, &actor(), named("gone"))
+        .await
+        .unwrap()
+        .value;
+    store
+        .delete_group(a, &actor(), gone.id, None)
+        .await
+        .unwrap();
+
+    let dump = store.dump().await.unwrap();
+    assert_eq!(dump.revision, store.current_revision().await.unwrap());
+    let mut tenants: Vec<TenantId> = vec![a, b];
+    tenants.sort_by_key(|t| t.to_string());
+    assert_eq!(
+        dump.tenants.iter().map(|t| t.tenant).collect::<Vec<_>>(),
+        tenants
+    );
+    let da = dump.tenants.iter().find(|t| t.tenant == a).unwrap();
+    let db = dump.tenants.iter().find(|t| t.tenant == b).unwrap();
+    let by_id = |mut groups: Vec<rolecall::model::Group>| {
+        groups.sort_by_key(|g| g.id.to_string());
+        groups
+    };
+    assert_eq!(da.role_definitions, vec![role]);
+    assert_eq!(da.role_assignments, vec![assignment]);
+    assert_eq!(da.deny_assignments, vec![deny]);
+    assert_eq!(da.groups, by_id(vec![renamed, g2]));
+    let mut edges = vec![e1, e2];
+    edges.sort_by_key(|e| (e.group_id.to_string(), e.id.to_string()));
+    assert_eq!(da.group_members, edges);
+    assert_eq!(da.administrative_units, vec![unit]);
+    assert_eq!(da.administrative_unit_members, vec![m]);
+    assert_eq!(db.role_assignments, vec![builtin_assignment]);
+    assert!(db.role_definitions.is_empty() && db.groups.is_empty() && db.group_members.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Backend-level checks (these need the concrete store)
+// ---------------------------------------------------------------------------------------
+
+async fn the_store_reports_its_backend_and_answers_pings(store: &SqlStore) {
+    store.ping().await.unwrap();
+    let expected = if store.url().starts_with("sqlite:") {
+        Backend::Sqlite
+    } else {
+        Backend::Postgres
+    };
+    assert_eq!(Store::backend(store), expected);
+    assert_eq!(store.current_revision().await.unwrap(), Revision(0));
+    // Migrating again is a no-op.
+    store.migrate().await.unwrap();
+    assert_eq!(store.current_revision().await.unwrap(), Revision(0));
+}
+
+async fn a_body_that_does_not_decode_is_reported_as_corrupt(store: &SqlStore) {
+    let t = tenant();
+    let group = store
+        .create_group(t, &actor(), named("fine"))
+        .await
+        .unwrap()
+        .value;
+    sqlx::query("UPDATE groups SET body = $1 WHERE id = $2")
+        .bind("{\"not\": \"a group\"}")
+        .bind(group.id.to_string())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let error = store.get_group(t, group.id).await.unwrap_err();
+    assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+    assert!(matches!(
+        store.list_groups(t, &all()).await.unwrap_err(),
+        StoreError::Corrupt(_)
+    ));
+    assert!(matches!(
+        store.dump().await.unwrap_err(),
+        StoreError::Corrupt(_)
+    ));
+}
+
+// ---------------------------------------------------------------------------------------
+// Both backends
+// ---------------------------------------------------------------------------------------
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::run(rolecall::store::Backend::Sqlite, |store| Box::pin(super::$name(store))).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::run(rolecall::store::Backend::Postgres, |store| Box::pin(super::$name(store))).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Runs one behaviour on a fresh database of `backend`, then closes the pool before the
+/// database is dropped.
+async fn run<F>(backend: Backend, test: F)
+where
+    F: for<'a> FnOnce(
+        &'a SqlStore,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>,
+{
+    let db = common::db::fresh(backend).await;
+    let store = db.store().await;
+    test(&store).await;
+    store.close().await;
+    drop(db);
+}
+
+conformance!(
+    custom_roles_are_created_read_updated_and_deleted,
+    role_assignments_are_created_read_listed_and_deleted,
+    deny_assignments_are_created_read_updated_and_deleted,
+    groups_and_their_members_are_created_read_updated_and_deleted,
+    administrative_units_and_their_members_are_created_read_updated_and_deleted,
+    tenants_never_see_or_change_each_others_objects,
+    built_in_roles_are_listed_merged_in_id_order_and_read_only,
+    built_in_roles_can_be_cloned_and_assigned,
+    display_names_are_unique_per_tenant_ignoring_case_including_built_ins,
+    creating_the_same_assignment_twice_returns_the_first,
+    parallel_creates_of_one_assignment_yield_exactly_one,
+    parallel_writes_take_consecutive_revisions,
+    assignments_need_an_existing_role_assignable_at_the_scope,
+    if_match_must_name_the_current_revision,
+    deleting_a_role_with_assignments_needs_cascade,
+    deleting_a_group_removes_its_edges_and_assignments,
+    every_write_takes_the_next_revision_and_logs_its_change,
+    a_failed_write_consumes_no_revision_and_changes_nothing,
+    changes_after_returns_whole_revisions_in_order,
+    pages_walk_every_item_once_in_a_stable_order,
+    role_definitions_page_and_filter_across_built_ins_and_custom_roles,
+    the_dump_holds_exactly_what_was_written,
+    the_store_reports_its_backend_and_answers_pings,
+    a_body_that_does_not_decode_is_reported_as_corrupt,
+);
