@@ -2146,18 +2146,15 @@ async fn pages_walk_every_item_once_in_a_stable_order(store: &dyn Store) {
             limit: 2,
             cursor: Some(bad.to_owned()),
         };
-        assert_unprocessable(store.list_groups(t, &page).await.unwrap_err(), "?cursor");
-        assert_unprocessable(
+        let invalid = |e: StoreError| assert!(matches!(e, StoreError::InvalidCursor), "{e:?}");
+        invalid(store.list_groups(t, &page).await.unwrap_err());
+        invalid(
             store
                 .list_role_definitions(t, &RoleDefinitionFilter::default(), &page)
                 .await
                 .unwrap_err(),
-            "?cursor",
         );
-        assert_unprocessable(
-            store.list_changes(t, Revision(0), &page).await.unwrap_err(),
-            "?cursor",
-        );
+        invalid(store.list_changes(t, Revision(0), &page).await.unwrap_err());
     }
 }
 

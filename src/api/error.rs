@@ -12,6 +12,9 @@ use crate::store::StoreError;
 /// `openapi.yaml`), stable across releases.
 pub const PROBLEM_BASE: &str = "https://rolecall.dev/problems/";
 
+/// The 401 detail for a presented credential that is not valid.
+pub const INVALID_CREDENTIAL: &str = "the bearer credential is not valid";
+
 /// Everything a request can fail with. Variants map one-to-one to problem types.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -109,6 +112,7 @@ impl From<StoreError> for ApiError {
             StoreError::BuiltinImmutable(_) => ApiError::BuiltinImmutable(error.to_string()),
             StoreError::PreconditionFailed { .. } => ApiError::PreconditionFailed(error.to_string()),
             StoreError::Unprocessable(errors) => ApiError::Unprocessable(errors),
+            StoreError::InvalidCursor => ApiError::invalid("?cursor", error.to_string()),
             StoreError::Unavailable(source) => ApiError::Unavailable(source.into()),
             StoreError::Corrupt(message) => ApiError::Internal(anyhow::anyhow!(message)),
         }
@@ -167,11 +171,14 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"rolecall\""),
-            );
+        if let ApiError::Unauthorized(reason) = &self {
+            // RFC 6750 §3: a presented but bad credential says `invalid_token`.
+            let challenge = if *reason == INVALID_CREDENTIAL {
+                "Bearer realm=\"rolecall\", error=\"invalid_token\""
+            } else {
+                "Bearer realm=\"rolecall\""
+            };
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         if matches!(self, ApiError::ConsistencyTimeout(_) | ApiError::Unavailable(_)) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

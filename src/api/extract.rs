@@ -119,7 +119,7 @@ impl FromRequestParts<AppState> for Caller {
                 actor: Actor("admin-key".to_owned()),
             })
         } else {
-            Err(ApiError::Unauthorized("the bearer credential is not valid"))
+            Err(ApiError::Unauthorized(super::error::INVALID_CREDENTIAL))
         }
     }
 }

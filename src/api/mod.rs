@@ -31,6 +31,9 @@ use crate::sync::Directory;
 /// The header carrying each request's id (set when absent, echoed in the response).
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// How long one request may take before it is answered 503 `unavailable`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Everything a handler needs; cloning it clones one `Arc`.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -121,7 +124,13 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::Unavailable(anyhow::anyhow!("the request took longer than {REQUEST_TIMEOUT:?}"))
+                }))
+                .layer(tower::timeout::TimeoutLayer::new(REQUEST_TIMEOUT)),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

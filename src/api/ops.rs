@@ -27,7 +27,8 @@ async fn livez() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// The store answers; later also: the snapshot is loaded.
+/// The store answers and the snapshot is loaded (it is, once the app serves: it loads
+/// before the listener accepts); both revisions are reported.
 async fn readyz(State(app): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     app.store().ping().await?;
     let revision = app.store().current_revision().await?;
@@ -40,6 +41,7 @@ async fn readyz(State(app): State<AppState>) -> Result<impl IntoResponse, ApiErr
                 Backend::Sqlite => "sqlite",
             },
             "revision": revision,
+            "snapshotRevision": app.directory().snapshot().revision(),
         })),
     ))
 }

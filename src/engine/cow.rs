@@ -213,18 +213,26 @@ pub(crate) struct CowMap<K, V> {
     /// `1 << depth` slots, each naming a bucket; a bucket of local depth `d` is named by
     /// `1 << (depth - d)` slots (those agreeing in their low `d` bits).
     slots: Arc<[u32]>,
+    /// The buckets, [`CHUNK`] to a shared chunk (every chunk full but the last), so a change
+    /// copies one chunk and the chunk list rather than every bucket handle.
     /// INVARIANT: each bucket is held once here, so `Arc::make_mut` on its table copies
     /// only when another snapshot shares it.
-    buckets: Arc<[Bucket<K, V>]>,
+    buckets: Arc<[Arc<[Bucket<K, V>]>]>,
+    /// Total number of buckets.
+    count: usize,
     depth: u32,
     len: usize,
 }
+
+/// Buckets per directory chunk.
+const CHUNK: usize = 64;
 
 impl<K, V> Clone for CowMap<K, V> {
     fn clone(&self) -> Self {
         CowMap {
             slots: Arc::clone(&self.slots),
             buckets: Arc::clone(&self.buckets),
+            count: self.count,
             depth: self.depth,
             len: self.len,
         }
@@ -256,9 +264,12 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
             depth += 1;
         }
         let per_bucket = n >> depth;
+        let count = 1usize << depth;
+        let all: Vec<Bucket<K, V>> = (0..count).map(|_| Bucket::with_capacity(depth, per_bucket)).collect();
         CowMap {
             slots: (0..1u32 << depth).collect(),
-            buckets: (0..1usize << depth).map(|_| Bucket::with_capacity(depth, per_bucket)).collect(),
+            buckets: all.chunks(CHUNK).map(Arc::from).collect(),
+            count,
             depth,
             len: 0,
         }
@@ -279,10 +290,15 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
         self.slots[dir_bits(hash) & ((1usize << self.depth) - 1)] as usize
     }
 
+    #[inline]
+    fn bucket(&self, b: usize) -> &Bucket<K, V> {
+        &self.buckets[b / CHUNK][b % CHUNK]
+    }
+
     /// The entry whose key has `hash` and satisfies `eq`.
     #[inline]
     pub fn find(&self, hash: u64, eq: impl FnMut(&K) -> bool) -> Option<(&K, &V)> {
-        let bucket = &self.buckets[self.bucket_of(hash)];
+        let bucket = self.bucket(self.bucket_of(hash));
         let i = bucket.find(hash, eq)?;
         bucket.slots[i].as_ref().map(|s| (&s.key, &s.value))
     }
@@ -294,7 +310,8 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
     }
 
     fn bucket_mut(&mut self, b: usize) -> &mut Bucket<K, V> {
-        &mut Arc::make_mut(&mut self.buckets)[b]
+        let chunk = &mut Arc::make_mut(&mut self.buckets)[b / CHUNK];
+        &mut Arc::make_mut(chunk)[b % CHUNK]
     }
 
     /// The value under `key`, copied out of shared structure first if needed.
@@ -302,7 +319,7 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
         let hash = key.key_hash();
         let b = self.bucket_of(hash);
         // Look first so a miss copies nothing.
-        let i = self.buckets[b].find(hash, |k| k == key)?;
+        let i = self.bucket(b).find(hash, |k| k == key)?;
         let bucket = self.bucket_mut(b);
         Arc::make_mut(&mut bucket.slots)[i].as_mut().map(|s| &mut s.value)
     }
@@ -311,7 +328,7 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let hash = key.key_hash();
         let b = self.bucket_of(hash);
-        if let Some(i) = self.buckets[b].find(hash, |k| *k == key) {
+        if let Some(i) = self.bucket(b).find(hash, |k| *k == key) {
             let bucket = self.bucket_mut(b);
             let slot = Arc::make_mut(&mut bucket.slots)[i].as_mut().expect("found");
             return Some(std::mem::replace(&mut slot.value, value));
@@ -339,7 +356,7 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
     pub fn remove(&mut self, key: &K) -> Option<V> {
         let hash = key.key_hash();
         let b = self.bucket_of(hash);
-        let i = self.buckets[b].find(hash, |k| k == key)?;
+        let i = self.bucket(b).find(hash, |k| k == key)?;
         let slot = self.bucket_mut(b).remove_at(i);
         self.len -= 1;
         Some(slot.value)
@@ -349,20 +366,30 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
     /// already as deep as the directory. Copies the directory and that bucket's entries.
     fn split(&mut self, hash: u64) {
         let b = self.bucket_of(hash);
-        let local = self.buckets[b].depth;
+        let local = self.bucket(b).depth;
         let mut slots = self.slots.to_vec();
         if local == self.depth {
             slots.extend_from_within(..);
             self.depth += 1;
         }
-        let old = self.buckets[b].clone();
+        let old = self.bucket(b).clone();
         let half = old.len as usize / 2 + 1;
         let low = old.rebuilt(local + 1, half, |s| (dir_bits(s.hash) >> local) & 1 == 0);
         let high = old.rebuilt(local + 1, half, |s| (dir_bits(s.hash) >> local) & 1 == 1);
-        let mut buckets = self.buckets.to_vec();
-        buckets[b] = low;
-        let nb = buckets.len() as u32;
-        buckets.push(high);
+        *self.bucket_mut(b) = low;
+        let nb = self.count as u32;
+        let chunks = Arc::make_mut(&mut self.buckets);
+        if self.count % CHUNK == 0 {
+            let mut list = chunks.to_vec();
+            list.push(Arc::from(vec![high]));
+            self.buckets = list.into();
+        } else {
+            let last = chunks.last_mut().expect("one chunk at least");
+            let mut grown = last.to_vec();
+            grown.push(high);
+            *last = grown.into();
+        }
+        self.count += 1;
         let base = dir_bits(hash) & ((1usize << local) - 1);
         let mut j = base;
         while j < slots.len() {
@@ -372,12 +399,11 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
             j += 1 << local;
         }
         self.slots = slots.into();
-        self.buckets = buckets.into();
     }
 
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
-        self.buckets.iter().flat_map(|b| b.slots.iter().flatten().map(|s| (&s.key, &s.value)))
+        self.buckets.iter().flat_map(|c| c.iter()).flat_map(|b| b.slots.iter().flatten().map(|s| (&s.key, &s.value)))
     }
 
     /// Every value, in no particular order.
@@ -417,7 +443,7 @@ mod tests {
     #[test]
     fn changing_a_clone_leaves_the_original_untouched_and_shares_other_buckets() {
         let mut a: CowMap<Uuid, u64> = CowMap::new();
-        for n in 0..10_000 {
+        for n in 0..40_000 {
             a.insert(id(n), n as u64);
         }
         let mut b = a.clone();
@@ -430,7 +456,9 @@ mod tests {
         assert_eq!(b.get(&id(5)), Some(&99));
         assert_eq!(b.get(&id(6)), None);
         assert_eq!(b.get(&id(7)), Some(&77));
-        let shared = a.buckets.iter().zip(b.buckets.iter()).filter(|(x, y)| Arc::ptr_eq(&x.slots, &y.slots)).count();
-        assert!(shared + 3 >= a.buckets.len(), "at most three buckets were copied");
+        let (a_all, b_all) = (a.buckets.iter().flat_map(|c| c.iter()), b.buckets.iter().flat_map(|c| c.iter()));
+        let shared = a_all.zip(b_all).filter(|(x, y)| Arc::ptr_eq(&x.slots, &y.slots)).count();
+        assert!(shared + 3 >= a.count, "at most three buckets were copied");
+        assert!(a.count > CHUNK, "the directory has several chunks");
     }
 }

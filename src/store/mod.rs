@@ -48,6 +48,9 @@ pub enum StoreError {
     /// Well-formed input that the directory's current state cannot accept.
     #[error("{0}")]
     Unprocessable(ValidationErrors),
+    /// A page cursor this store did not hand out (or for another listing).
+    #[error("not a cursor returned by this listing; start again without `cursor`")]
+    InvalidCursor,
     /// The database could not be reached or failed.
     #[error("store unavailable")]
     Unavailable(#[source] sqlx::Error),

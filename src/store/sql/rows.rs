@@ -199,12 +199,7 @@ pub(super) fn encode_cursor(key: &str) -> String {
 
 /// The key a cursor encodes; anything this store did not hand out is refused.
 pub(super) fn decode_cursor(cursor: &str, kind: KeyKind) -> StoreResult<String> {
-    let refused = || {
-        unprocessable(
-            "?cursor",
-            "not a cursor returned by this listing; start again without `cursor`".to_owned(),
-        )
-    };
+    let refused = || StoreError::InvalidCursor;
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| refused())?;
     let key = String::from_utf8(bytes).map_err(|_| refused())?;
     let valid = match kind {
