@@ -13,18 +13,20 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, Request, Uri};
-use axum::routing::MethodRouter;
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
 use crate::config::Config;
-use crate::model::Revision;
 use crate::engine::Snapshot;
+use crate::model::Revision;
 use crate::store::Store;
 use crate::sync::Directory;
 
@@ -126,35 +128,73 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(
             tower::ServiceBuilder::new()
-                .layer(axum::error_handling::HandleErrorLayer::new(|_: tower::BoxError| async {
-                    ApiError::Unavailable(anyhow::anyhow!("the request took longer than {REQUEST_TIMEOUT:?}"))
-                }))
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    |_: tower::BoxError| async {
+                        ApiError::Unavailable(anyhow::anyhow!(
+                            "the request took longer than {REQUEST_TIMEOUT:?}"
+                        ))
+                    },
+                ))
                 .layer(tower::timeout::TimeoutLayer::new(REQUEST_TIMEOUT)),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let request_id = request
-                    .headers()
-                    .get(&REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                let route = request
-                    .extensions()
-                    .get::<axum::extract::MatchedPath>()
-                    .map(|p| p.as_str().to_owned())
-                    .unwrap_or_default();
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    route = %route,
-                    request_id = %request_id,
-                    tenant = tracing::field::Empty,
-                )
-            }),
+            TraceLayer::new_for_http()
+                .on_request(())
+                .on_body_chunk(())
+                .on_eos(())
+                .make_span_with(|request: &Request<_>| {
+                    let request_id = request
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    let route = request
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map(axum::extract::MatchedPath::as_str)
+                        .unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        route = %route,
+                        request_id = %request_id,
+                        tenant = tracing::field::Empty,
+                    )
+                }),
         )
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(
+            REQUEST_ID.clone(),
+            SequentialRequestId::new(),
+        ))
         .with_state(state)
+}
+
+/// Request ids `<process prefix>-<counter>`: unique across replicas (random prefix per
+/// process) and far cheaper per request than a random uuid.
+#[derive(Clone)]
+struct SequentialRequestId {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SequentialRequestId {
+    fn new() -> Self {
+        let prefix = uuid::Uuid::new_v4().simple().to_string();
+        SequentialRequestId {
+            prefix: prefix[..12].into(),
+            next: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for SequentialRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&format!("{}-{n}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 async fn fallback(uri: Uri) -> Response {
