@@ -11,11 +11,16 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion};
 use rolecall::engine::dataset::{generate, DatasetSize};
 use rolecall::engine::{CheckRequest, Snapshot};
-use rolecall::model::{Catalog, Change, ChangeOp, EntityType, GroupMember, PrincipalType, Revision, RoleAssignment};
+use rolecall::model::{
+    Catalog, Change, ChangeOp, EntityType, GroupMember, PrincipalType, Revision, RoleAssignment,
+};
 
 fn sizes() -> Vec<DatasetSize> {
     let raw = std::env::var("ROLECALL_BENCH_SIZES").unwrap_or_else(|_| "S,M".to_owned());
-    raw.split(',').filter(|s| !s.trim().is_empty()).map(|s| DatasetSize::parse(s).unwrap_or_else(|| panic!("unknown size `{s}`"))).collect()
+    raw.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| DatasetSize::parse(s).unwrap_or_else(|| panic!("unknown size `{s}`")))
+        .collect()
 }
 
 fn catalog() -> Catalog {
@@ -39,10 +44,23 @@ fn rss_mib() -> (u64, u64) {
 fn percentiles(mut ns: Vec<u64>) -> String {
     ns.sort_unstable();
     let at = |q: f64| ns[((ns.len() as f64 - 1.0) * q) as usize];
-    format!("median {} ns, p90 {} ns, p99 {} ns, p99.9 {} ns (n={})", at(0.5), at(0.9), at(0.99), at(0.999), ns.len())
+    format!(
+        "median {} ns, p90 {} ns, p99 {} ns, p99.9 {} ns (n={})",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(0.999),
+        ns.len()
+    )
 }
 
-fn measure(snapshot: &Snapshot, tenant: rolecall::model::TenantId, requests: &[CheckRequest], now: rolecall::model::Timestamp, explain: bool) -> String {
+fn measure(
+    snapshot: &Snapshot,
+    tenant: rolecall::model::TenantId,
+    requests: &[CheckRequest],
+    now: rolecall::model::Timestamp,
+    explain: bool,
+) -> String {
     if requests.is_empty() {
         return "no requests".to_owned();
     }
@@ -66,7 +84,10 @@ fn measure(snapshot: &Snapshot, tenant: rolecall::model::TenantId, requests: &[C
 fn one_change(data: &rolecall::engine::dataset::Dataset, n: u128) -> Change {
     let t = &data.dump.tenants[0];
     let template = &t.role_assignments[n as usize % t.role_assignments.len()];
-    let a = RoleAssignment { id: uuid::Uuid::from_u128(0xbe00 + n), ..template.clone() };
+    let a = RoleAssignment {
+        id: uuid::Uuid::from_u128(0xbe00 + n),
+        ..template.clone()
+    };
     Change {
         revision: Revision(2),
         sequence: 0,
@@ -134,9 +155,24 @@ fn main() {
             allowed.len(),
             denied.len()
         );
-        println!("[{name}] check allow: {}", measure(&snapshot, data.tenant, &allowed, data.now, false));
-        println!("[{name}] check deny:  {}", measure(&snapshot, data.tenant, &denied, data.now, false));
-        println!("[{name}] check allow, explained: {}", measure(&snapshot, data.tenant, &allowed[..allowed.len().min(500)], data.now, true));
+        println!(
+            "[{name}] check allow: {}",
+            measure(&snapshot, data.tenant, &allowed, data.now, false)
+        );
+        println!(
+            "[{name}] check deny:  {}",
+            measure(&snapshot, data.tenant, &denied, data.now, false)
+        );
+        println!(
+            "[{name}] check allow, explained: {}",
+            measure(
+                &snapshot,
+                data.tenant,
+                &allowed[..allowed.len().min(500)],
+                data.now,
+                true
+            )
+        );
         let started = Instant::now();
         let rounds = 200u128;
         for n in 0..rounds {
@@ -183,7 +219,11 @@ fn main() {
             group.measurement_time(Duration::from_secs(60));
         }
         group.bench_function("snapshot", |b| {
-            b.iter_batched(|| (), |()| Snapshot::build(black_box(&data.dump), &catalog), BatchSize::PerIteration)
+            b.iter_batched(
+                || (),
+                |()| Snapshot::build(black_box(&data.dump), &catalog),
+                BatchSize::PerIteration,
+            )
         });
         group.finish();
     }

@@ -231,10 +231,16 @@ impl Config {
         let poll_interval_ms = positive("poll_interval_ms", file.poll_interval_ms, 1000)?;
         let consistency_timeout_ms =
             positive("consistency_timeout_ms", file.consistency_timeout_ms, 2000)?;
-        let max_batch_checks =
-            positive("max_batch_checks", file.max_batch_checks.map(|v| v as u64), 1000)? as usize;
-        let max_body_bytes =
-            positive("max_body_bytes", file.max_body_bytes.map(|v| v as u64), 1 << 20)? as usize;
+        let max_batch_checks = positive(
+            "max_batch_checks",
+            file.max_batch_checks.map(|v| v as u64),
+            1000,
+        )? as usize;
+        let max_body_bytes = positive(
+            "max_body_bytes",
+            file.max_body_bytes.map(|v| v as u64),
+            1 << 20,
+        )? as usize;
         Ok(Config {
             listen,
             data_dir,
@@ -328,7 +334,8 @@ mod tests {
 
     #[test]
     fn the_environment_overrides_the_file() {
-        let file: FileSettings = toml::from_str("listen = \"127.0.0.1:9000\"\nlog = \"debug\"").unwrap();
+        let file: FileSettings =
+            toml::from_str("listen = \"127.0.0.1:9000\"\nlog = \"debug\"").unwrap();
         let config = Config::resolve(
             file,
             Overrides {

@@ -39,7 +39,10 @@ impl App {
         let store_catalog = catalog.clone();
         if config.database_url.starts_with("sqlite:") {
             std::fs::create_dir_all(&config.data_dir).with_context(|| {
-                format!("creating the data directory `{}`", config.data_dir.display())
+                format!(
+                    "creating the data directory `{}`",
+                    config.data_dir.display()
+                )
             })?;
         }
         let store = SqlStore::connect(&config.database_url, store_catalog)
@@ -75,7 +78,10 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

@@ -119,7 +119,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn migrate(common: CommonArgs) -> anyhow::Result<()> {
     let mut o = overrides(common);
     // Migrating needs no admin key; give the validator a placeholder it accepts.
-    o.admin_key.get_or_insert_with(|| "migrate-needs-no-admin-key".to_owned());
+    o.admin_key
+        .get_or_insert_with(|| "migrate-needs-no-admin-key".to_owned());
     let config = Config::load(o)?;
     init_tracing(&config.log);
     if config.database_url.starts_with("sqlite:") {

@@ -57,7 +57,11 @@ impl Directory {
 
     /// Returns a snapshot at `revision` or later, waiting at most `timeout` for sync to
     /// reach it.
-    pub async fn at_least(&self, revision: Revision, timeout: Duration) -> Result<Arc<Snapshot>, NotYet> {
+    pub async fn at_least(
+        &self,
+        revision: Revision,
+        timeout: Duration,
+    ) -> Result<Arc<Snapshot>, NotYet> {
         let snapshot = self.snapshot();
         if snapshot.revision() >= revision {
             return Ok(snapshot);
@@ -133,7 +137,12 @@ async fn load(store: &dyn Store, catalog: &Catalog) -> Result<Snapshot, StoreErr
 }
 
 /// The loop: wake, catch up, repeat.
-async fn follow(store: Arc<dyn Store>, catalog: Arc<Catalog>, directory: Arc<Directory>, poll: Duration) {
+async fn follow(
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    directory: Arc<Directory>,
+    poll: Duration,
+) {
     loop {
         tokio::select! {
             _ = directory.kick.notified() => {}
@@ -148,7 +157,11 @@ async fn follow(store: Arc<dyn Store>, catalog: Arc<Catalog>, directory: Arc<Dir
 /// Applies every change after the current snapshot's revision; reloads in full when a
 /// change cannot be applied.
 #[tracing::instrument(skip_all)]
-async fn catch_up(store: &dyn Store, catalog: &Catalog, directory: &Directory) -> Result<(), StoreError> {
+async fn catch_up(
+    store: &dyn Store,
+    catalog: &Catalog,
+    directory: &Directory,
+) -> Result<(), StoreError> {
     loop {
         let current = directory.snapshot();
         let changes = store.changes_after(current.revision(), BATCH).await?;

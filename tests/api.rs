@@ -15,7 +15,12 @@ const APP_DEVELOPER: &str = "cf1c38e5-3621-4004-a7cb-879624dced7c";
 
 /// Asserts the reply's status and that its body matches the spec for this operation.
 fn expect(reply: &Reply, status: u16, method: &str, template: &str) {
-    assert_eq!(reply.status.as_u16(), status, "{method} {template}: {:#?}", reply.body);
+    assert_eq!(
+        reply.status.as_u16(),
+        status,
+        "{method} {template}: {:#?}",
+        reply.body
+    );
     common::spec::assert_response_matches(method, template, status, &reply.body);
 }
 
@@ -28,7 +33,9 @@ fn custom_role(name: &str, actions: &[&str]) -> Value {
 }
 
 async fn create_role(app: &TestApp, name: &str, actions: &[&str]) -> Value {
-    let r = app.post("/v1/roleDefinitions", &custom_role(name, actions)).await;
+    let r = app
+        .post("/v1/roleDefinitions", &custom_role(name, actions))
+        .await;
     expect(&r, 201, "POST", "/v1/roleDefinitions");
     r.body
 }
@@ -44,7 +51,9 @@ fn assignment(principal: Uuid, role: &str, scope: &str) -> Value {
 
 async fn readme_tour_clone_trim_assign_and_list(app: &TestApp) {
     // Find a built-in to start from.
-    let found = app.get("/v1/roleDefinitions?displayName=application%20administrator").await;
+    let found = app
+        .get("/v1/roleDefinitions?displayName=application%20administrator")
+        .await;
     expect(&found, 200, "GET", "/v1/roleDefinitions");
     let names: Vec<&str> = found.body["value"]
         .as_array()
@@ -52,7 +61,13 @@ async fn readme_tour_clone_trim_assign_and_list(app: &TestApp) {
         .iter()
         .map(|r| r["displayName"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["Cloud Application Administrator", "Application Administrator"]);
+    assert_eq!(
+        names,
+        [
+            "Cloud Application Administrator",
+            "Application Administrator"
+        ]
+    );
     assert_eq!(found.body["value"][1]["id"], APP_ADMIN);
     assert_eq!(found.body["value"][1]["isBuiltIn"], true);
 
@@ -67,7 +82,10 @@ async fn readme_tour_clone_trim_assign_and_list(app: &TestApp) {
     assert_eq!(clone.body["isBuiltIn"], false);
     assert_eq!(clone.body["version"], 1);
     let id = clone.body["id"].as_str().unwrap().to_owned();
-    assert_eq!(clone.header("location"), Some(format!("/v1/roleDefinitions/{id}").as_str()));
+    assert_eq!(
+        clone.header("location"),
+        Some(format!("/v1/roleDefinitions/{id}").as_str())
+    );
     let trimmed = app
         .patch(
             &format!("/v1/roleDefinitions/{id}"),
@@ -87,9 +105,13 @@ async fn readme_tour_clone_trim_assign_and_list(app: &TestApp) {
     let sp = Uuid::new_v4();
     let app_id = Uuid::new_v4();
     let scope = format!("/applications/{app_id}");
-    let assigned = app.post("/v1/roleAssignments", &assignment(sp, &id, &scope)).await;
+    let assigned = app
+        .post("/v1/roleAssignments", &assignment(sp, &id, &scope))
+        .await;
     expect(&assigned, 201, "POST", "/v1/roleAssignments");
-    let listed = app.get(&format!("/v1/roleDefinitions/{id}/assignments")).await;
+    let listed = app
+        .get(&format!("/v1/roleDefinitions/{id}/assignments"))
+        .await;
     expect(&listed, 200, "GET", "/v1/roleDefinitions/{id}/assignments");
     let value = listed.body["value"].as_array().unwrap();
     assert_eq!(value.len(), 1);
@@ -99,7 +121,9 @@ async fn readme_tour_clone_trim_assign_and_list(app: &TestApp) {
 }
 
 async fn built_in_roles_are_listed_filtered_and_read_only(app: &TestApp) {
-    let all = app.get("/v1/roleDefinitions?isBuiltIn=true&limit=1000").await;
+    let all = app
+        .get("/v1/roleDefinitions?isBuiltIn=true&limit=1000")
+        .await;
     expect(&all, 200, "GET", "/v1/roleDefinitions");
     let roles = all.body["value"].as_array().unwrap();
     assert!(roles.len() >= 12, "{} built-ins", roles.len());
@@ -107,10 +131,15 @@ async fn built_in_roles_are_listed_filtered_and_read_only(app: &TestApp) {
     let custom = app.get("/v1/roleDefinitions?isBuiltIn=false").await;
     assert_eq!(custom.body["value"], json!([]));
 
-    let global = app.get("/v1/roleDefinitions/62e90394-69f5-4237-9190-012177145e10").await;
+    let global = app
+        .get("/v1/roleDefinitions/62e90394-69f5-4237-9190-012177145e10")
+        .await;
     expect(&global, 200, "GET", "/v1/roleDefinitions/{id}");
     assert_eq!(global.body["displayName"], "Global Administrator");
-    assert_eq!(global.body["templateId"], "62e90394-69f5-4237-9190-012177145e10");
+    assert_eq!(
+        global.body["templateId"],
+        "62e90394-69f5-4237-9190-012177145e10"
+    );
 
     let patch = app
         .patch(
@@ -120,20 +149,30 @@ async fn built_in_roles_are_listed_filtered_and_read_only(app: &TestApp) {
         .await;
     expect(&patch, 409, "PATCH", "/v1/roleDefinitions/{id}");
     assert_eq!(patch.problem(), "builtin-role-immutable");
-    let delete = app.delete("/v1/roleDefinitions/62e90394-69f5-4237-9190-012177145e10").await;
+    let delete = app
+        .delete("/v1/roleDefinitions/62e90394-69f5-4237-9190-012177145e10")
+        .await;
     expect(&delete, 409, "DELETE", "/v1/roleDefinitions/{id}");
     assert_eq!(delete.problem(), "builtin-role-immutable");
 }
 
 async fn custom_roles_round_trip_with_etags_and_versions(app: &TestApp) {
-    let created = create_role(app, "Expense approver", &["contoso.expenses/reports/approve"]).await;
+    let created = create_role(
+        app,
+        "Expense approver",
+        &["contoso.expenses/reports/approve"],
+    )
+    .await;
     let id = created["id"].as_str().unwrap();
     assert_eq!(created["templateId"], id);
     assert_eq!(created["isEnabled"], true);
     let got = app.get(&format!("/v1/roleDefinitions/{id}")).await;
     expect(&got, 200, "GET", "/v1/roleDefinitions/{id}");
     let etag = got.header("etag").unwrap().to_owned();
-    assert_eq!(etag, format!("\"{}\"", created["revision"].as_str().unwrap()));
+    assert_eq!(
+        etag,
+        format!("\"{}\"", created["revision"].as_str().unwrap())
+    );
 
     // A stale ETag is refused; the current one is accepted.
     let stale = app
@@ -165,7 +204,12 @@ async fn custom_roles_round_trip_with_etags_and_versions(app: &TestApp) {
 
     // Deleting with the old ETag fails; without If-Match it succeeds.
     let stale = app
-        .call(Method::DELETE, &format!("/v1/roleDefinitions/{id}"), None, &[("if-match", &etag)])
+        .call(
+            Method::DELETE,
+            &format!("/v1/roleDefinitions/{id}"),
+            None,
+            &[("if-match", &etag)],
+        )
         .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
     let deleted = app.delete(&format!("/v1/roleDefinitions/{id}")).await;
@@ -178,11 +222,19 @@ async fn custom_roles_round_trip_with_etags_and_versions(app: &TestApp) {
 
 async fn display_names_are_unique_per_tenant_ignoring_case(app: &TestApp) {
     create_role(app, "Reviewer", &["contoso.docs/review"]).await;
-    let again = app.post("/v1/roleDefinitions", &custom_role("  reviewer ", &["contoso.docs/read"])).await;
+    let again = app
+        .post(
+            "/v1/roleDefinitions",
+            &custom_role("  reviewer ", &["contoso.docs/read"]),
+        )
+        .await;
     expect(&again, 409, "POST", "/v1/roleDefinitions");
     assert_eq!(again.problem(), "conflict");
     let builtin_name = app
-        .post("/v1/roleDefinitions", &custom_role("global administrator", &["contoso.docs/read"]))
+        .post(
+            "/v1/roleDefinitions",
+            &custom_role("global administrator", &["contoso.docs/read"]),
+        )
         .await;
     assert_eq!(builtin_name.status, StatusCode::CONFLICT);
     // Another tenant may use the name.
@@ -233,7 +285,11 @@ async fn bad_bodies_get_problem_documents_naming_each_field(app: &TestApp) {
         let r = app.post("/v1/roleDefinitions", &body).await;
         expect(&r, 400, "POST", "/v1/roleDefinitions");
         assert_eq!(r.problem(), "validation");
-        assert!(r.body["detail"].as_str().unwrap().contains(field), "{:?}", r.body);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains(field),
+            "{:?}",
+            r.body
+        );
     }
 
     // A wrongly typed field names its pointer.
@@ -251,10 +307,22 @@ async fn bad_bodies_get_problem_documents_naming_each_field(app: &TestApp) {
             .header("content-type", content_type)
             .body(body)
     };
-    let r = TestApp::reply(raw("{\"displayName\": ", "application/json").send().await.unwrap()).await;
+    let r = TestApp::reply(
+        raw("{\"displayName\": ", "application/json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     expect(&r, 400, "POST", "/v1/groups");
     assert_eq!(r.problem(), "malformed-body");
-    let r = TestApp::reply(raw("displayName=x", "application/x-www-form-urlencoded").send().await.unwrap()).await;
+    let r = TestApp::reply(
+        raw("displayName=x", "application/x-www-form-urlencoded")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     expect(&r, 415, "POST", "/v1/groups");
     assert_eq!(r.problem(), "unsupported-media-type");
     let huge = json!({"displayName": "x", "description": "y".repeat(1 << 20)});
@@ -268,12 +336,19 @@ async fn bad_bodies_get_problem_documents_naming_each_field(app: &TestApp) {
 
 async fn requests_without_the_admin_key_are_unauthorized(app: &TestApp) {
     let none = TestApp::reply(
-        app.client.get(format!("{}/v1/roleDefinitions", app.base)).send().await.unwrap(),
+        app.client
+            .get(format!("{}/v1/roleDefinitions", app.base))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     expect(&none, 401, "GET", "/v1/roleDefinitions");
     assert_eq!(none.problem(), "unauthorized");
-    assert!(none.header("www-authenticate").unwrap().starts_with("Bearer"));
+    assert!(none
+        .header("www-authenticate")
+        .unwrap()
+        .starts_with("Bearer"));
     let wrong = TestApp::reply(
         app.client
             .post(format!("{}/v1/groups", app.base))
@@ -285,7 +360,10 @@ async fn requests_without_the_admin_key_are_unauthorized(app: &TestApp) {
     )
     .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    assert!(wrong.header("www-authenticate").unwrap().contains("error=\"invalid_token\""));
+    assert!(wrong
+        .header("www-authenticate")
+        .unwrap()
+        .contains("error=\"invalid_token\""));
     let basic = TestApp::reply(
         app.client
             .get(format!("{}/v1/groups", app.base))
@@ -305,39 +383,82 @@ async fn tenants_never_see_each_others_objects(app: &TestApp) {
     let in_a = |method, path: &str, body: Option<Value>| {
         let a = a.clone();
         let path = path.to_owned();
-        async move { app.call(method, &path, body.as_ref(), &[("rolecall-tenant", &a)]).await }
+        async move {
+            app.call(method, &path, body.as_ref(), &[("rolecall-tenant", &a)])
+                .await
+        }
     };
-    let group = in_a(Method::POST, "/v1/groups", Some(json!({"displayName": "A's group"}))).await;
+    let group = in_a(
+        Method::POST,
+        "/v1/groups",
+        Some(json!({"displayName": "A's group"})),
+    )
+    .await;
     assert_eq!(group.status, StatusCode::CREATED);
     let id = group.body["id"].as_str().unwrap().to_owned();
-    assert_eq!(in_a(Method::GET, &format!("/v1/groups/{id}"), None).await.status, StatusCode::OK);
+    assert_eq!(
+        in_a(Method::GET, &format!("/v1/groups/{id}"), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
     let from_b = app
-        .call(Method::GET, &format!("/v1/groups/{id}"), None, &[("rolecall-tenant", &b)])
+        .call(
+            Method::GET,
+            &format!("/v1/groups/{id}"),
+            None,
+            &[("rolecall-tenant", &b)],
+        )
         .await;
     assert_eq!(from_b.status, StatusCode::NOT_FOUND);
     let delete_from_b = app
-        .call(Method::DELETE, &format!("/v1/groups/{id}"), None, &[("rolecall-tenant", &b)])
+        .call(
+            Method::DELETE,
+            &format!("/v1/groups/{id}"),
+            None,
+            &[("rolecall-tenant", &b)],
+        )
         .await;
     assert_eq!(delete_from_b.status, StatusCode::NOT_FOUND);
-    let list_b = app.call(Method::GET, "/v1/groups", None, &[("rolecall-tenant", &b)]).await;
+    let list_b = app
+        .call(Method::GET, "/v1/groups", None, &[("rolecall-tenant", &b)])
+        .await;
     assert_eq!(list_b.body["value"], json!([]));
     let list_default = app.get("/v1/groups").await;
     assert_eq!(list_default.body["value"], json!([]));
-    let changes_b = app.call(Method::GET, "/v1/changes", None, &[("rolecall-tenant", &b)]).await;
+    let changes_b = app
+        .call(Method::GET, "/v1/changes", None, &[("rolecall-tenant", &b)])
+        .await;
     assert_eq!(changes_b.body["value"], json!([]));
-    let bad = app.call(Method::GET, "/v1/groups", None, &[("rolecall-tenant", "acme")]).await;
+    let bad = app
+        .call(
+            Method::GET,
+            "/v1/groups",
+            None,
+            &[("rolecall-tenant", "acme")],
+        )
+        .await;
     expect(&bad, 400, "GET", "/v1/groups");
     assert_eq!(bad.problem(), "validation");
 }
 
 async fn assignments_are_idempotent_validated_and_filtered(app: &TestApp) {
-    let role = create_role(app, "App reader", &["microsoft.directory/applications/basic/read"]).await;
+    let role = create_role(
+        app,
+        "App reader",
+        &["microsoft.directory/applications/basic/read"],
+    )
+    .await;
     let role_id = role["id"].as_str().unwrap();
     let sp = Uuid::new_v4();
     let scope = format!("/applications/{}", Uuid::new_v4());
-    let first = app.post("/v1/roleAssignments", &assignment(sp, role_id, &scope)).await;
+    let first = app
+        .post("/v1/roleAssignments", &assignment(sp, role_id, &scope))
+        .await;
     expect(&first, 201, "POST", "/v1/roleAssignments");
-    let again = app.post("/v1/roleAssignments", &assignment(sp, role_id, &scope)).await;
+    let again = app
+        .post("/v1/roleAssignments", &assignment(sp, role_id, &scope))
+        .await;
     expect(&again, 200, "POST", "/v1/roleAssignments");
     assert_eq!(again.body["id"], first.body["id"]);
     let id = first.body["id"].as_str().unwrap();
@@ -360,23 +481,41 @@ async fn assignments_are_idempotent_validated_and_filtered(app: &TestApp) {
     expect(&windowed, 201, "POST", "/v1/roleAssignments");
     assert_eq!(windowed.body["endDateTime"], "2030-02-01T00:00:00Z");
 
-    let by_principal = app.get(&format!("/v1/roleAssignments?principalId={sp}")).await;
+    let by_principal = app
+        .get(&format!("/v1/roleAssignments?principalId={sp}"))
+        .await;
     expect(&by_principal, 200, "GET", "/v1/roleAssignments");
     assert_eq!(by_principal.body["value"].as_array().unwrap().len(), 2);
     let by_scope = app
-        .get(&format!("/v1/roleAssignments?principalId={sp}&directoryScopeId={scope}"))
+        .get(&format!(
+            "/v1/roleAssignments?principalId={sp}&directoryScopeId={scope}"
+        ))
         .await;
     assert_eq!(by_scope.body["value"].as_array().unwrap().len(), 1);
-    let by_role = app.get(&format!("/v1/roleAssignments?roleDefinitionId={APP_DEVELOPER}")).await;
+    let by_role = app
+        .get(&format!(
+            "/v1/roleAssignments?roleDefinitionId={APP_DEVELOPER}"
+        ))
+        .await;
     assert_eq!(by_role.body["value"][0]["id"], windowed.body["id"]);
-    let other = app.get(&format!("/v1/roleAssignments?principalId={}", Uuid::new_v4())).await;
+    let other = app
+        .get(&format!(
+            "/v1/roleAssignments?principalId={}",
+            Uuid::new_v4()
+        ))
+        .await;
     assert_eq!(other.body["value"], json!([]));
-    let typo = app.get(&format!("/v1/roleAssignments?principalID={sp}")).await;
+    let typo = app
+        .get(&format!("/v1/roleAssignments?principalID={sp}"))
+        .await;
     expect(&typo, 400, "GET", "/v1/roleAssignments");
 
     // Unknown role, unassignable scope, inverted window.
     let unknown = app
-        .post("/v1/roleAssignments", &assignment(sp, &Uuid::new_v4().to_string(), "/"))
+        .post(
+            "/v1/roleAssignments",
+            &assignment(sp, &Uuid::new_v4().to_string(), "/"),
+        )
         .await;
     expect(&unknown, 422, "POST", "/v1/roleAssignments");
     assert_eq!(unknown.body["errors"][0]["pointer"], "/roleDefinitionId");
@@ -388,12 +527,20 @@ async fn assignments_are_idempotent_validated_and_filtered(app: &TestApp) {
         )
         .await;
     let narrow_id = narrow.body["id"].as_str().unwrap();
-    let outside = app.post("/v1/roleAssignments", &assignment(sp, narrow_id, "/applications/abc")).await;
+    let outside = app
+        .post(
+            "/v1/roleAssignments",
+            &assignment(sp, narrow_id, "/applications/abc"),
+        )
+        .await;
     expect(&outside, 422, "POST", "/v1/roleAssignments");
     assert_eq!(outside.problem(), "unprocessable");
     assert_eq!(outside.body["errors"][0]["pointer"], "/directoryScopeId");
     let inside = app
-        .post("/v1/roleAssignments", &assignment(sp, narrow_id, "/applications/ab/credentials/k1"))
+        .post(
+            "/v1/roleAssignments",
+            &assignment(sp, narrow_id, "/applications/ab/credentials/k1"),
+        )
         .await;
     assert_eq!(inside.status, StatusCode::CREATED);
     let inverted = app
@@ -416,27 +563,52 @@ async fn assignments_are_idempotent_validated_and_filtered(app: &TestApp) {
 async fn parallel_creates_of_one_assignment_yield_exactly_one(app: &TestApp) {
     let role = create_role(app, "Racer", &["contoso.race/run"]).await;
     let body = assignment(Uuid::new_v4(), role["id"].as_str().unwrap(), "/");
-    let replies = futures::future::join_all((0..20).map(|_| app.post("/v1/roleAssignments", &body))).await;
-    let created = replies.iter().filter(|r| r.status == StatusCode::CREATED).count();
-    let found = replies.iter().filter(|r| r.status == StatusCode::OK).count();
+    let replies =
+        futures::future::join_all((0..20).map(|_| app.post("/v1/roleAssignments", &body))).await;
+    let created = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let found = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
     assert_eq!((created, found), (1, 19), "{replies:#?}");
-    assert!(replies.iter().all(|r| r.body["id"] == replies[0].body["id"]));
-    let listed = app.get(&format!("/v1/roleDefinitions/{}/assignments", role["id"].as_str().unwrap())).await;
+    assert!(replies
+        .iter()
+        .all(|r| r.body["id"] == replies[0].body["id"]));
+    let listed = app
+        .get(&format!(
+            "/v1/roleDefinitions/{}/assignments",
+            role["id"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(listed.body["value"].as_array().unwrap().len(), 1);
 }
 
 async fn deleting_a_role_with_assignments_needs_cascade(app: &TestApp) {
     let role = create_role(app, "Doomed", &["contoso.x/y"]).await;
     let id = role["id"].as_str().unwrap();
-    let a = app.post("/v1/roleAssignments", &assignment(Uuid::new_v4(), id, "/")).await;
+    let a = app
+        .post("/v1/roleAssignments", &assignment(Uuid::new_v4(), id, "/"))
+        .await;
     let refused = app.delete(&format!("/v1/roleDefinitions/{id}")).await;
     expect(&refused, 409, "DELETE", "/v1/roleDefinitions/{id}");
     assert_eq!(refused.problem(), "conflict");
-    let bad = app.delete(&format!("/v1/roleDefinitions/{id}?cascade=yes")).await;
+    let bad = app
+        .delete(&format!("/v1/roleDefinitions/{id}?cascade=yes"))
+        .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    let cascaded = app.delete(&format!("/v1/roleDefinitions/{id}?cascade=true")).await;
+    let cascaded = app
+        .delete(&format!("/v1/roleDefinitions/{id}?cascade=true"))
+        .await;
     expect(&cascaded, 200, "DELETE", "/v1/roleDefinitions/{id}");
-    let gone = app.get(&format!("/v1/roleAssignments/{}", a.body["id"].as_str().unwrap())).await;
+    let gone = app
+        .get(&format!(
+            "/v1/roleAssignments/{}",
+            a.body["id"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
 
@@ -455,49 +627,100 @@ async fn deny_assignments_round_trip(app: &TestApp) {
     let id = created.body["id"].as_str().unwrap();
     let got = app.get(&format!("/v1/denyAssignments/{id}")).await;
     expect(&got, 200, "GET", "/v1/denyAssignments/{id}");
-    assert_eq!(got.body["excludedActions"], json!(["microsoft.directory/applications/credentials/read"]));
-    let patched = app.patch(&format!("/v1/denyAssignments/{id}"), &json!({"actions": ["a.b/*"]})).await;
+    assert_eq!(
+        got.body["excludedActions"],
+        json!(["microsoft.directory/applications/credentials/read"])
+    );
+    let patched = app
+        .patch(
+            &format!("/v1/denyAssignments/{id}"),
+            &json!({"actions": ["a.b/*"]}),
+        )
+        .await;
     expect(&patched, 200, "PATCH", "/v1/denyAssignments/{id}");
     assert_eq!(patched.body["actions"], json!(["a.b/*"]));
-    let empty = app.patch(&format!("/v1/denyAssignments/{id}"), &json!({"actions": []})).await;
+    let empty = app
+        .patch(
+            &format!("/v1/denyAssignments/{id}"),
+            &json!({"actions": []}),
+        )
+        .await;
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
-    let listed = app.get(&format!("/v1/denyAssignments?principalId={principal}")).await;
+    let listed = app
+        .get(&format!("/v1/denyAssignments?principalId={principal}"))
+        .await;
     expect(&listed, 200, "GET", "/v1/denyAssignments");
     assert_eq!(listed.body["value"].as_array().unwrap().len(), 1);
     let deleted = app.delete(&format!("/v1/denyAssignments/{id}")).await;
     expect(&deleted, 200, "DELETE", "/v1/denyAssignments/{id}");
-    assert_eq!(app.get(&format!("/v1/denyAssignments/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&format!("/v1/denyAssignments/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn groups_nest_with_cycles_and_delete_cleanly(app: &TestApp) {
-    let outer = app.post("/v1/groups", &json!({"displayName": "Outer", "description": "d"})).await;
+    let outer = app
+        .post(
+            "/v1/groups",
+            &json!({"displayName": "Outer", "description": "d"}),
+        )
+        .await;
     expect(&outer, 201, "POST", "/v1/groups");
-    let inner = app.post("/v1/groups", &json!({"displayName": "Inner"})).await;
-    let (outer_id, inner_id) = (outer.body["id"].as_str().unwrap(), inner.body["id"].as_str().unwrap());
+    let inner = app
+        .post("/v1/groups", &json!({"displayName": "Inner"}))
+        .await;
+    let (outer_id, inner_id) = (
+        outer.body["id"].as_str().unwrap(),
+        inner.body["id"].as_str().unwrap(),
+    );
     let user = Uuid::new_v4();
 
     let add = app
-        .post(&format!("/v1/groups/{outer_id}/members"), &json!({"id": inner_id, "type": "group"}))
+        .post(
+            &format!("/v1/groups/{outer_id}/members"),
+            &json!({"id": inner_id, "type": "group"}),
+        )
         .await;
     expect(&add, 201, "POST", "/v1/groups/{id}/members");
     let cycle = app
-        .post(&format!("/v1/groups/{inner_id}/members"), &json!({"id": outer_id, "type": "group"}))
+        .post(
+            &format!("/v1/groups/{inner_id}/members"),
+            &json!({"id": outer_id, "type": "group"}),
+        )
         .await;
-    assert_eq!(cycle.status, StatusCode::CREATED, "cycles are allowed: {:?}", cycle.body);
+    assert_eq!(
+        cycle.status,
+        StatusCode::CREATED,
+        "cycles are allowed: {:?}",
+        cycle.body
+    );
     let add_user = app
-        .post(&format!("/v1/groups/{inner_id}/members"), &json!({"id": user, "type": "user"}))
+        .post(
+            &format!("/v1/groups/{inner_id}/members"),
+            &json!({"id": user, "type": "user"}),
+        )
         .await;
     assert_eq!(add_user.status, StatusCode::CREATED);
     let again = app
-        .post(&format!("/v1/groups/{inner_id}/members"), &json!({"id": user, "type": "user"}))
+        .post(
+            &format!("/v1/groups/{inner_id}/members"),
+            &json!({"id": user, "type": "user"}),
+        )
         .await;
     expect(&again, 200, "POST", "/v1/groups/{id}/members");
     let missing_group = app
-        .post(&format!("/v1/groups/{inner_id}/members"), &json!({"id": Uuid::new_v4(), "type": "group"}))
+        .post(
+            &format!("/v1/groups/{inner_id}/members"),
+            &json!({"id": Uuid::new_v4(), "type": "group"}),
+        )
         .await;
     expect(&missing_group, 422, "POST", "/v1/groups/{id}/members");
     let bad_type = app
-        .post(&format!("/v1/groups/{inner_id}/members"), &json!({"id": user, "type": "robot"}))
+        .post(
+            &format!("/v1/groups/{inner_id}/members"),
+            &json!({"id": user, "type": "robot"}),
+        )
         .await;
     assert_eq!(bad_type.status, StatusCode::BAD_REQUEST);
 
@@ -505,13 +728,27 @@ async fn groups_nest_with_cycles_and_delete_cleanly(app: &TestApp) {
     expect(&members, 200, "GET", "/v1/groups/{id}/members");
     assert_eq!(members.body["value"].as_array().unwrap().len(), 2);
 
-    let renamed = app.patch(&format!("/v1/groups/{inner_id}"), &json!({"displayName": "Inner team"})).await;
+    let renamed = app
+        .patch(
+            &format!("/v1/groups/{inner_id}"),
+            &json!({"displayName": "Inner team"}),
+        )
+        .await;
     expect(&renamed, 200, "PATCH", "/v1/groups/{id}");
     assert_eq!(renamed.body["displayName"], "Inner team");
 
-    let removed = app.delete(&format!("/v1/groups/{inner_id}/members/{user}")).await;
-    expect(&removed, 200, "DELETE", "/v1/groups/{id}/members/{memberId}");
-    let removed_again = app.delete(&format!("/v1/groups/{inner_id}/members/{user}")).await;
+    let removed = app
+        .delete(&format!("/v1/groups/{inner_id}/members/{user}"))
+        .await;
+    expect(
+        &removed,
+        200,
+        "DELETE",
+        "/v1/groups/{id}/members/{memberId}",
+    );
+    let removed_again = app
+        .delete(&format!("/v1/groups/{inner_id}/members/{user}"))
+        .await;
     assert_eq!(removed_again.status, StatusCode::NOT_FOUND);
 
     // Deleting a group takes its edges and its assignments with it.
@@ -529,7 +766,12 @@ async fn groups_nest_with_cycles_and_delete_cleanly(app: &TestApp) {
     let outer_members = app.get(&format!("/v1/groups/{outer_id}/members")).await;
     assert_eq!(outer_members.body["value"], json!([]));
     assert_eq!(
-        app.get(&format!("/v1/roleAssignments/{}", a.body["id"].as_str().unwrap())).await.status,
+        app.get(&format!(
+            "/v1/roleAssignments/{}",
+            a.body["id"].as_str().unwrap()
+        ))
+        .await
+        .status,
         StatusCode::NOT_FOUND
     );
     let gone = app.get(&format!("/v1/groups/{inner_id}")).await;
@@ -540,29 +782,48 @@ async fn groups_nest_with_cycles_and_delete_cleanly(app: &TestApp) {
 }
 
 async fn administrative_units_hold_resources(app: &TestApp) {
-    let unit = app.post("/v1/administrativeUnits", &json!({"displayName": "Finance apps"})).await;
+    let unit = app
+        .post(
+            "/v1/administrativeUnits",
+            &json!({"displayName": "Finance apps"}),
+        )
+        .await;
     expect(&unit, 201, "POST", "/v1/administrativeUnits");
     let id = unit.body["id"].as_str().unwrap();
     let resource = format!("/applications/{}", Uuid::new_v4());
     let added = app
-        .post(&format!("/v1/administrativeUnits/{id}/members"), &json!({"resource": resource}))
+        .post(
+            &format!("/v1/administrativeUnits/{id}/members"),
+            &json!({"resource": resource}),
+        )
         .await;
     expect(&added, 201, "POST", "/v1/administrativeUnits/{id}/members");
     let again = app
-        .post(&format!("/v1/administrativeUnits/{id}/members"), &json!({"resource": resource}))
+        .post(
+            &format!("/v1/administrativeUnits/{id}/members"),
+            &json!({"resource": resource}),
+        )
         .await;
     assert_eq!(again.status, StatusCode::OK);
     let root = app
-        .post(&format!("/v1/administrativeUnits/{id}/members"), &json!({"resource": "/"}))
+        .post(
+            &format!("/v1/administrativeUnits/{id}/members"),
+            &json!({"resource": "/"}),
+        )
         .await;
     assert_eq!(root.status, StatusCode::BAD_REQUEST);
-    let listed = app.get(&format!("/v1/administrativeUnits/{id}/members")).await;
+    let listed = app
+        .get(&format!("/v1/administrativeUnits/{id}/members"))
+        .await;
     expect(&listed, 200, "GET", "/v1/administrativeUnits/{id}/members");
     assert_eq!(listed.body["value"][0]["resource"], resource);
     let got = app.get(&format!("/v1/administrativeUnits/{id}")).await;
     expect(&got, 200, "GET", "/v1/administrativeUnits/{id}");
     let patched = app
-        .patch(&format!("/v1/administrativeUnits/{id}"), &json!({"description": "all finance"}))
+        .patch(
+            &format!("/v1/administrativeUnits/{id}"),
+            &json!({"description": "all finance"}),
+        )
         .await;
     expect(&patched, 200, "PATCH", "/v1/administrativeUnits/{id}");
     assert_eq!(patched.body["description"], "all finance");
@@ -573,18 +834,39 @@ async fn administrative_units_hold_resources(app: &TestApp) {
     let scoped = app
         .post(
             "/v1/roleAssignments",
-            &assignment(Uuid::new_v4(), APP_ADMIN, &format!("/administrativeUnits/{id}")),
+            &assignment(
+                Uuid::new_v4(),
+                APP_ADMIN,
+                &format!("/administrativeUnits/{id}"),
+            ),
         )
         .await;
     assert_eq!(scoped.status, StatusCode::CREATED);
 
     let encoded = resource.replace('/', "%2F");
-    let removed = app.delete(&format!("/v1/administrativeUnits/{id}/members/{encoded}")).await;
-    expect(&removed, 200, "DELETE", "/v1/administrativeUnits/{id}/members/{memberId}");
-    assert_eq!(app.get(&format!("/v1/administrativeUnits/{id}/members")).await.body["value"], json!([]));
+    let removed = app
+        .delete(&format!("/v1/administrativeUnits/{id}/members/{encoded}"))
+        .await;
+    expect(
+        &removed,
+        200,
+        "DELETE",
+        "/v1/administrativeUnits/{id}/members/{memberId}",
+    );
+    assert_eq!(
+        app.get(&format!("/v1/administrativeUnits/{id}/members"))
+            .await
+            .body["value"],
+        json!([])
+    );
     let deleted = app.delete(&format!("/v1/administrativeUnits/{id}")).await;
     expect(&deleted, 200, "DELETE", "/v1/administrativeUnits/{id}");
-    assert_eq!(app.get(&format!("/v1/administrativeUnits/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&format!("/v1/administrativeUnits/{id}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn every_write_shows_up_in_changes_with_before_and_after(app: &TestApp) {
@@ -592,9 +874,16 @@ async fn every_write_shows_up_in_changes_with_before_and_after(app: &TestApp) {
     expect(&start, 200, "GET", "/v1/changes");
     let since = start.body["revision"].as_str().unwrap().to_owned();
 
-    let created = app.post("/v1/groups", &json!({"displayName": "Audited"})).await;
+    let created = app
+        .post("/v1/groups", &json!({"displayName": "Audited"}))
+        .await;
     let id = created.body["id"].as_str().unwrap();
-    let patched = app.patch(&format!("/v1/groups/{id}"), &json!({"displayName": "Audited 2"})).await;
+    let patched = app
+        .patch(
+            &format!("/v1/groups/{id}"),
+            &json!({"displayName": "Audited 2"}),
+        )
+        .await;
     let deleted = app.delete(&format!("/v1/groups/{id}")).await;
     let revisions: Vec<i64> = [&created, &patched, &deleted]
         .iter()
@@ -603,7 +892,10 @@ async fn every_write_shows_up_in_changes_with_before_and_after(app: &TestApp) {
             r.body["revision"].as_str().unwrap().parse().unwrap()
         })
         .collect();
-    assert!(revisions.windows(2).all(|w| w[1] == w[0] + 1), "{revisions:?}");
+    assert!(
+        revisions.windows(2).all(|w| w[1] == w[0] + 1),
+        "{revisions:?}"
+    );
 
     let changes = app.get(&format!("/v1/changes?since={since}")).await;
     expect(&changes, 200, "GET", "/v1/changes");
@@ -611,15 +903,26 @@ async fn every_write_shows_up_in_changes_with_before_and_after(app: &TestApp) {
     assert_eq!(rows.len(), 3, "{rows:#?}");
     let ops: Vec<&str> = rows.iter().map(|c| c["op"].as_str().unwrap()).collect();
     assert_eq!(ops, ["create", "update", "delete"]);
-    assert!(rows.iter().all(|c| c["entityType"] == "group" && c["entityId"] == id && c["actor"] == "admin-key"));
+    assert!(rows
+        .iter()
+        .all(|c| c["entityType"] == "group" && c["entityId"] == id && c["actor"] == "admin-key"));
     assert_eq!(rows[0]["before"], Value::Null);
     assert_eq!(rows[0]["after"]["displayName"], "Audited");
     assert_eq!(rows[1]["before"]["displayName"], "Audited");
     assert_eq!(rows[1]["after"]["displayName"], "Audited 2");
     assert_eq!(rows[2]["before"]["displayName"], "Audited 2");
     assert_eq!(rows[2]["after"], Value::Null);
-    assert_eq!(changes.body["revision"].as_str().unwrap().parse::<i64>().unwrap(), revisions[2]);
-    let later = app.get(&format!("/v1/changes?since={}", revisions[2])).await;
+    assert_eq!(
+        changes.body["revision"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap(),
+        revisions[2]
+    );
+    let later = app
+        .get(&format!("/v1/changes?since={}", revisions[2]))
+        .await;
     assert_eq!(later.body["value"], json!([]));
     let bad = app.get("/v1/changes?since=yesterday").await;
     expect(&bad, 400, "GET", "/v1/changes");
@@ -628,7 +931,9 @@ async fn every_write_shows_up_in_changes_with_before_and_after(app: &TestApp) {
 async fn pagination_walks_every_page_in_a_stable_order(app: &TestApp) {
     let mut ids = Vec::new();
     for i in 0..5 {
-        let r = app.post("/v1/groups", &json!({"displayName": format!("g{i}")})).await;
+        let r = app
+            .post("/v1/groups", &json!({"displayName": format!("g{i}")}))
+            .await;
         ids.push(r.body["id"].as_str().unwrap().to_owned());
     }
     ids.sort();
@@ -639,10 +944,19 @@ async fn pagination_walks_every_page_in_a_stable_order(app: &TestApp) {
         let page = app.get(&link).await;
         expect(&page, 200, "GET", "/v1/groups");
         pages += 1;
-        seen.extend(page.body["value"].as_array().unwrap().iter().map(|g| g["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            page.body["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["id"].as_str().unwrap().to_owned()),
+        );
         next = page.body["nextLink"].as_str().map(str::to_owned);
         if let Some(link) = &next {
-            assert!(link.starts_with("/v1/groups?") && link.contains("limit=2"), "{link}");
+            assert!(
+                link.starts_with("/v1/groups?") && link.contains("limit=2"),
+                "{link}"
+            );
         }
     }
     assert_eq!(pages, 3);
@@ -671,11 +985,30 @@ async fn pagination_walks_every_page_in_a_stable_order(app: &TestApp) {
 }
 
 async fn operations_endpoints_answer(app: &TestApp) {
-    let live = TestApp::reply(app.client.get(format!("{}/livez", app.base)).send().await.unwrap()).await;
+    let live = TestApp::reply(
+        app.client
+            .get(format!("{}/livez", app.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     expect(&live, 200, "GET", "/livez");
-    let ready = TestApp::reply(app.client.get(format!("{}/readyz", app.base)).send().await.unwrap()).await;
+    let ready = TestApp::reply(
+        app.client
+            .get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     expect(&ready, 200, "GET", "/readyz");
-    let spec = app.client.get(format!("{}/openapi.yaml", app.base)).send().await.unwrap();
+    let spec = app
+        .client
+        .get(format!("{}/openapi.yaml", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(spec.status(), StatusCode::OK);
     let text = spec.text().await.unwrap();
     assert_eq!(text, include_str!("../openapi.yaml"));
@@ -685,7 +1018,9 @@ async fn operations_endpoints_answer(app: &TestApp) {
     let nowhere = app.get("/v1/nowhere").await;
     assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
     assert_eq!(nowhere.problem(), "not-found");
-    let wrong_method = app.call(Method::PUT, "/v1/groups", Some(&json!({})), &[]).await;
+    let wrong_method = app
+        .call(Method::PUT, "/v1/groups", Some(&json!({})), &[])
+        .await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong_method.problem(), "method-not-allowed");
     let bad_id = app.get("/v1/groups/not-a-uuid").await;

@@ -14,7 +14,12 @@ use uuid::Uuid;
 const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
 
 fn expect(reply: &Reply, status: u16, method: &str, template: &str) {
-    assert_eq!(reply.status.as_u16(), status, "{method} {template}: {:#?}", reply.body);
+    assert_eq!(
+        reply.status.as_u16(),
+        status,
+        "{method} {template}: {:#?}",
+        reply.body
+    );
     common::spec::assert_response_matches(method, template, status, &reply.body);
 }
 
@@ -51,7 +56,10 @@ async fn group(app: &TestApp) -> Uuid {
 
 async fn add_member(app: &TestApp, group: Uuid, member: Uuid, kind: &str) {
     let r = app
-        .post(&format!("/v1/groups/{group}/members"), &json!({"id": member, "type": kind}))
+        .post(
+            &format!("/v1/groups/{group}/members"),
+            &json!({"id": member, "type": kind}),
+        )
         .await;
     assert!(r.status.is_success(), "{:?}", r.body);
 }
@@ -64,17 +72,30 @@ async fn decide(app: &TestApp, principal: Uuid, action: &str, resource: &str) ->
         )
         .await;
     expect(&r, 200, "POST", "/v1/check");
-    assert_eq!(r.body["decision"], if r.body["allowed"] == true { "allow" } else { "deny" });
+    assert_eq!(
+        r.body["decision"],
+        if r.body["allowed"] == true {
+            "allow"
+        } else {
+            "deny"
+        }
+    );
     r
 }
 
 async fn allowed(app: &TestApp, principal: Uuid, action: &str, resource: &str) -> bool {
-    decide(app, principal, action, resource).await.body["allowed"].as_bool().unwrap()
+    decide(app, principal, action, resource).await.body["allowed"]
+        .as_bool()
+        .unwrap()
 }
 
 async fn scope_coverage_is_by_whole_path_segments(app: &TestApp) {
     let user = Uuid::new_v4();
-    let r = simple_role(app, &["microsoft.directory/applications/credentials/update"]).await;
+    let r = simple_role(
+        app,
+        &["microsoft.directory/applications/credentials/update"],
+    )
+    .await;
     assign(app, user, "user", &r, "/applications/ab").await;
     let action = "microsoft.directory/applications/credentials/update";
     assert!(allowed(app, user, action, "/applications/ab").await);
@@ -89,18 +110,52 @@ async fn scope_coverage_is_by_whole_path_segments(app: &TestApp) {
 
 async fn an_administrative_unit_scope_covers_its_member_resources(app: &TestApp) {
     let user = Uuid::new_v4();
-    let unit = app.post("/v1/administrativeUnits", &json!({"displayName": "Finance"})).await;
+    let unit = app
+        .post(
+            "/v1/administrativeUnits",
+            &json!({"displayName": "Finance"}),
+        )
+        .await;
     let unit_id = unit.body["id"].as_str().unwrap().to_owned();
     let member = format!("/applications/{}", Uuid::new_v4());
-    app.post(&format!("/v1/administrativeUnits/{unit_id}/members"), &json!({"resource": member}))
-        .await;
+    app.post(
+        &format!("/v1/administrativeUnits/{unit_id}/members"),
+        &json!({"resource": member}),
+    )
+    .await;
     let r = simple_role(app, &["contoso.apps/update"]).await;
-    assign(app, user, "user", &r, &format!("/administrativeUnits/{unit_id}")).await;
+    assign(
+        app,
+        user,
+        "user",
+        &r,
+        &format!("/administrativeUnits/{unit_id}"),
+    )
+    .await;
     assert!(allowed(app, user, "contoso.apps/update", &member).await);
-    assert!(allowed(app, user, "contoso.apps/update", &format!("{member}/credentials/k1")).await);
-    assert!(!allowed(app, user, "contoso.apps/update", &format!("/applications/{}", Uuid::new_v4())).await);
+    assert!(
+        allowed(
+            app,
+            user,
+            "contoso.apps/update",
+            &format!("{member}/credentials/k1")
+        )
+        .await
+    );
+    assert!(
+        !allowed(
+            app,
+            user,
+            "contoso.apps/update",
+            &format!("/applications/{}", Uuid::new_v4())
+        )
+        .await
+    );
     let encoded = member.replace('/', "%2F");
-    app.delete(&format!("/v1/administrativeUnits/{unit_id}/members/{encoded}")).await;
+    app.delete(&format!(
+        "/v1/administrativeUnits/{unit_id}/members/{encoded}"
+    ))
+    .await;
     assert!(!allowed(app, user, "contoso.apps/update", &member).await);
 }
 
@@ -125,7 +180,10 @@ async fn actions_match_case_insensitively_with_wildcards_and_entra_keywords(app:
         ("contoso.filesystem/read", false),
         ("microsoft.directory/applications/credentials/update", true),
         ("microsoft.directory/applications/create", true),
-        ("microsoft.directory/applications/synchronization/standard/read", true),
+        (
+            "microsoft.directory/applications/synchronization/standard/read",
+            true,
+        ),
         ("microsoft.directory/servicePrincipals/create", false),
         ("microsoft.directory/users/basic/read", true),
         ("microsoft.directory/users/standard/read", true),
@@ -175,7 +233,8 @@ async fn group_assignments_reach_transitive_members_through_cycles(app: &TestApp
     assert_eq!(grant["scope"], "/");
     assert_eq!(grant["via"], json!([inner, middle, outer]));
     // Removing the user from the group revokes it.
-    app.delete(&format!("/v1/groups/{inner}/members/{user}")).await;
+    app.delete(&format!("/v1/groups/{inner}/members/{user}"))
+        .await;
     assert!(!allowed(app, user, "contoso.wiki/edit", "/wiki/page").await);
     // Token groups count as memberships too.
     let via_token = app
@@ -191,17 +250,34 @@ async fn time_windows_start_and_expire_on_their_own(app: &TestApp) {
     let r = simple_role(app, &["contoso.shift/work"]).await;
     let now = chrono::Utc::now();
     let (early, late, past) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    let window = |p: Uuid, start: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>| {
+    let window = |p: Uuid,
+                  start: chrono::DateTime<chrono::Utc>,
+                  end: chrono::DateTime<chrono::Utc>| {
         json!({"principalId": p, "principalType": "user", "roleDefinitionId": r, "directoryScopeId": "/",
                "startDateTime": start.to_rfc3339(), "endDateTime": end.to_rfc3339()})
     };
     let secs = chrono::Duration::seconds;
-    app.post("/v1/roleAssignments", &window(early, now + secs(2), now + secs(3600))).await;
-    app.post("/v1/roleAssignments", &window(late, now - secs(60), now + secs(2))).await;
-    app.post("/v1/roleAssignments", &window(past, now - secs(120), now - secs(60))).await;
+    app.post(
+        "/v1/roleAssignments",
+        &window(early, now + secs(2), now + secs(3600)),
+    )
+    .await;
+    app.post(
+        "/v1/roleAssignments",
+        &window(late, now - secs(60), now + secs(2)),
+    )
+    .await;
+    app.post(
+        "/v1/roleAssignments",
+        &window(past, now - secs(120), now - secs(60)),
+    )
+    .await;
     let before = decide(app, early, "contoso.shift/work", "/").await;
     assert_eq!(before.body["allowed"], false);
-    assert_eq!(before.body["reasons"][0]["why"]["code"], "outsideTimeWindow");
+    assert_eq!(
+        before.body["reasons"][0]["why"]["code"],
+        "outsideTimeWindow"
+    );
     assert!(allowed(app, late, "contoso.shift/work", "/").await);
     assert!(!allowed(app, past, "contoso.shift/work", "/").await);
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -215,11 +291,19 @@ async fn a_disabled_role_grants_nothing(app: &TestApp) {
     let r = simple_role(app, &["contoso.x/do"]).await;
     assign(app, user, "user", &r, "/").await;
     assert!(allowed(app, user, "contoso.x/do", "/").await);
-    app.patch(&format!("/v1/roleDefinitions/{r}"), &json!({"isEnabled": false})).await;
+    app.patch(
+        &format!("/v1/roleDefinitions/{r}"),
+        &json!({"isEnabled": false}),
+    )
+    .await;
     let d = decide(app, user, "contoso.x/do", "/").await;
     assert_eq!(d.body["allowed"], false);
     assert_eq!(d.body["reasons"][0]["why"]["code"], "roleDisabled");
-    app.patch(&format!("/v1/roleDefinitions/{r}"), &json!({"isEnabled": true})).await;
+    app.patch(
+        &format!("/v1/roleDefinitions/{r}"),
+        &json!({"isEnabled": true}),
+    )
+    .await;
     assert!(allowed(app, user, "contoso.x/do", "/").await);
 }
 
@@ -257,7 +341,11 @@ async fn a_deny_assignment_beats_global_administrator(app: &TestApp) {
 }
 
 async fn tenants_never_share_decisions(app: &TestApp) {
-    let (user, a, b) = (Uuid::new_v4(), Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
+    let (user, a, b) = (
+        Uuid::new_v4(),
+        Uuid::new_v4().to_string(),
+        Uuid::new_v4().to_string(),
+    );
     let r = app
         .call(
             Method::POST,
@@ -268,9 +356,26 @@ async fn tenants_never_share_decisions(app: &TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let body = json!({"subject": {"principalId": user}, "action": "microsoft.directory/users/create", "resource": "/"});
-    let in_a = app.call(Method::POST, "/v1/check", Some(&body), &[("rolecall-tenant", &a)]).await;
-    let in_b = app.call(Method::POST, "/v1/check", Some(&body), &[("rolecall-tenant", &b)]).await;
-    assert_eq!((in_a.body["allowed"].clone(), in_b.body["allowed"].clone()), (json!(true), json!(false)));
+    let in_a = app
+        .call(
+            Method::POST,
+            "/v1/check",
+            Some(&body),
+            &[("rolecall-tenant", &a)],
+        )
+        .await;
+    let in_b = app
+        .call(
+            Method::POST,
+            "/v1/check",
+            Some(&body),
+            &[("rolecall-tenant", &b)],
+        )
+        .await;
+    assert_eq!(
+        (in_a.body["allowed"].clone(), in_b.body["allowed"].clone()),
+        (json!(true), json!(false))
+    );
 }
 
 async fn consistency_tokens_give_read_your_writes_and_time_out_cleanly(app: &TestApp) {
@@ -287,7 +392,14 @@ async fn consistency_tokens_give_read_your_writes_and_time_out_cleanly(app: &Tes
         .await;
     expect(&at_least, 200, "POST", "/v1/check");
     assert_eq!(at_least.body["allowed"], true);
-    assert!(at_least.body["revision"].as_str().unwrap().parse::<i64>().unwrap() >= revision.parse::<i64>().unwrap());
+    assert!(
+        at_least.body["revision"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            >= revision.parse::<i64>().unwrap()
+    );
     let full = app
         .post(
             "/v1/check",
@@ -323,9 +435,27 @@ async fn bad_check_requests_name_each_field(app: &TestApp) {
         )
         .await;
     expect(&r, 400, "POST", "/v1/check");
-    let pointers: Vec<&str> = r.body["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
-    assert_eq!(pointers, ["/subject/principalId", "/subject/groups/0", "/action", "/resource"]);
-    let missing = app.post("/v1/check", &json!({"subject": {"principalId": Uuid::new_v4()}})).await;
+    let pointers: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pointers,
+        [
+            "/subject/principalId",
+            "/subject/groups/0",
+            "/action",
+            "/resource"
+        ]
+    );
+    let missing = app
+        .post(
+            "/v1/check",
+            &json!({"subject": {"principalId": Uuid::new_v4()}}),
+        )
+        .await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
 }
 
@@ -341,14 +471,26 @@ async fn a_batch_answers_in_order_at_one_revision(app: &TestApp) {
         )
         .await;
     expect(&batch, 200, "POST", "/v1/check/batch");
-    let allowed: Vec<bool> = batch.body["results"].as_array().unwrap().iter().map(|r| r["allowed"].as_bool().unwrap()).collect();
+    let allowed: Vec<bool> = batch.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["allowed"].as_bool().unwrap())
+        .collect();
     assert_eq!(allowed, [true, false, false]);
     assert!(batch.body["revision"].is_string());
     let too_many: Vec<Value> = (0..1001).map(|_| item("contoso.b/read", "/")).collect();
-    let refused = app.post("/v1/check/batch", &json!({"checks": too_many})).await;
+    let refused = app
+        .post("/v1/check/batch", &json!({"checks": too_many}))
+        .await;
     expect(&refused, 413, "POST", "/v1/check/batch");
     assert!(refused.body["detail"].as_str().unwrap().contains("1000"));
-    let bad = app.post("/v1/check/batch", &json!({"checks": [item("contoso.b/read", "/"), item("bad", "/")]})).await;
+    let bad = app
+        .post(
+            "/v1/check/batch",
+            &json!({"checks": [item("contoso.b/read", "/"), item("bad", "/")]}),
+        )
+        .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.body["errors"][0]["pointer"], "/checks/1/action");
 }
@@ -358,14 +500,20 @@ async fn effective_permissions_list_where_each_came_from(app: &TestApp) {
     add_member(app, team, user, "user").await;
     let r = role(app, json!([{"allowedResourceActions": ["contoso.p/*"], "excludedResourceActions": ["contoso.p/delete"]}])).await;
     let a = assign(app, team, "group", &r, "/projects").await;
-    let got = app.get(&format!("/v1/principals/{user}/permissions?scope=/projects/p1")).await;
+    let got = app
+        .get(&format!(
+            "/v1/principals/{user}/permissions?scope=/projects/p1"
+        ))
+        .await;
     expect(&got, 200, "GET", "/v1/principals/{id}/permissions");
     let p = &got.body["permissions"][0];
     assert_eq!(p["assignmentId"], a["id"]);
     assert_eq!(p["allowedResourceActions"], json!(["contoso.p/*"]));
     assert_eq!(p["excludedResourceActions"], json!(["contoso.p/delete"]));
     assert_eq!(p["via"], json!([team]));
-    let elsewhere = app.get(&format!("/v1/principals/{user}/permissions?scope=/other")).await;
+    let elsewhere = app
+        .get(&format!("/v1/principals/{user}/permissions?scope=/other"))
+        .await;
     assert_eq!(elsewhere.body["permissions"], json!([]));
 }
 
@@ -385,10 +533,20 @@ async fn who_can_lists_direct_and_group_principals_across_pages(app: &TestApp) {
         let page = app.get(&link).await;
         expect(&page, 200, "GET", "/v1/access");
         assert!(page.body["value"].as_array().unwrap().len() <= 2);
-        seen.extend(page.body["value"].as_array().unwrap().iter().map(|a| a["principalId"].as_str().unwrap().to_owned()));
+        seen.extend(
+            page.body["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["principalId"].as_str().unwrap().to_owned()),
+        );
         next = page.body["nextLink"].as_str().map(str::to_owned);
     }
-    let mut expected: Vec<String> = members.iter().chain([&direct, &team]).map(|u| u.to_string()).collect();
+    let mut expected: Vec<String> = members
+        .iter()
+        .chain([&direct, &team])
+        .map(|u| u.to_string())
+        .collect();
     expected.sort();
     assert_eq!(seen, expected);
     let missing = app.get("/v1/access?resource=/w/1").await;

@@ -14,9 +14,9 @@ use rolecall::engine::{
     MAX_GROUP_DEPTH,
 };
 use rolecall::model::{
-    Action, ActionPattern, AdministrativeUnit, AdministrativeUnitMember, Catalog, Change,
-    ChangeOp, DenyAssignment, Dump, EntityType, Group, GroupMember, PrincipalType, Revision,
-    RoleAssignment, RoleDefinition, RolePermission, Scope, TenantDump, TenantId, Timestamp,
+    Action, ActionPattern, AdministrativeUnit, AdministrativeUnitMember, Catalog, Change, ChangeOp,
+    DenyAssignment, Dump, EntityType, Group, GroupMember, PrincipalType, Revision, RoleAssignment,
+    RoleDefinition, RolePermission, Scope, TenantDump, TenantId, Timestamp,
 };
 use uuid::Uuid;
 
@@ -53,7 +53,9 @@ fn id(n: u128) -> Uuid {
 }
 
 fn tenant_id(n: u128) -> TenantId {
-    TenantId(Uuid::from_u128(0x7e7e_0000_0000_0000_0000_0000_0000_0000 + n))
+    TenantId(Uuid::from_u128(
+        0x7e7e_0000_0000_0000_0000_0000_0000_0000 + n,
+    ))
 }
 
 fn base() -> Timestamp {
@@ -118,7 +120,13 @@ fn assignment(assignment_id: Uuid, principal: Uuid, role_id: Uuid, at: &str) -> 
     }
 }
 
-fn deny(deny_id: Uuid, principal: Uuid, actions: &[&str], excluded: &[&str], at: &str) -> DenyAssignment {
+fn deny(
+    deny_id: Uuid,
+    principal: Uuid,
+    actions: &[&str],
+    excluded: &[&str],
+    at: &str,
+) -> DenyAssignment {
     DenyAssignment {
         id: deny_id,
         display_name: format!("deny {deny_id}"),
@@ -134,7 +142,12 @@ fn deny(deny_id: Uuid, principal: Uuid, actions: &[&str], excluded: &[&str], at:
 }
 
 fn member(group: Uuid, member_id: Uuid, kind: PrincipalType) -> GroupMember {
-    GroupMember { group_id: group, id: member_id, member_type: kind, created_date_time: base() }
+    GroupMember {
+        group_id: group,
+        id: member_id,
+        member_type: kind,
+        created_date_time: base(),
+    }
 }
 
 fn group(group_id: Uuid) -> Group {
@@ -158,15 +171,26 @@ fn unit(unit_id: Uuid) -> AdministrativeUnit {
 }
 
 fn unit_member(unit_id: Uuid, resource: &str) -> AdministrativeUnitMember {
-    AdministrativeUnitMember { administrative_unit_id: unit_id, resource: scope(resource), created_date_time: base() }
+    AdministrativeUnitMember {
+        administrative_unit_id: unit_id,
+        resource: scope(resource),
+        created_date_time: base(),
+    }
 }
 
 fn dump_of(tenants: Vec<TenantDump>) -> Dump {
-    Dump { revision: Revision(1), tenants }
+    Dump {
+        revision: Revision(1),
+        tenants,
+    }
 }
 
 fn request(subject: Subject, action: &str, resource: &str) -> CheckRequest {
-    CheckRequest { subject, action: Action::parse(action).unwrap(), resource: scope(resource) }
+    CheckRequest {
+        subject,
+        action: Action::parse(action).unwrap(),
+        resource: scope(resource),
+    }
 }
 
 /// A one-tenant directory under construction.
@@ -176,7 +200,9 @@ struct Dir {
 
 impl Dir {
     fn new() -> Dir {
-        Dir { t: empty_tenant(tenant_id(0)) }
+        Dir {
+            t: empty_tenant(tenant_id(0)),
+        }
     }
     fn role(mut self, r: RoleDefinition) -> Dir {
         self.t.role_definitions.push(r);
@@ -191,23 +217,35 @@ impl Dir {
         self
     }
     fn member(mut self, g: Uuid, m: Uuid) -> Dir {
-        let kind = if m.as_u128() & 0xf00 == 0x100 { PrincipalType::Group } else { PrincipalType::User };
+        let kind = if m.as_u128() & 0xf00 == 0x100 {
+            PrincipalType::Group
+        } else {
+            PrincipalType::User
+        };
         self.t.group_members.push(member(g, m, kind));
         self
     }
     fn unit_member(mut self, u: Uuid, resource: &str) -> Dir {
-        self.t.administrative_unit_members.push(unit_member(u, resource));
+        self.t
+            .administrative_unit_members
+            .push(unit_member(u, resource));
         self
     }
     fn snapshot(&self) -> Snapshot {
         Snapshot::build(&dump_of(vec![self.t.clone()]), &catalog())
     }
     fn allows(&self, subject: Uuid, action: &str, resource: &str) -> bool {
-        self.decide(Subject::new(subject), action, resource, false).allowed
+        self.decide(Subject::new(subject), action, resource, false)
+            .allowed
     }
     fn decide(&self, subject: Subject, action: &str, resource: &str, explain: bool) -> Decision {
         let snapshot = self.snapshot();
-        let decision = snapshot.check(self.t.tenant, &request(subject.clone(), action, resource), base(), explain);
+        let decision = snapshot.check(
+            self.t.tenant,
+            &request(subject.clone(), action, resource),
+            base(),
+            explain,
+        );
         let expected = reference::check(
             &dump_of(vec![self.t.clone()]),
             &catalog(),
@@ -218,7 +256,10 @@ impl Dir {
             base(),
             MAX_GROUP_DEPTH,
         );
-        assert_eq!(decision.allowed, expected.allowed, "engine and reference disagree");
+        assert_eq!(
+            decision.allowed, expected.allowed,
+            "engine and reference disagree"
+        );
         decision
     }
 }
@@ -235,7 +276,11 @@ const WRITER: u128 = 0x202;
 const AU: u128 = 0x501;
 
 fn reader() -> RoleDefinition {
-    role(id(READER), "App Reader", &[(&["ns/apps/allProperties/read"], &[])])
+    role(
+        id(READER),
+        "App Reader",
+        &[(&["ns/apps/allProperties/read"], &[])],
+    )
 }
 
 fn grants_of(decision: &Decision) -> Vec<&rolecall::engine::GrantReason> {
@@ -288,13 +333,25 @@ fn group_expansion_stops_at_the_depth_bound_and_says_so() {
     let dir = dir.assign(assignment(id(0x301), id(0x100 + 39), id(READER), "/"));
     let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/apps/a1", true);
     assert!(!decision.allowed);
-    assert!(decision.reasons.contains(&Reason::GroupDepthLimit { max_depth: MAX_GROUP_DEPTH }));
+    assert!(decision.reasons.contains(&Reason::GroupDepthLimit {
+        max_depth: MAX_GROUP_DEPTH
+    }));
     // Within the bound (g31 is 32 memberships away) it still works.
-    let near = Dir { t: TenantDump { role_assignments: vec![], ..dir.t.clone() } }
-        .assign(assignment(id(0x301), id(0x100 + 31), id(READER), "/"));
+    let near = Dir {
+        t: TenantDump {
+            role_assignments: vec![],
+            ..dir.t.clone()
+        },
+    }
+    .assign(assignment(id(0x301), id(0x100 + 31), id(READER), "/"));
     assert!(near.allows(id(ALICE), "ns/apps/read", "/apps/a1"));
-    let far = Dir { t: TenantDump { role_assignments: vec![], ..dir.t.clone() } }
-        .assign(assignment(id(0x301), id(0x100 + 32), id(READER), "/"));
+    let far = Dir {
+        t: TenantDump {
+            role_assignments: vec![],
+            ..dir.t.clone()
+        },
+    }
+    .assign(assignment(id(0x301), id(0x100 + 32), id(READER), "/"));
     assert!(!far.allows(id(ALICE), "ns/apps/read", "/apps/a1"));
 }
 
@@ -305,7 +362,11 @@ fn token_groups_count_as_memberships_and_expand_through_stored_ones() {
         .member(id(G2), id(G1))
         .assign(assignment(id(0x301), id(G2), id(READER), "/"));
     assert!(!dir.allows(id(ALICE), "ns/apps/read", "/apps/a1"));
-    let subject = Subject { id: id(ALICE), groups: vec![id(G1)], wids: vec![] };
+    let subject = Subject {
+        id: id(ALICE),
+        groups: vec![id(G1)],
+        wids: vec![],
+    };
     let decision = dir.decide(subject, "ns/apps/read", "/apps/a1", true);
     assert!(decision.allowed);
     let grant = grants_of(&decision)[0];
@@ -320,7 +381,11 @@ fn token_groups_count_as_memberships_and_expand_through_stored_ones() {
 #[test]
 fn wids_claim_grants_the_named_built_in_role_at_the_root() {
     let dir = Dir::new();
-    let subject = Subject { id: id(ALICE), groups: vec![], wids: vec![uuid(APPS_READER)] };
+    let subject = Subject {
+        id: id(ALICE),
+        groups: vec![],
+        wids: vec![uuid(APPS_READER)],
+    };
     let decision = dir.decide(subject.clone(), "ns/apps/owners/read", "/apps/a1/x", true);
     assert!(decision.allowed);
     let grant = grants_of(&decision)[0];
@@ -328,17 +393,27 @@ fn wids_claim_grants_the_named_built_in_role_at_the_root() {
     assert_eq!(grant.assignment_id, None);
     assert_eq!(grant.scope, "/");
     assert_eq!(grant.role_display_name, "Apps Reader");
-    assert!(!dir.decide(subject, "ns/apps/update", "/apps/a1", false).allowed);
+    assert!(
+        !dir.decide(subject, "ns/apps/update", "/apps/a1", false)
+            .allowed
+    );
 }
 
 #[test]
 fn wids_claim_naming_no_built_in_role_grants_nothing() {
     let dir = Dir::new().role(role(id(WRITER), "Custom", &[(&["*"], &[])]));
     // A custom role's id in `wids` is not a built-in template: nothing.
-    let subject = Subject { id: id(ALICE), groups: vec![], wids: vec![id(WRITER), id(0x999)] };
+    let subject = Subject {
+        id: id(ALICE),
+        groups: vec![],
+        wids: vec![id(WRITER), id(0x999)],
+    };
     let decision = dir.decide(subject, "ns/apps/read", "/", true);
     assert!(!decision.allowed);
-    assert!(decision.reasons.iter().all(|r| matches!(r, Reason::NotGranted(m) if m.why == Miss::RoleNotFound)));
+    assert!(decision
+        .reasons
+        .iter()
+        .all(|r| matches!(r, Reason::NotGranted(m) if m.why == Miss::RoleNotFound)));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -349,7 +424,9 @@ fn wids_claim_naming_no_built_in_role_grants_nothing() {
 fn disabled_role_grants_nothing() {
     let mut r = reader();
     r.is_enabled = false;
-    let dir = Dir::new().role(r).assign(assignment(id(0x301), id(ALICE), id(READER), "/"));
+    let dir = Dir::new()
+        .role(r)
+        .assign(assignment(id(0x301), id(ALICE), id(READER), "/"));
     let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/apps/a1", true);
     assert!(!decision.allowed);
     assert!(matches!(&decision.reasons[0], Reason::NotGranted(m) if m.why == Miss::RoleDisabled));
@@ -363,12 +440,21 @@ fn assignment_outside_its_time_window_grants_nothing_and_the_end_is_exclusive() 
     let dir = Dir::new().role(reader()).assign(a.clone());
     let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/apps/a1", true);
     assert!(!decision.allowed, "now == end is outside");
-    assert!(matches!(&decision.reasons[0], Reason::NotGranted(m) if matches!(m.why, Miss::OutsideTimeWindow { .. })));
+    assert!(
+        matches!(&decision.reasons[0], Reason::NotGranted(m) if matches!(m.why, Miss::OutsideTimeWindow { .. }))
+    );
     a.end_date_time = Some(base() + Duration::seconds(1));
-    assert!(Dir::new().role(reader()).assign(a.clone()).allows(id(ALICE), "ns/apps/read", "/apps/a1"));
+    assert!(Dir::new().role(reader()).assign(a.clone()).allows(
+        id(ALICE),
+        "ns/apps/read",
+        "/apps/a1"
+    ));
     a.start_date_time = Some(base() + Duration::seconds(1));
     a.end_date_time = None;
-    assert!(!Dir::new().role(reader()).assign(a).allows(id(ALICE), "ns/apps/read", "/apps/a1"));
+    assert!(!Dir::new()
+        .role(reader())
+        .assign(a)
+        .allows(id(ALICE), "ns/apps/read", "/apps/a1"));
 }
 
 #[test]
@@ -382,7 +468,10 @@ fn exclusion_subtracts_within_its_entry_only() {
     match &decision.reasons[0] {
         Reason::NotGranted(m) => assert_eq!(
             m.why,
-            Miss::ActionExcluded { allowed_pattern: "ns/*".into(), excluded_pattern: "ns/users/*".into() }
+            Miss::ActionExcluded {
+                allowed_pattern: "ns/*".into(),
+                excluded_pattern: "ns/users/*".into()
+            }
         ),
         other => panic!("unexpected {other:?}"),
     }
@@ -399,24 +488,60 @@ fn exclusion_in_one_role_does_not_limit_another_role() {
     assert!(!dir.allows(id(ALICE), "ns/users/update", "/users/u2"));
 }
 
+#[test]
+fn a_permission_entry_with_a_condition_grants_nothing_until_conditions_are_evaluated() {
+    let mut r = role(
+        id(WRITER),
+        "Conditional",
+        &[(&["ns/apps/*"], &[]), (&["ns/users/read"], &[])],
+    );
+    r.role_permissions[0].condition = Some("@Resource[x] == 'y'".to_owned());
+    let dir = Dir::new()
+        .role(r)
+        .assign(assignment(id(0x301), id(ALICE), id(WRITER), "/"));
+    assert!(!dir.allows(id(ALICE), "ns/apps/read", "/"));
+    assert!(dir.allows(id(ALICE), "ns/users/read", "/"));
+    let e = dir.snapshot().effective_permissions(
+        tenant_id(0),
+        &Subject::new(id(ALICE)),
+        &scope("/"),
+        base(),
+    );
+    assert_eq!(e.permissions.len(), 1);
+}
+
 // ---------------------------------------------------------------------------------------
 // Rule 4: scope coverage
 // ---------------------------------------------------------------------------------------
 
 #[test]
 fn assignment_at_ab_never_covers_abc() {
-    let dir = Dir::new().role(reader()).assign(assignment(id(0x301), id(ALICE), id(READER), "/applications/ab"));
+    let dir = Dir::new().role(reader()).assign(assignment(
+        id(0x301),
+        id(ALICE),
+        id(READER),
+        "/applications/ab",
+    ));
     assert!(dir.allows(id(ALICE), "ns/apps/read", "/applications/ab"));
     assert!(dir.allows(id(ALICE), "ns/apps/read", "/applications/ab/credentials/k1"));
     assert!(!dir.allows(id(ALICE), "ns/apps/read", "/applications/abc"));
     assert!(!dir.allows(id(ALICE), "ns/apps/read", "/applications"));
-    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/applications/abc", true);
-    assert!(matches!(&decision.reasons[0], Reason::NotGranted(m) if m.why == Miss::ScopeDoesNotCover));
+    let decision = dir.decide(
+        Subject::new(id(ALICE)),
+        "ns/apps/read",
+        "/applications/abc",
+        true,
+    );
+    assert!(
+        matches!(&decision.reasons[0], Reason::NotGranted(m) if m.why == Miss::ScopeDoesNotCover)
+    );
 }
 
 #[test]
 fn root_assignment_covers_everything() {
-    let dir = Dir::new().role(reader()).assign(assignment(id(0x301), id(ALICE), id(READER), "/"));
+    let dir = Dir::new()
+        .role(reader())
+        .assign(assignment(id(0x301), id(ALICE), id(READER), "/"));
     for r in ["/", "/a", "/a/b/c/d/e/f"] {
         assert!(dir.allows(id(ALICE), "ns/apps/read", r), "{r}");
     }
@@ -441,14 +566,16 @@ fn administrative_unit_assignment_covers_its_members_and_their_sub_paths() {
 #[test]
 fn administrative_unit_ids_compare_as_uuids() {
     let upper = format!("/administrativeUnits/{}", id(AU).to_string().to_uppercase());
-    let dir = Dir::new().role(reader()).unit_member(id(AU), "/users/u1").assign(assignment(
-        id(0x301),
-        id(ALICE),
-        id(READER),
-        &upper,
-    ));
+    let dir = Dir::new()
+        .role(reader())
+        .unit_member(id(AU), "/users/u1")
+        .assign(assignment(id(0x301), id(ALICE), id(READER), &upper));
     assert!(dir.allows(id(ALICE), "ns/apps/read", "/users/u1"));
-    assert!(dir.allows(id(ALICE), "ns/apps/read", &format!("/administrativeUnits/{}", id(AU))));
+    assert!(dir.allows(
+        id(ALICE),
+        "ns/apps/read",
+        &format!("/administrativeUnits/{}", id(AU))
+    ));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -464,7 +591,11 @@ fn with_pattern(p: &str) -> Dir {
 #[test]
 fn actions_match_case_insensitively_and_keywords_too() {
     let dir = with_pattern("Microsoft.Directory/Applications/ALLPROPERTIES/allTASKS");
-    assert!(dir.allows(id(ALICE), "microsoft.directory/applications/credentials/update", "/"));
+    assert!(dir.allows(
+        id(ALICE),
+        "microsoft.directory/applications/credentials/update",
+        "/"
+    ));
     assert!(dir.allows(id(ALICE), "MICROSOFT.DIRECTORY/APPLICATIONS/DELETE", "/"));
     assert!(with_pattern("ns/Apps/Read").allows(id(ALICE), "NS/apps/READ", "/"));
 }
@@ -473,9 +604,17 @@ fn actions_match_case_insensitively_and_keywords_too() {
 fn all_properties_all_tasks_covers_every_action_on_the_entity() {
     let dir = with_pattern("microsoft.directory/applications/allProperties/allTasks");
     assert!(dir.allows(id(ALICE), "microsoft.directory/applications/create", "/"));
-    assert!(dir.allows(id(ALICE), "microsoft.directory/applications/owners/update", "/"));
+    assert!(dir.allows(
+        id(ALICE),
+        "microsoft.directory/applications/owners/update",
+        "/"
+    ));
     assert!(dir.allows(id(ALICE), "microsoft.directory/applications/a/b/c", "/"));
-    assert!(!dir.allows(id(ALICE), "microsoft.directory/applicationTemplates/create", "/"));
+    assert!(!dir.allows(
+        id(ALICE),
+        "microsoft.directory/applicationTemplates/create",
+        "/"
+    ));
     assert!(!dir.allows(id(ALICE), "microsoft.directory/groups/create", "/"));
 }
 
@@ -483,16 +622,32 @@ fn all_properties_all_tasks_covers_every_action_on_the_entity() {
 fn all_properties_read_covers_only_reads() {
     let dir = with_pattern("microsoft.directory/applications/allProperties/read");
     assert!(dir.allows(id(ALICE), "microsoft.directory/applications/read", "/"));
-    assert!(dir.allows(id(ALICE), "microsoft.directory/applications/owners/read", "/"));
+    assert!(dir.allows(
+        id(ALICE),
+        "microsoft.directory/applications/owners/read",
+        "/"
+    ));
     assert!(dir.allows(id(ALICE), "microsoft.directory/applications/a/b/read", "/"));
-    assert!(!dir.allows(id(ALICE), "microsoft.directory/applications/owners/update", "/"));
-    assert!(!dir.allows(id(ALICE), "microsoft.directory/applications/owners/readx", "/"));
+    assert!(!dir.allows(
+        id(ALICE),
+        "microsoft.directory/applications/owners/update",
+        "/"
+    ));
+    assert!(!dir.allows(
+        id(ALICE),
+        "microsoft.directory/applications/owners/readx",
+        "/"
+    ));
 }
 
 #[test]
 fn all_entities_is_exactly_one_segment_and_all_tasks_at_least_one() {
     let dir = with_pattern("microsoft.azure.supportTickets/allEntities/allTasks");
-    assert!(dir.allows(id(ALICE), "microsoft.azure.supportTickets/tickets/create", "/"));
+    assert!(dir.allows(
+        id(ALICE),
+        "microsoft.azure.supportTickets/tickets/create",
+        "/"
+    ));
     assert!(dir.allows(id(ALICE), "microsoft.azure.supportTickets/tickets/a/b", "/"));
     assert!(!dir.allows(id(ALICE), "microsoft.azure.supportTickets/tickets", "/"));
     let one = with_pattern("ns/allEntities/read");
@@ -502,8 +657,16 @@ fn all_entities_is_exactly_one_segment_and_all_tasks_at_least_one() {
 
 #[test]
 fn a_star_matches_any_run_of_characters_including_slashes() {
-    assert!(with_pattern("contoso.expenses/*").allows(id(ALICE), "contoso.expenses/reports/approve", "/"));
-    assert!(!with_pattern("contoso.expenses/*").allows(id(ALICE), "contoso.expensesx/reports/approve", "/"));
+    assert!(with_pattern("contoso.expenses/*").allows(
+        id(ALICE),
+        "contoso.expenses/reports/approve",
+        "/"
+    ));
+    assert!(!with_pattern("contoso.expenses/*").allows(
+        id(ALICE),
+        "contoso.expensesx/reports/approve",
+        "/"
+    ));
     assert!(with_pattern("*/read").allows(id(ALICE), "a/b/c/read", "/"));
     assert!(!with_pattern("*/read").allows(id(ALICE), "a/b/c/unread", "/"));
     assert!(with_pattern("*").allows(id(ALICE), "anything/at/all", "/"));
@@ -520,7 +683,12 @@ fn deny_assignment_beats_global_administrator() {
         .assign(assignment(id(0x301), id(ALICE), uuid(GLOBAL_ADMIN), "/"))
         .deny(deny(id(0x401), id(ALICE), &["ns/apps/*"], &[], "/apps/a1"));
     assert!(dir.allows(id(ALICE), "ns/apps/update", "/apps/a2"));
-    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/update", "/apps/a1/creds/k", true);
+    let decision = dir.decide(
+        Subject::new(id(ALICE)),
+        "ns/apps/update",
+        "/apps/a1/creds/k",
+        true,
+    );
     assert!(!decision.allowed);
     match &decision.reasons[0] {
         Reason::Deny(d) => {
@@ -530,8 +698,15 @@ fn deny_assignment_beats_global_administrator() {
         other => panic!("unexpected {other:?}"),
     }
     // Also against a wids claim.
-    let subject = Subject { id: id(ALICE), groups: vec![], wids: vec![uuid(GLOBAL_ADMIN)] };
-    assert!(!dir.decide(subject, "ns/apps/update", "/apps/a1", false).allowed);
+    let subject = Subject {
+        id: id(ALICE),
+        groups: vec![],
+        wids: vec![uuid(GLOBAL_ADMIN)],
+    };
+    assert!(
+        !dir.decide(subject, "ns/apps/update", "/apps/a1", false)
+            .allowed
+    );
 }
 
 #[test]
@@ -548,7 +723,13 @@ fn deny_assignment_to_a_group_denies_its_transitive_members() {
 fn deny_excluded_actions_are_carved_out() {
     let dir = Dir::new()
         .assign(assignment(id(0x301), id(ALICE), uuid(GLOBAL_ADMIN), "/"))
-        .deny(deny(id(0x401), id(ALICE), &["ns/*"], &["ns/apps/allProperties/read"], "/"));
+        .deny(deny(
+            id(0x401),
+            id(ALICE),
+            &["ns/*"],
+            &["ns/apps/allProperties/read"],
+            "/",
+        ));
     assert!(!dir.allows(id(ALICE), "ns/apps/update", "/"));
     assert!(dir.allows(id(ALICE), "ns/apps/owners/read", "/"));
 }
@@ -558,7 +739,13 @@ fn deny_at_an_administrative_unit_covers_its_members() {
     let dir = Dir::new()
         .unit_member(id(AU), "/users/u1")
         .assign(assignment(id(0x301), id(ALICE), uuid(GLOBAL_ADMIN), "/"))
-        .deny(deny(id(0x401), id(ALICE), &["*"], &[], &format!("/administrativeUnits/{}", id(AU))));
+        .deny(deny(
+            id(0x401),
+            id(ALICE),
+            &["*"],
+            &[],
+            &format!("/administrativeUnits/{}", id(AU)),
+        ));
     assert!(!dir.allows(id(ALICE), "ns/users/update", "/users/u1/x"));
     assert!(dir.allows(id(ALICE), "ns/users/update", "/users/u2"));
 }
@@ -568,20 +755,35 @@ fn default_is_deny_and_says_there_were_no_assignments() {
     let dir = Dir::new().role(reader());
     let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/", true);
     assert!(!decision.allowed);
-    assert_eq!(decision.reasons, vec![Reason::NoAssignments { principals: vec![id(ALICE)] }]);
+    assert_eq!(
+        decision.reasons,
+        vec![Reason::NoAssignments {
+            principals: vec![id(ALICE)]
+        }]
+    );
 }
 
 #[test]
 fn tenants_never_see_each_other() {
     let mut other = empty_tenant(tenant_id(1));
     other.role_definitions.push(reader());
-    other.role_assignments.push(assignment(id(0x301), id(ALICE), id(READER), "/"));
+    other
+        .role_assignments
+        .push(assignment(id(0x301), id(ALICE), id(READER), "/"));
     let mut mine = empty_tenant(tenant_id(0));
     // Same role id assigned in tenant 0 but defined only in tenant 1: not found here.
-    mine.role_assignments.push(assignment(id(0x302), id(BOB), id(READER), "/"));
+    mine.role_assignments
+        .push(assignment(id(0x302), id(BOB), id(READER), "/"));
     let snapshot = Snapshot::build(&dump_of(vec![other, mine]), &catalog());
     let check = |t: TenantId, who: u128| {
-        snapshot.check(t, &request(Subject::new(id(who)), "ns/apps/read", "/"), base(), false).allowed
+        snapshot
+            .check(
+                t,
+                &request(Subject::new(id(who)), "ns/apps/read", "/"),
+                base(),
+                false,
+            )
+            .allowed
     };
     assert!(check(tenant_id(1), ALICE));
     assert!(!check(tenant_id(0), ALICE));
@@ -593,15 +795,29 @@ fn tenants_never_see_each_other() {
 fn built_in_roles_exist_in_every_tenant() {
     for t in 0..3 {
         let mut td = empty_tenant(tenant_id(t));
-        td.role_assignments.push(assignment(id(0x301), id(ALICE), uuid(APPS_READER), "/"));
+        td.role_assignments
+            .push(assignment(id(0x301), id(ALICE), uuid(APPS_READER), "/"));
         let snapshot = Snapshot::build(&dump_of(vec![td]), &catalog());
         let r = request(Subject::new(id(ALICE)), "ns/apps/read", "/apps/a");
         assert!(snapshot.check(tenant_id(t), &r, base(), false).allowed);
     }
     // And in a tenant the snapshot has never seen, through wids.
     let snapshot = Snapshot::empty(&catalog());
-    let subject = Subject { id: id(ALICE), groups: vec![], wids: vec![uuid(APPS_READER)] };
-    assert!(snapshot.check(tenant_id(7), &request(subject, "ns/apps/read", "/"), base(), false).allowed);
+    let subject = Subject {
+        id: id(ALICE),
+        groups: vec![],
+        wids: vec![uuid(APPS_READER)],
+    };
+    assert!(
+        snapshot
+            .check(
+                tenant_id(7),
+                &request(subject, "ns/apps/read", "/"),
+                base(),
+                false
+            )
+            .allowed
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -615,7 +831,12 @@ fn explained_allow_names_assignment_role_pattern_scope_and_chain() {
         .member(id(G1), id(ALICE))
         .member(id(G2), id(G1))
         .assign(assignment(id(0x301), id(G2), id(READER), "/apps/a1"));
-    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/owners/read", "/apps/a1/owners", true);
+    let decision = dir.decide(
+        Subject::new(id(ALICE)),
+        "ns/apps/owners/read",
+        "/apps/a1/owners",
+        true,
+    );
     assert!(decision.allowed);
     let grant = grants_of(&decision)[0];
     assert_eq!(grant.assignment_id, Some(id(0x301)));
@@ -660,10 +881,43 @@ fn explained_default_deny_lists_each_candidate_with_its_reason() {
 }
 
 #[test]
+fn explained_misses_are_capped_and_the_rest_counted() {
+    let mut dir = Dir::new().role(reader());
+    for n in 0..70 {
+        dir = dir.assign(assignment(
+            id(0x3000 + n),
+            id(ALICE),
+            id(READER),
+            &format!("/apps/a{n}"),
+        ));
+    }
+    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/users/u1", true);
+    assert!(!decision.allowed);
+    assert_eq!(
+        decision.reasons.len(),
+        rolecall::engine::MAX_EXPLAINED_MISSES + 1
+    );
+    assert_eq!(
+        decision.reasons.last(),
+        Some(&Reason::MoreNotGranted {
+            omitted: 70 - rolecall::engine::MAX_EXPLAINED_MISSES
+        })
+    );
+}
+
+#[test]
 fn without_explain_a_decision_carries_no_reasons() {
-    let dir = Dir::new().role(reader()).assign(assignment(id(0x301), id(ALICE), id(READER), "/"));
-    assert!(dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/", false).reasons.is_empty());
-    assert!(dir.decide(Subject::new(id(ALICE)), "ns/apps/update", "/", false).reasons.is_empty());
+    let dir = Dir::new()
+        .role(reader())
+        .assign(assignment(id(0x301), id(ALICE), id(READER), "/"));
+    assert!(dir
+        .decide(Subject::new(id(ALICE)), "ns/apps/read", "/", false)
+        .reasons
+        .is_empty());
+    assert!(dir
+        .decide(Subject::new(id(ALICE)), "ns/apps/update", "/", false)
+        .reasons
+        .is_empty());
 }
 
 #[test]
@@ -677,12 +931,31 @@ fn reasons_serialize_as_camel_case_objects_with_a_kind() {
     let json = serde_json::to_value(&allow).unwrap();
     let first = &json["reasons"][0];
     assert_eq!(first["kind"], "grant");
-    for field in ["assignmentId", "roleDefinitionId", "roleDisplayName", "matchedPattern", "scope", "via", "principalId", "source"] {
+    for field in [
+        "assignmentId",
+        "roleDefinitionId",
+        "roleDisplayName",
+        "matchedPattern",
+        "scope",
+        "via",
+        "principalId",
+        "source",
+    ] {
         assert!(first.get(field).is_some(), "{field} in {first}");
     }
-    let deny = dir.decide(Subject::new(id(ALICE)), "ns/users/update", "/users/u1", true);
+    let deny = dir.decide(
+        Subject::new(id(ALICE)),
+        "ns/users/update",
+        "/users/u1",
+        true,
+    );
     let json = serde_json::to_value(&deny).unwrap();
-    let miss = json["reasons"].as_array().unwrap().iter().find(|r| r["why"]["code"] == "actionExcluded").unwrap();
+    let miss = json["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["why"]["code"] == "actionExcluded")
+        .unwrap();
     assert_eq!(miss["kind"], "notGranted");
     assert_eq!(miss["why"]["excludedPattern"], "ns/users/*");
     let back: Decision = serde_json::from_value(json).unwrap();
@@ -700,19 +973,44 @@ fn effective_permissions_list_each_entry_of_each_covering_grant_and_the_denies()
         .member(id(G1), id(ALICE))
         .assign(assignment(id(0x301), id(G1), id(READER), "/apps"))
         .assign(assignment(id(0x302), id(ALICE), uuid(MIXED), "/apps/a1"))
-        .assign(assignment(id(0x303), id(ALICE), uuid(GLOBAL_ADMIN), "/users"))
+        .assign(assignment(
+            id(0x303),
+            id(ALICE),
+            uuid(GLOBAL_ADMIN),
+            "/users",
+        ))
         .deny(deny(id(0x401), id(G1), &["ns/apps/delete"], &[], "/"));
-    let e = dir.snapshot().effective_permissions(tenant_id(0), &Subject::new(id(ALICE)), &scope("/apps/a1"), base());
+    let e = dir.snapshot().effective_permissions(
+        tenant_id(0),
+        &Subject::new(id(ALICE)),
+        &scope("/apps/a1"),
+        base(),
+    );
     let rows: Vec<(Option<Uuid>, Vec<String>)> = e
         .permissions
         .iter()
-        .map(|p| (p.assignment_id, p.allowed_resource_actions.iter().map(|a| a.to_string()).collect()))
+        .map(|p| {
+            (
+                p.assignment_id,
+                p.allowed_resource_actions
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect(),
+            )
+        })
         .collect();
     assert_eq!(rows.len(), 3, "{rows:?}");
-    assert!(rows.contains(&(Some(id(0x301)), vec!["ns/apps/allProperties/read".to_owned()])));
+    assert!(rows.contains(&(
+        Some(id(0x301)),
+        vec!["ns/apps/allProperties/read".to_owned()]
+    )));
     assert!(rows.contains(&(Some(id(0x302)), vec!["ns/*".to_owned()])));
     assert!(rows.contains(&(Some(id(0x302)), vec!["ns/users/read".to_owned()])));
-    let mixed = e.permissions.iter().find(|p| p.excluded_resource_actions.len() == 1).unwrap();
+    let mixed = e
+        .permissions
+        .iter()
+        .find(|p| p.excluded_resource_actions.len() == 1)
+        .unwrap();
     assert_eq!(mixed.excluded_resource_actions[0].as_str(), "ns/users/*");
     assert_eq!(e.denies.len(), 1);
     assert_eq!(e.denies[0].via, vec![id(G1)]);
@@ -728,8 +1026,16 @@ fn who_can_lists_assignees_and_transitive_members_minus_denied() {
         .member(id(G2), id(0x003))
         .assign(assignment(id(0x301), id(G2), id(READER), "/apps"))
         .deny(deny(id(0x401), id(BOB), &["*"], &[], "/"));
-    let who = dir.snapshot().who_can(tenant_id(0), &Action::parse("ns/apps/read").unwrap(), &scope("/apps/a1"), base());
-    let got: BTreeMap<Uuid, Vec<Uuid>> = who.iter().map(|a| (a.principal_id, a.via.clone())).collect();
+    let who = dir.snapshot().who_can(
+        tenant_id(0),
+        &Action::parse("ns/apps/read").unwrap(),
+        &scope("/apps/a1"),
+        base(),
+    );
+    let got: BTreeMap<Uuid, Vec<Uuid>> = who
+        .iter()
+        .map(|a| (a.principal_id, a.via.clone()))
+        .collect();
     let expected: BTreeMap<Uuid, Vec<Uuid>> = [
         (id(G2), vec![]),
         (id(G1), vec![id(G2)]),
@@ -739,10 +1045,19 @@ fn who_can_lists_assignees_and_transitive_members_minus_denied() {
     .into_iter()
     .collect();
     assert_eq!(got, expected);
-    assert!(who.iter().all(|a| a.assignment_id == id(0x301) && a.matched_pattern == "ns/apps/allProperties/read"));
+    assert!(
+        who.iter()
+            .all(|a| a.assignment_id == id(0x301)
+                && a.matched_pattern == "ns/apps/allProperties/read")
+    );
     assert!(dir
         .snapshot()
-        .who_can(tenant_id(0), &Action::parse("ns/apps/update").unwrap(), &scope("/apps/a1"), base())
+        .who_can(
+            tenant_id(0),
+            &Action::parse("ns/apps/update").unwrap(),
+            &scope("/apps/a1"),
+            base()
+        )
         .is_empty());
 }
 
@@ -750,7 +1065,14 @@ fn who_can_lists_assignees_and_transitive_members_minus_denied() {
 // Applying changes
 // ---------------------------------------------------------------------------------------
 
-fn change(revision: i64, sequence: i64, entity: EntityType, op: ChangeOp, before: Option<serde_json::Value>, after: Option<serde_json::Value>) -> Change {
+fn change(
+    revision: i64,
+    sequence: i64,
+    entity: EntityType,
+    op: ChangeOp,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Change {
     Change {
         revision: Revision(revision),
         sequence,
@@ -770,19 +1092,39 @@ fn json<T: serde::Serialize>(v: &T) -> Option<serde_json::Value> {
 }
 
 #[test]
+fn a_snapshot_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync + Clone + 'static>() {}
+    shared::<Snapshot>();
+}
+
+#[test]
 fn applying_a_change_leaves_the_previous_snapshot_untouched() {
     let dir = Dir::new().role(reader());
     let before = dir.snapshot();
     let a = assignment(id(0x301), id(ALICE), id(READER), "/");
     let after = before
-        .apply(&[change(2, 0, EntityType::RoleAssignment, ChangeOp::Create, None, json(&a))])
+        .apply(&[change(
+            2,
+            0,
+            EntityType::RoleAssignment,
+            ChangeOp::Create,
+            None,
+            json(&a),
+        )])
         .unwrap();
     let r = request(Subject::new(id(ALICE)), "ns/apps/read", "/x");
     assert!(!before.check(tenant_id(0), &r, base(), false).allowed);
     assert!(after.check(tenant_id(0), &r, base(), false).allowed);
     assert_eq!(after.revision(), Revision(2));
     let removed = after
-        .apply(&[change(3, 0, EntityType::RoleAssignment, ChangeOp::Delete, json(&a), None)])
+        .apply(&[change(
+            3,
+            0,
+            EntityType::RoleAssignment,
+            ChangeOp::Delete,
+            json(&a),
+            None,
+        )])
         .unwrap();
     assert!(!removed.check(tenant_id(0), &r, base(), false).allowed);
     assert!(after.check(tenant_id(0), &r, base(), false).allowed);
@@ -793,24 +1135,75 @@ fn apply_skips_changes_already_in_the_snapshot() {
     let dir = Dir::new().role(reader());
     let snapshot = dir.snapshot(); // revision 1
     let a = assignment(id(0x301), id(ALICE), id(READER), "/");
-    let next = snapshot.apply(&[change(1, 0, EntityType::RoleAssignment, ChangeOp::Create, None, json(&a))]).unwrap();
+    let next = snapshot
+        .apply(&[change(
+            1,
+            0,
+            EntityType::RoleAssignment,
+            ChangeOp::Create,
+            None,
+            json(&a),
+        )])
+        .unwrap();
     assert_eq!(next.revision(), Revision(1));
-    assert!(!next.check(tenant_id(0), &request(Subject::new(id(ALICE)), "ns/apps/read", "/"), base(), false).allowed);
+    assert!(
+        !next
+            .check(
+                tenant_id(0),
+                &request(Subject::new(id(ALICE)), "ns/apps/read", "/"),
+                base(),
+                false
+            )
+            .allowed
+    );
 }
 
 #[test]
 fn undecodable_or_incomplete_changes_are_errors() {
     let snapshot = Dir::new().snapshot();
-    let bad = change(2, 0, EntityType::RoleAssignment, ChangeOp::Create, None, Some(serde_json::json!({"id": 1})));
-    assert!(matches!(snapshot.apply(&[bad]), Err(ApplyError::Undecodable { .. })));
+    let bad = change(
+        2,
+        0,
+        EntityType::RoleAssignment,
+        ChangeOp::Create,
+        None,
+        Some(serde_json::json!({"id": 1})),
+    );
+    assert!(matches!(
+        snapshot.apply(&[bad]),
+        Err(ApplyError::Undecodable { .. })
+    ));
     let missing = change(2, 0, EntityType::GroupMember, ChangeOp::Delete, None, None);
-    assert!(matches!(snapshot.apply(&[missing]), Err(ApplyError::MissingObject { field: "before", .. })));
+    assert!(matches!(
+        snapshot.apply(&[missing]),
+        Err(ApplyError::MissingObject {
+            field: "before",
+            ..
+        })
+    ));
     let a = assignment(id(0x301), id(ALICE), id(READER), "/");
     let out_of_order = [
-        change(3, 0, EntityType::RoleAssignment, ChangeOp::Create, None, json(&a)),
-        change(2, 0, EntityType::RoleAssignment, ChangeOp::Delete, json(&a), None),
+        change(
+            3,
+            0,
+            EntityType::RoleAssignment,
+            ChangeOp::Create,
+            None,
+            json(&a),
+        ),
+        change(
+            2,
+            0,
+            EntityType::RoleAssignment,
+            ChangeOp::Delete,
+            json(&a),
+            None,
+        ),
     ];
-    assert!(matches!(snapshot.apply(&out_of_order), Err(ApplyError::OutOfOrder { .. })));
+    assert!(matches!(
+        snapshot.apply(&out_of_order),
+        Err(ApplyError::OutOfOrder { .. })
+    ));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -877,7 +1270,11 @@ fn action(i: u16) -> String {
     let entity = ENTITIES[(i / 2) % 2];
     let prop = PROPS[(i / 4) % 3];
     let task = TASKS[(i / 12) % 3];
-    let raw = if prop.is_empty() { format!("{ns}/{entity}/{task}") } else { format!("{ns}/{entity}/{prop}/{task}") };
+    let raw = if prop.is_empty() {
+        format!("{ns}/{entity}/{task}")
+    } else {
+        format!("{ns}/{entity}/{prop}/{task}")
+    };
     if (i / 36) % 2 == 1 {
         raw.to_uppercase()
     } else {
@@ -909,15 +1306,33 @@ const PATTERN_SHAPES: [&str; 18] = [
 /// A pattern: one of the shapes, an exact action, or a random segment composition.
 fn pattern_strategy() -> impl Strategy<Value = String> {
     let pieces = prop::sample::select(vec![
-        "ns", "Ns.Two", "apps", "users", "creds", "owners", "read", "update", "*", "a*", "*s", "allEntities",
-        "allProperties", "allTasks", "ALLTASKS", "n*/a*",
+        "ns",
+        "Ns.Two",
+        "apps",
+        "users",
+        "creds",
+        "owners",
+        "read",
+        "update",
+        "*",
+        "a*",
+        "*s",
+        "allEntities",
+        "allProperties",
+        "allTasks",
+        "ALLTASKS",
+        "n*/a*",
     ]);
     prop_oneof![
         prop::sample::select(PATTERN_SHAPES.to_vec()).prop_map(str::to_owned),
         any::<u16>().prop_map(action),
         prop::collection::vec(pieces, 1..5).prop_map(|p| {
             let joined = p.join("/");
-            if ActionPattern::parse(&joined).is_ok() { joined } else { "*".to_owned() }
+            if ActionPattern::parse(&joined).is_ok() {
+                joined
+            } else {
+                "*".to_owned()
+            }
         }),
     ]
 }
@@ -1004,13 +1419,15 @@ fn dir_recipe() -> impl Strategy<Value = DirRecipe> {
         prop::collection::vec((any::<u8>(), any::<u8>()), 0..12),
         prop::collection::vec((any::<u8>(), 1u8..12), 0..4),
     )
-        .prop_map(|(roles, assignments, denies, edges, unit_members)| DirRecipe {
-            roles,
-            assignments,
-            denies,
-            edges,
-            unit_members,
-        })
+        .prop_map(
+            |(roles, assignments, denies, edges, unit_members)| DirRecipe {
+                roles,
+                assignments,
+                denies,
+                edges,
+                unit_members,
+            },
+        )
 }
 
 fn build_tenant(tenant: TenantId, r: &DirRecipe) -> TenantDump {
@@ -1019,9 +1436,15 @@ fn build_tenant(tenant: TenantId, r: &DirRecipe) -> TenantDump {
         let entries: Vec<(Vec<&str>, Vec<&str>)> = recipe
             .entries
             .iter()
-            .map(|(a, x)| (a.iter().map(String::as_str).collect(), x.iter().map(String::as_str).collect()))
+            .map(|(a, x)| {
+                (
+                    a.iter().map(String::as_str).collect(),
+                    x.iter().map(String::as_str).collect(),
+                )
+            })
             .collect();
-        let borrowed: Vec<(&[&str], &[&str])> = entries.iter().map(|(a, x)| (&a[..], &x[..])).collect();
+        let borrowed: Vec<(&[&str], &[&str])> =
+            entries.iter().map(|(a, x)| (&a[..], &x[..])).collect();
         let mut def = role(id(0x200 + i as u128), &format!("custom {i}"), &borrowed);
         def.is_enabled = recipe.enabled;
         t.role_definitions.push(def);
@@ -1035,11 +1458,17 @@ fn build_tenant(tenant: TenantId, r: &DirRecipe) -> TenantDump {
     let mut seen_edges = BTreeSet::new();
     for &(m, g) in &r.edges {
         if seen_edges.insert((principal(m), group_id(g))) {
-            t.group_members.push(member(group_id(g), principal(m), principal_type(m)));
+            t.group_members
+                .push(member(group_id(g), principal(m), principal_type(m)));
         }
     }
     for (i, &(p, role_i, res, w)) in r.assignments.iter().enumerate() {
-        let mut a = assignment(id(0x300 + i as u128), principal(p), role_ref(role_i, r.roles.len()), &resource(res));
+        let mut a = assignment(
+            id(0x300 + i as u128),
+            principal(p),
+            role_ref(role_i, r.roles.len()),
+            &resource(res),
+        );
         a.principal_type = principal_type(p);
         (a.start_date_time, a.end_date_time) = window(w);
         t.role_assignments.push(a);
@@ -1047,7 +1476,13 @@ fn build_tenant(tenant: TenantId, r: &DirRecipe) -> TenantDump {
     for (i, (p, actions, excluded, res)) in r.denies.iter().enumerate() {
         let a: Vec<&str> = actions.iter().map(String::as_str).collect();
         let x: Vec<&str> = excluded.iter().map(String::as_str).collect();
-        let mut d = deny(id(0x400 + i as u128), principal(*p), &a, &x, &resource(*res));
+        let mut d = deny(
+            id(0x400 + i as u128),
+            principal(*p),
+            &a,
+            &x,
+            &resource(*res),
+        );
         d.principal_type = principal_type(*p);
         t.deny_assignments.push(d);
     }
@@ -1055,7 +1490,8 @@ fn build_tenant(tenant: TenantId, r: &DirRecipe) -> TenantDump {
     for &(u, res) in &r.unit_members {
         let resource = resource(res);
         if resource != "/" && seen_units.insert((unit_id(u), resource.clone())) {
-            t.administrative_unit_members.push(unit_member(unit_id(u), &resource));
+            t.administrative_unit_members
+                .push(unit_member(unit_id(u), &resource));
         }
     }
     t
@@ -1082,21 +1518,27 @@ fn check_recipe() -> impl Strategy<Value = CheckRecipe> {
         any::<u8>(),
         any::<u8>(),
     )
-        .prop_map(|(tenant, subject, token_groups, wids, action, resource, now)| CheckRecipe {
-            tenant,
-            subject,
-            token_groups,
-            wids,
-            action,
-            resource,
-            now,
-        })
+        .prop_map(
+            |(tenant, subject, token_groups, wids, action, resource, now)| CheckRecipe {
+                tenant,
+                subject,
+                token_groups,
+                wids,
+                action,
+                resource,
+                now,
+            },
+        )
 }
 
 fn subject_of(c: &CheckRecipe) -> Subject {
     Subject {
         id: principal(c.subject),
-        groups: c.token_groups.iter().map(|g| if g % 4 == 3 { id(0x1ff) } else { group_id(*g) }).collect(),
+        groups: c
+            .token_groups
+            .iter()
+            .map(|g| if g % 4 == 3 { id(0x1ff) } else { group_id(*g) })
+            .collect(),
         wids: c
             .wids
             .iter()
@@ -1121,28 +1563,58 @@ fn assert_chain(t: &TenantDump, subject: &Subject, principal_id: Uuid, via: &[Uu
     if token {
         assert!(subject.groups.contains(&via[0]));
     } else {
-        assert!(edge(subject.id, via[0]), "first link {} -> {}", subject.id, via[0]);
+        assert!(
+            edge(subject.id, via[0]),
+            "first link {} -> {}",
+            subject.id,
+            via[0]
+        );
     }
     for w in via.windows(2) {
         assert!(edge(w[0], w[1]), "link {} -> {}", w[0], w[1]);
     }
 }
 
-fn compare(dump: &Dump, snapshot: &Snapshot, depth: usize, c: &CheckRecipe) -> Result<(), TestCaseError> {
+fn compare(
+    dump: &Dump,
+    snapshot: &Snapshot,
+    depth: usize,
+    c: &CheckRecipe,
+) -> Result<(), TestCaseError> {
     let tenant = tenant_id(c.tenant as u128);
     let subject = subject_of(c);
     let action = action(c.action);
     let resource = resource(c.resource);
     let now = now_of(c.now);
-    let expected = reference::check(dump, &catalog(), tenant, &subject, &action, &resource, now, depth);
+    let expected = reference::check(
+        dump,
+        &catalog(),
+        tenant,
+        &subject,
+        &action,
+        &resource,
+        now,
+        depth,
+    );
     let req = request(subject.clone(), &action, &resource);
     let fast = snapshot.check(tenant, &req, now, false);
-    prop_assert_eq!(fast.allowed, expected.allowed, "fast path: {:?} {} {}", subject, action, resource);
+    prop_assert_eq!(
+        fast.allowed,
+        expected.allowed,
+        "fast path: {:?} {} {}",
+        subject,
+        action,
+        resource
+    );
     prop_assert!(fast.reasons.is_empty());
     let explained = snapshot.check(tenant, &req, now, true);
     prop_assert_eq!(explained.allowed, expected.allowed);
     let fallback = empty_tenant(tenant);
-    let t = dump.tenants.iter().find(|t| t.tenant == tenant).unwrap_or(&fallback);
+    let t = dump
+        .tenants
+        .iter()
+        .find(|t| t.tenant == tenant)
+        .unwrap_or(&fallback);
     let mut grants = BTreeSet::new();
     let mut denies = BTreeSet::new();
     let mut bound = false;
@@ -1159,7 +1631,9 @@ fn compare(dump: &Dump, snapshot: &Snapshot, depth: usize, c: &CheckRecipe) -> R
                 assert_chain(t, &subject, d.principal_id, &d.via, d.via_token_groups);
             }
             Reason::NotGranted(m) => {
-                prop_assert!(!expected.grants.contains(&(m.assignment_id, m.role_definition_id)));
+                prop_assert!(!expected
+                    .grants
+                    .contains(&(m.assignment_id, m.role_definition_id)));
                 if let Some(aid) = m.assignment_id {
                     let a = t.role_assignments.iter().find(|a| a.id == aid).unwrap();
                     let covers = reference::covers(t, a.directory_scope_id.as_str(), &resource);
@@ -1259,7 +1733,13 @@ struct Log {
 }
 
 impl Log {
-    fn record<T: serde::Serialize>(&mut self, entity: EntityType, op: ChangeOp, before: Option<&T>, after: Option<&T>) {
+    fn record<T: serde::Serialize>(
+        &mut self,
+        entity: EntityType,
+        op: ChangeOp,
+        before: Option<&T>,
+        after: Option<&T>,
+    ) {
         self.changes.push(Change {
             revision: Revision(self.revision),
             sequence: self.sequence,
@@ -1281,12 +1761,20 @@ impl Log {
     }
 
     fn delete_assignments_of(&mut self, p: Uuid) {
-        let (gone, kept): (Vec<_>, Vec<_>) = self.t.role_assignments.drain(..).partition(|a| a.principal_id == p);
+        let (gone, kept): (Vec<_>, Vec<_>) = self
+            .t
+            .role_assignments
+            .drain(..)
+            .partition(|a| a.principal_id == p);
         self.t.role_assignments = kept;
         for a in gone {
             self.record(EntityType::RoleAssignment, ChangeOp::Delete, Some(&a), None);
         }
-        let (gone, kept): (Vec<_>, Vec<_>) = self.t.deny_assignments.drain(..).partition(|a| a.principal_id == p);
+        let (gone, kept): (Vec<_>, Vec<_>) = self
+            .t
+            .deny_assignments
+            .drain(..)
+            .partition(|a| a.principal_id == p);
         self.t.deny_assignments = kept;
         for d in gone {
             self.record(EntityType::DenyAssignment, ChangeOp::Delete, Some(&d), None);
@@ -1298,7 +1786,12 @@ impl Log {
         let custom = self.t.role_definitions.len();
         match *op {
             Op::Assign(p, r, res, w) => {
-                let mut a = assignment(id(0x3000 + fresh), principal(p), role_ref(r, custom.max(1)), &resource(res));
+                let mut a = assignment(
+                    id(0x3000 + fresh),
+                    principal(p),
+                    role_ref(r, custom.max(1)),
+                    &resource(res),
+                );
                 a.principal_type = principal_type(p);
                 (a.start_date_time, a.end_date_time) = window(w);
                 self.t.role_assignments.push(a.clone());
@@ -1308,7 +1801,10 @@ impl Log {
                 let _ = i;
             }
             Op::Unassign(i) => {
-                let a = self.t.role_assignments.remove(i as usize % self.t.role_assignments.len());
+                let a = self
+                    .t
+                    .role_assignments
+                    .remove(i as usize % self.t.role_assignments.len());
                 self.record(EntityType::RoleAssignment, ChangeOp::Delete, Some(&a), None);
             }
             Op::Reassign(i, res, w) => {
@@ -1318,11 +1814,21 @@ impl Log {
                 after.directory_scope_id = scope(&resource(res));
                 (after.start_date_time, after.end_date_time) = window(w);
                 let after = after.clone();
-                self.record(EntityType::RoleAssignment, ChangeOp::Update, Some(&before), Some(&after));
+                self.record(
+                    EntityType::RoleAssignment,
+                    ChangeOp::Update,
+                    Some(&before),
+                    Some(&after),
+                );
             }
             Op::Join(m, g) => {
                 let (m, g) = (principal(m), group_id(g));
-                if !self.t.group_members.iter().any(|e| e.id == m && e.group_id == g) {
+                if !self
+                    .t
+                    .group_members
+                    .iter()
+                    .any(|e| e.id == m && e.group_id == g)
+                {
                     let e = member(g, m, PrincipalType::User);
                     self.t.group_members.push(e.clone());
                     self.record(EntityType::GroupMember, ChangeOp::Create, None, Some(&e));
@@ -1330,7 +1836,10 @@ impl Log {
             }
             Op::Leave(i) => {
                 if !self.t.group_members.is_empty() {
-                    let e = self.t.group_members.remove(i as usize % self.t.group_members.len());
+                    let e = self
+                        .t
+                        .group_members
+                        .remove(i as usize % self.t.group_members.len());
                     self.record(EntityType::GroupMember, ChangeOp::Delete, Some(&e), None);
                 }
             }
@@ -1342,7 +1851,10 @@ impl Log {
             }
             Op::Undeny(i) => {
                 if !self.t.deny_assignments.is_empty() {
-                    let d = self.t.deny_assignments.remove(i as usize % self.t.deny_assignments.len());
+                    let d = self
+                        .t
+                        .deny_assignments
+                        .remove(i as usize % self.t.deny_assignments.len());
                     self.record(EntityType::DenyAssignment, ChangeOp::Delete, Some(&d), None);
                 }
             }
@@ -1352,45 +1864,75 @@ impl Log {
                     let before = self.t.deny_assignments[n].clone();
                     self.t.deny_assignments[n].principal_id = principal(p);
                     let after = self.t.deny_assignments[n].clone();
-                    self.record(EntityType::DenyAssignment, ChangeOp::Update, Some(&before), Some(&after));
+                    self.record(
+                        EntityType::DenyAssignment,
+                        ChangeOp::Update,
+                        Some(&before),
+                        Some(&after),
+                    );
                 }
             }
             Op::Role(ref recipe) => {
                 let entries: Vec<(Vec<&str>, Vec<&str>)> = recipe
                     .entries
                     .iter()
-                    .map(|(a, x)| (a.iter().map(String::as_str).collect(), x.iter().map(String::as_str).collect()))
+                    .map(|(a, x)| {
+                        (
+                            a.iter().map(String::as_str).collect(),
+                            x.iter().map(String::as_str).collect(),
+                        )
+                    })
                     .collect();
-                let borrowed: Vec<(&[&str], &[&str])> = entries.iter().map(|(a, x)| (&a[..], &x[..])).collect();
+                let borrowed: Vec<(&[&str], &[&str])> =
+                    entries.iter().map(|(a, x)| (&a[..], &x[..])).collect();
                 let n = custom.min(4);
                 let mut def = role(id(0x200 + n as u128), &format!("custom {n}"), &borrowed);
                 def.is_enabled = recipe.enabled;
                 match self.t.role_definitions.iter().position(|r| r.id == def.id) {
                     Some(i) => {
-                        let before = std::mem::replace(&mut self.t.role_definitions[i], def.clone());
-                        self.record(EntityType::RoleDefinition, ChangeOp::Update, Some(&before), Some(&def));
+                        let before =
+                            std::mem::replace(&mut self.t.role_definitions[i], def.clone());
+                        self.record(
+                            EntityType::RoleDefinition,
+                            ChangeOp::Update,
+                            Some(&before),
+                            Some(&def),
+                        );
                     }
                     None => {
                         self.t.role_definitions.push(def.clone());
-                        self.record(EntityType::RoleDefinition, ChangeOp::Create, None, Some(&def));
+                        self.record(
+                            EntityType::RoleDefinition,
+                            ChangeOp::Create,
+                            None,
+                            Some(&def),
+                        );
                     }
                 }
             }
             Op::DropRole(i) => {
                 if !self.t.role_definitions.is_empty() {
-                    let r = self.t.role_definitions.remove(i as usize % self.t.role_definitions.len());
+                    let r = self
+                        .t
+                        .role_definitions
+                        .remove(i as usize % self.t.role_definitions.len());
                     self.record(EntityType::RoleDefinition, ChangeOp::Delete, Some(&r), None);
                 }
             }
             Op::DropGroup(g, cascade_first) => {
                 let g = group_id(g);
-                let Some(pos) = self.t.groups.iter().position(|x| x.id == g) else { return };
+                let Some(pos) = self.t.groups.iter().position(|x| x.id == g) else {
+                    return;
+                };
                 let removed = self.t.groups.remove(pos);
                 if !cascade_first {
                     self.record(EntityType::Group, ChangeOp::Delete, Some(&removed), None);
                 }
-                let (gone, kept): (Vec<_>, Vec<_>) =
-                    self.t.group_members.drain(..).partition(|e| e.group_id == g || e.id == g);
+                let (gone, kept): (Vec<_>, Vec<_>) = self
+                    .t
+                    .group_members
+                    .drain(..)
+                    .partition(|e| e.group_id == g || e.id == g);
                 self.t.group_members = kept;
                 for e in gone {
                     self.record(EntityType::GroupMember, ChangeOp::Delete, Some(&e), None);
@@ -1403,29 +1945,63 @@ impl Log {
             Op::UnitAdd(u, res) => {
                 let resource = resource(res);
                 let u = unit_id(u);
-                if resource != "/" && !self.t.administrative_unit_members.iter().any(|m| m.administrative_unit_id == u && m.resource.as_str() == resource) {
+                if resource != "/"
+                    && !self
+                        .t
+                        .administrative_unit_members
+                        .iter()
+                        .any(|m| m.administrative_unit_id == u && m.resource.as_str() == resource)
+                {
                     let m = unit_member(u, &resource);
                     self.t.administrative_unit_members.push(m.clone());
-                    self.record(EntityType::AdministrativeUnitMember, ChangeOp::Create, None, Some(&m));
+                    self.record(
+                        EntityType::AdministrativeUnitMember,
+                        ChangeOp::Create,
+                        None,
+                        Some(&m),
+                    );
                 }
             }
             Op::UnitRemove(i) => {
                 if !self.t.administrative_unit_members.is_empty() {
-                    let m = self.t.administrative_unit_members.remove(i as usize % self.t.administrative_unit_members.len());
-                    self.record(EntityType::AdministrativeUnitMember, ChangeOp::Delete, Some(&m), None);
+                    let m = self
+                        .t
+                        .administrative_unit_members
+                        .remove(i as usize % self.t.administrative_unit_members.len());
+                    self.record(
+                        EntityType::AdministrativeUnitMember,
+                        ChangeOp::Delete,
+                        Some(&m),
+                        None,
+                    );
                 }
             }
             Op::DropUnit(u, log_members) => {
                 let u = unit_id(u);
-                let Some(pos) = self.t.administrative_units.iter().position(|x| x.id == u) else { return };
+                let Some(pos) = self.t.administrative_units.iter().position(|x| x.id == u) else {
+                    return;
+                };
                 let removed = self.t.administrative_units.remove(pos);
-                let (gone, kept): (Vec<_>, Vec<_>) =
-                    self.t.administrative_unit_members.drain(..).partition(|m| m.administrative_unit_id == u);
+                let (gone, kept): (Vec<_>, Vec<_>) = self
+                    .t
+                    .administrative_unit_members
+                    .drain(..)
+                    .partition(|m| m.administrative_unit_id == u);
                 self.t.administrative_unit_members = kept;
-                self.record(EntityType::AdministrativeUnit, ChangeOp::Delete, Some(&removed), None);
+                self.record(
+                    EntityType::AdministrativeUnit,
+                    ChangeOp::Delete,
+                    Some(&removed),
+                    None,
+                );
                 if log_members {
                     for m in gone {
-                        self.record(EntityType::AdministrativeUnitMember, ChangeOp::Delete, Some(&m), None);
+                        self.record(
+                            EntityType::AdministrativeUnitMember,
+                            ChangeOp::Delete,
+                            Some(&m),
+                            None,
+                        );
                     }
                 }
             }
@@ -1481,7 +2057,12 @@ fn fingerprint(snapshot: &Snapshot) -> (Vec<bool>, Vec<Vec<Uuid>>) {
                 let req = request(Subject::new(principal(p)), &act, &resource(res));
                 decisions.push(snapshot.check(tenant_id(0), &req, base(), false).allowed);
             }
-            let list = snapshot.who_can(tenant_id(0), &Action::parse(&act).unwrap(), &scope(&resource(res)), base());
+            let list = snapshot.who_can(
+                tenant_id(0),
+                &Action::parse(&act).unwrap(),
+                &scope(&resource(res)),
+                base(),
+            );
             who.push(list.iter().map(|x| x.principal_id).collect());
         }
     }

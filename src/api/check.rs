@@ -13,7 +13,9 @@ use uuid::Uuid;
 use super::extract::{page_request, ApiJson, ApiQuery, Caller, IdPath, Tenant};
 use super::respond::next_link;
 use super::{route, ApiError, AppState, Route};
-use crate::engine::{Access, CheckRequest, Decision, EffectivePermissions, Reason, Snapshot, Subject};
+use crate::engine::{
+    Access, CheckRequest, Decision, EffectivePermissions, Reason, Snapshot, Subject,
+};
 use crate::model::{Action, Revision, Scope, ValidationErrors};
 
 /// The decision routes.
@@ -21,7 +23,11 @@ pub fn routes() -> Vec<Route> {
     vec![
         route(Method::POST, "/v1/check", post(check)),
         route(Method::POST, "/v1/check/batch", post(check_batch)),
-        route(Method::GET, "/v1/principals/{id}/permissions", get(permissions)),
+        route(
+            Method::GET,
+            "/v1/principals/{id}/permissions",
+            get(permissions),
+        ),
         route(Method::GET, "/v1/access", get(access)),
     ]
 }
@@ -108,7 +114,10 @@ struct BatchBody {
 }
 
 fn uuid_at(errors: &mut ValidationErrors, pointer: String, raw: &str) -> Option<Uuid> {
-    errors.check(pointer, Uuid::parse_str(raw).map_err(|_| format!("`{raw}` is not a uuid")))
+    errors.check(
+        pointer,
+        Uuid::parse_str(raw).map_err(|_| format!("`{raw}` is not a uuid")),
+    )
 }
 
 /// Validates one question, recording errors under `base` (`""` or `/checks/{i}`).
@@ -119,7 +128,11 @@ fn request(
     action: &str,
     resource: &str,
 ) -> Option<CheckRequest> {
-    let id = uuid_at(errors, format!("{base}/subject/principalId"), &subject.principal_id);
+    let id = uuid_at(
+        errors,
+        format!("{base}/subject/principalId"),
+        &subject.principal_id,
+    );
     let groups: Vec<_> = subject
         .groups
         .iter()
@@ -141,14 +154,21 @@ fn request(
         Scope::parse(resource).map_err(|e| format!("`{resource}` is not a resource path: {e}")),
     );
     Some(CheckRequest {
-        subject: Subject { id: id?, groups, wids },
+        subject: Subject {
+            id: id?,
+            groups,
+            wids,
+        },
         action: action?,
         resource: resource?,
     })
 }
 
 /// The snapshot to answer from, honouring the requested consistency.
-async fn snapshot_for(app: &AppState, consistency: Option<ConsistencyInput>) -> Result<Arc<Snapshot>, ApiError> {
+async fn snapshot_for(
+    app: &AppState,
+    consistency: Option<ConsistencyInput>,
+) -> Result<Arc<Snapshot>, ApiError> {
     match consistency {
         None => Ok(app.directory().snapshot()),
         Some(ConsistencyInput {
@@ -211,7 +231,16 @@ async fn check_batch(
         .map(|(i, item)| {
             let explain = item.explain.unwrap_or(body.explain);
             let base = format!("/checks/{i}");
-            (request(&mut errors, &base, item.subject, &item.action, &item.resource), explain)
+            (
+                request(
+                    &mut errors,
+                    &base,
+                    item.subject,
+                    &item.action,
+                    &item.resource,
+                ),
+                explain,
+            )
         })
         .collect();
     if !errors.is_empty() {
@@ -222,7 +251,9 @@ async fn check_batch(
     let results = items
         .into_iter()
         .filter_map(|(request, explain)| request.map(|r| (r, explain)))
-        .map(|(request, explain)| DecisionBody::new(snapshot.check(tenant.0, &request, now, explain), None))
+        .map(|(request, explain)| {
+            DecisionBody::new(snapshot.check(tenant.0, &request, now, explain), None)
+        })
         .collect();
     Ok(Json(BatchBody {
         revision: snapshot.revision(),
@@ -259,7 +290,8 @@ async fn permissions(
             .map_err(|e| ApiError::invalid("?scope", format!("`{raw}` is not a scope: {e}")))?,
     };
     let snapshot = app.directory().snapshot();
-    let effective = snapshot.effective_permissions(tenant.0, &Subject::new(id), &scope, chrono::Utc::now());
+    let effective =
+        snapshot.effective_permissions(tenant.0, &Subject::new(id), &scope, chrono::Utc::now());
     Ok(Json(PermissionsBody {
         principal_id: id,
         scope,
@@ -317,13 +349,13 @@ async fn access(
     let (Some(resource), Some(action)) = (resource, action) else {
         return Err(errors.into());
     };
-    let after = match page.cursor.as_deref() {
-        None => None,
-        Some(raw) => Some(
-            Uuid::parse_str(raw)
-                .map_err(|_| ApiError::invalid("?cursor", "`cursor` is not one this API returned"))?,
-        ),
-    };
+    let after =
+        match page.cursor.as_deref() {
+            None => None,
+            Some(raw) => Some(Uuid::parse_str(raw).map_err(|_| {
+                ApiError::invalid("?cursor", "`cursor` is not one this API returned")
+            })?),
+        };
     let snapshot = app.directory().snapshot();
     let mut all = snapshot.who_can(tenant.0, &action, &resource, chrono::Utc::now());
     // INVARIANT: one entry per principal, ordered by id, so the cursor (the last id) pages
@@ -333,7 +365,8 @@ async fn access(
     let start = after.map_or(0, |id| all.partition_point(|a| a.principal_id <= id));
     let rest = &all[start..];
     let limit = page.limit as usize;
-    let next = (rest.len() > limit).then(|| next_link(&uri, &rest[limit - 1].principal_id.to_string()));
+    let next =
+        (rest.len() > limit).then(|| next_link(&uri, &rest[limit - 1].principal_id.to_string()));
     Ok(Json(AccessBody {
         value: rest.iter().take(limit).cloned().collect(),
         next_link: next,

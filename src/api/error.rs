@@ -78,28 +78,60 @@ impl ApiError {
         use ApiError::*;
         match self {
             Validation(_) => (StatusCode::BAD_REQUEST, "validation", "Invalid request"),
-            MalformedBody(_) => (StatusCode::BAD_REQUEST, "malformed-body", "Malformed request body"),
+            MalformedBody(_) => (
+                StatusCode::BAD_REQUEST,
+                "malformed-body",
+                "Malformed request body",
+            ),
             Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             NotFound(_) | NoRoute(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
-            BuiltinImmutable(_) => (StatusCode::CONFLICT, "builtin-role-immutable", "Built-in role is read-only"),
-            PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition-failed", "Precondition failed"),
-            PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            BuiltinImmutable(_) => (
+                StatusCode::CONFLICT,
+                "builtin-role-immutable",
+                "Built-in role is read-only",
+            ),
+            PreconditionFailed(_) => (
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "Precondition failed",
+            ),
+            PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
             UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
             ),
-            Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", "Unprocessable request"),
+            Unprocessable(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable",
+                "Unprocessable request",
+            ),
             ConsistencyTimeout(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "consistency-timeout",
                 "Consistency timeout",
             ),
-            Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
-            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
         }
     }
 }
@@ -110,7 +142,9 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => ApiError::NotFound(error.to_string()),
             StoreError::Conflict(message) => ApiError::Conflict(message),
             StoreError::BuiltinImmutable(_) => ApiError::BuiltinImmutable(error.to_string()),
-            StoreError::PreconditionFailed { .. } => ApiError::PreconditionFailed(error.to_string()),
+            StoreError::PreconditionFailed { .. } => {
+                ApiError::PreconditionFailed(error.to_string())
+            }
             StoreError::Unprocessable(errors) => ApiError::Unprocessable(errors),
             StoreError::InvalidCursor => ApiError::invalid("?cursor", error.to_string()),
             StoreError::Unavailable(source) => ApiError::Unavailable(source.into()),
@@ -178,9 +212,15 @@ impl IntoResponse for ApiError {
             } else {
                 "Bearer realm=\"rolecall\""
             };
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
-        if matches!(self, ApiError::ConsistencyTimeout(_) | ApiError::Unavailable(_)) {
+        if matches!(
+            self,
+            ApiError::ConsistencyTimeout(_) | ApiError::Unavailable(_)
+        ) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response

@@ -42,8 +42,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 "send the body as `application/json`".to_owned(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            match rejection {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| match rejection {
                 BytesRejection::FailedToBufferBody(ref e)
                     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
                 {
@@ -54,8 +55,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                     ))
                 }
                 other => ApiError::MalformedBody(format!("cannot read the body: {other}")),
-            }
-        })?;
+            })?;
         parse_json(&bytes).map(ApiJson)
     }
 }
@@ -100,9 +100,14 @@ pub struct Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::Unauthorized("send `Authorization: Bearer <admin key>`"));
+            return Err(ApiError::Unauthorized(
+                "send `Authorization: Bearer <admin key>`",
+            ));
         };
         let token = value
             .to_str()
@@ -111,7 +116,9 @@ impl FromRequestParts<AppState> for Caller {
                 let (scheme, token) = v.split_once(' ')?;
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             })
-            .ok_or(ApiError::Unauthorized("the Authorization header is not `Bearer <token>`"))?;
+            .ok_or(ApiError::Unauthorized(
+                "the Authorization header is not `Bearer <token>`",
+            ))?;
         let expected = state.config().admin_key.expose().as_bytes();
         // INVARIANT: constant-time comparison, so response timing says nothing about the key.
         if bool::from(token.as_bytes().ct_eq(expected)) {
@@ -131,7 +138,10 @@ pub struct Tenant(pub TenantId);
 impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let tenant = match parts.headers.get(TENANT_HEADER) {
             None => state.config().default_tenant,
             Some(value) => value
@@ -139,7 +149,12 @@ impl FromRequestParts<AppState> for Tenant {
                 .ok()
                 .and_then(|v| uuid::Uuid::parse_str(v.trim()).ok())
                 .map(TenantId)
-                .ok_or_else(|| ApiError::invalid("Rolecall-Tenant", "the Rolecall-Tenant header is not a uuid"))?,
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "Rolecall-Tenant",
+                        "the Rolecall-Tenant header is not a uuid",
+                    )
+                })?,
         };
         tracing::Span::current().record("tenant", tracing::field::display(tenant));
         Ok(Tenant(tenant))

@@ -40,7 +40,9 @@ pub(crate) fn hash_str(s: &str) -> u64 {
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
         let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        h = (h ^ word).wrapping_mul(0x5851_f42d_4c95_7f2d).rotate_left(29);
+        h = (h ^ word)
+            .wrapping_mul(0x5851_f42d_4c95_7f2d)
+            .rotate_left(29);
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
@@ -83,7 +85,10 @@ pub(crate) struct Key {
 impl Key {
     /// Hashes and copies `text`.
     pub fn new(text: &str) -> Key {
-        Key { hash: hash_str(text), text: Arc::from(text) }
+        Key {
+            hash: hash_str(text),
+            text: Arc::from(text),
+        }
     }
 }
 
@@ -124,7 +129,11 @@ struct Bucket<K, V> {
 
 impl<K, V> Clone for Bucket<K, V> {
     fn clone(&self) -> Self {
-        Bucket { depth: self.depth, len: self.len, slots: Arc::clone(&self.slots) }
+        Bucket {
+            depth: self.depth,
+            len: self.len,
+            slots: Arc::clone(&self.slots),
+        }
     }
 }
 
@@ -134,7 +143,11 @@ impl<K: MapKey, V: Clone> Bucket<K, V> {
         while capacity * 3 / 4 < entries {
             capacity *= 2;
         }
-        Bucket { depth, len: 0, slots: (0..capacity).map(|_| None).collect() }
+        Bucket {
+            depth,
+            len: 0,
+            slots: (0..capacity).map(|_| None).collect(),
+        }
     }
 
     #[inline]
@@ -177,7 +190,11 @@ impl<K: MapKey, V: Clone> Bucket<K, V> {
             let Some(s) = &slots[j] else { break };
             let home = s.hash as usize & mask;
             // Move `j` into the hole at `i` unless its home lies cyclically in (i, j].
-            let stays = if i <= j { i < home && home <= j } else { i < home || home <= j };
+            let stays = if i <= j {
+                i < home && home <= j
+            } else {
+                i < home || home <= j
+            };
             if !stays {
                 slots[i] = slots[j].take();
                 i = j;
@@ -204,7 +221,11 @@ impl<K: MapKey, V: Clone> Bucket<K, V> {
             slots[i] = Some(s.clone());
             len += 1;
         }
-        Bucket { depth, len, slots: slots.into() }
+        Bucket {
+            depth,
+            len,
+            slots: slots.into(),
+        }
     }
 }
 
@@ -217,7 +238,7 @@ pub(crate) struct CowMap<K, V> {
     /// copies one chunk and the chunk list rather than every bucket handle.
     /// INVARIANT: each bucket is held once here, so `Arc::make_mut` on its table copies
     /// only when another snapshot shares it.
-    buckets: Arc<[Arc<[Bucket<K, V>]>]>,
+    buckets: Arc<[Chunk<K, V>]>,
     /// Total number of buckets.
     count: usize,
     depth: u32,
@@ -226,6 +247,9 @@ pub(crate) struct CowMap<K, V> {
 
 /// Buckets per directory chunk.
 const CHUNK: usize = 64;
+
+/// [`CHUNK`] buckets, shared between snapshots until one of them changes.
+type Chunk<K, V> = Arc<[Bucket<K, V>]>;
 
 impl<K, V> Clone for CowMap<K, V> {
     fn clone(&self) -> Self {
@@ -265,7 +289,9 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
         }
         let per_bucket = n >> depth;
         let count = 1usize << depth;
-        let all: Vec<Bucket<K, V>> = (0..count).map(|_| Bucket::with_capacity(depth, per_bucket)).collect();
+        let all: Vec<Bucket<K, V>> = (0..count)
+            .map(|_| Bucket::with_capacity(depth, per_bucket))
+            .collect();
         CowMap {
             slots: (0..1u32 << depth).collect(),
             buckets: all.chunks(CHUNK).map(Arc::from).collect(),
@@ -321,7 +347,9 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
         // Look first so a miss copies nothing.
         let i = self.bucket(b).find(hash, |k| k == key)?;
         let bucket = self.bucket_mut(b);
-        Arc::make_mut(&mut bucket.slots)[i].as_mut().map(|s| &mut s.value)
+        Arc::make_mut(&mut bucket.slots)[i]
+            .as_mut()
+            .map(|s| &mut s.value)
     }
 
     /// Inserts or replaces; returns the previous value.
@@ -403,7 +431,10 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
 
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
-        self.buckets.iter().flat_map(|c| c.iter()).flat_map(|b| b.slots.iter().flatten().map(|s| (&s.key, &s.value)))
+        self.buckets
+            .iter()
+            .flat_map(|c| c.iter())
+            .flat_map(|b| b.slots.iter().flatten().map(|s| (&s.key, &s.value)))
     }
 
     /// Every value, in no particular order.
@@ -456,8 +487,14 @@ mod tests {
         assert_eq!(b.get(&id(5)), Some(&99));
         assert_eq!(b.get(&id(6)), None);
         assert_eq!(b.get(&id(7)), Some(&77));
-        let (a_all, b_all) = (a.buckets.iter().flat_map(|c| c.iter()), b.buckets.iter().flat_map(|c| c.iter()));
-        let shared = a_all.zip(b_all).filter(|(x, y)| Arc::ptr_eq(&x.slots, &y.slots)).count();
+        let (a_all, b_all) = (
+            a.buckets.iter().flat_map(|c| c.iter()),
+            b.buckets.iter().flat_map(|c| c.iter()),
+        );
+        let shared = a_all
+            .zip(b_all)
+            .filter(|(x, y)| Arc::ptr_eq(&x.slots, &y.slots))
+            .count();
         assert!(shared + 3 >= a.count, "at most three buckets were copied");
         assert!(a.count > CHUNK, "the directory has several chunks");
     }

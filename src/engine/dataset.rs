@@ -53,9 +53,33 @@ impl DatasetSize {
 
     fn params(self) -> Params {
         match self {
-            DatasetSize::S => Params { assignments: 1_000, users: 200, groups: 50, roles: 20, actions: 200, objects: 200, units: 5 },
-            DatasetSize::M => Params { assignments: 100_000, users: 20_000, groups: 5_000, roles: 200, actions: 2_000, objects: 20_000, units: 100 },
-            DatasetSize::L => Params { assignments: 1_000_000, users: 200_000, groups: 50_000, roles: 500, actions: 5_000, objects: 200_000, units: 1_000 },
+            DatasetSize::S => Params {
+                assignments: 1_000,
+                users: 200,
+                groups: 50,
+                roles: 20,
+                actions: 200,
+                objects: 200,
+                units: 5,
+            },
+            DatasetSize::M => Params {
+                assignments: 100_000,
+                users: 20_000,
+                groups: 5_000,
+                roles: 200,
+                actions: 2_000,
+                objects: 20_000,
+                units: 100,
+            },
+            DatasetSize::L => Params {
+                assignments: 1_000_000,
+                users: 200_000,
+                groups: 50_000,
+                roles: 500,
+                actions: 5_000,
+                objects: 200_000,
+                units: 1_000,
+            },
         }
     }
 }
@@ -93,7 +117,13 @@ const TASKS: [&str; 5] = ["read", "update", "delete", "create", "approve"];
 
 /// Action `i` of the vocabulary: 100 per namespace, 20 per entity, 5 per property.
 fn action_name(i: usize) -> String {
-    format!("contoso.ns{}/entity{}/prop{}/{}", i / 100, (i / 20) % 5, (i / 5) % 4, TASKS[i % 5])
+    format!(
+        "contoso.ns{}/entity{}/prop{}/{}",
+        i / 100,
+        (i / 20) % 5,
+        (i / 5) % 4,
+        TASKS[i % 5]
+    )
 }
 
 fn new_id(rng: &mut StdRng) -> Uuid {
@@ -121,7 +151,10 @@ fn pattern(s: &str) -> ActionPattern {
 pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
     let p = size.params();
     let mut rng = StdRng::seed_from_u64(seed);
-    let now = Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).single().expect("valid date");
+    let now = Utc
+        .with_ymd_and_hms(2025, 6, 1, 0, 0, 0)
+        .single()
+        .expect("valid date");
     let tenant = TenantId(new_id(&mut rng));
 
     let users: Vec<Uuid> = (0..p.users).map(|_| new_id(&mut rng)).collect();
@@ -147,14 +180,24 @@ pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
         };
         for _ in 0..parents {
             let parent = rng.gen_range(0..above) * 6 + level + 1;
-            members.push(GroupMember { group_id: groups[parent], id: gid, member_type: PrincipalType::Group, created_date_time: now });
+            members.push(GroupMember {
+                group_id: groups[parent],
+                id: gid,
+                member_type: PrincipalType::Group,
+                created_date_time: now,
+            });
         }
     }
     for &u in &users {
         for _ in 0..rng.gen_range(1..=3) {
             let g = rng.gen_range(0..p.groups);
             first_member[g].get_or_insert(u);
-            members.push(GroupMember { group_id: groups[g], id: u, member_type: PrincipalType::User, created_date_time: now });
+            members.push(GroupMember {
+                group_id: groups[g],
+                id: u,
+                member_type: PrincipalType::User,
+                created_date_time: now,
+            });
         }
     }
     members.sort_by_key(|m| (m.group_id, m.id));
@@ -215,12 +258,25 @@ pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
         let first = rng.gen_range(0..p.objects);
         unit_first.push(first);
         for k in 0..rng.gen_range(20..50) {
-            let o = if k == 0 { first } else { rng.gen_range(0..p.objects) };
-            unit_members.push(AdministrativeUnitMember { administrative_unit_id: u, resource: scope(&object_path(o)), created_date_time: now });
+            let o = if k == 0 {
+                first
+            } else {
+                rng.gen_range(0..p.objects)
+            };
+            unit_members.push(AdministrativeUnitMember {
+                administrative_unit_id: u,
+                resource: scope(&object_path(o)),
+                created_date_time: now,
+            });
         }
     }
-    unit_members.sort_by(|a, b| (a.administrative_unit_id, a.resource.as_str()).cmp(&(b.administrative_unit_id, b.resource.as_str())));
-    unit_members.dedup_by(|a, b| a.administrative_unit_id == b.administrative_unit_id && a.resource == b.resource);
+    unit_members.sort_by(|a, b| {
+        (a.administrative_unit_id, a.resource.as_str())
+            .cmp(&(b.administrative_unit_id, b.resource.as_str()))
+    });
+    unit_members.dedup_by(|a, b| {
+        a.administrative_unit_id == b.administrative_unit_id && a.resource == b.resource
+    });
 
     let mut assignments: Vec<RoleAssignment> = Vec::with_capacity(p.assignments);
     let mut likely_allowed: Vec<CheckRequest> = Vec::new();
@@ -247,14 +303,23 @@ pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
             (sub_path(object, sub), sub_path(object, sub))
         } else {
             let u = rng.gen_range(0..units.len());
-            (format!("/administrativeUnits/{}", units[u]), sub_path(unit_first[u], sub))
+            (
+                format!("/administrativeUnits/{}", units[u]),
+                sub_path(unit_first[u], sub),
+            )
         };
         let role = rng.gen_range(0..roles.len());
         let window = rng.gen_range(0..100);
         let (start, end) = match window {
-            0 => (Some(now - Duration::days(30)), Some(now - Duration::days(1))),
+            0 => (
+                Some(now - Duration::days(30)),
+                Some(now - Duration::days(1)),
+            ),
             1 => (Some(now + Duration::days(1)), None),
-            2..=4 => (Some(now - Duration::days(1)), Some(now + Duration::days(30))),
+            2..=4 => (
+                Some(now - Duration::days(1)),
+                Some(now + Duration::days(30)),
+            ),
             _ => (None, None),
         };
         assignments.push(RoleAssignment {
@@ -288,7 +353,11 @@ pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
             (groups[rng.gen_range(0..groups.len())], PrincipalType::Group)
         };
         let ns = rng.gen_range(0..namespaces);
-        let actions = if d % 3 == 0 { vec![format!("contoso.ns{ns}/*")] } else { vec![action_name(ns * 100 + rng.gen_range(0..100)).replace("/read", "/delete")] };
+        let actions = if d % 3 == 0 {
+            vec![format!("contoso.ns{ns}/*")]
+        } else {
+            vec![action_name(ns * 100 + rng.gen_range(0..100)).replace("/read", "/delete")]
+        };
         denies.push(DenyAssignment {
             id: new_id(&mut rng),
             display_name: format!("Deny {d}"),
@@ -321,18 +390,36 @@ pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
             groups: groups
                 .iter()
                 .enumerate()
-                .map(|(i, &id)| Group { id, display_name: format!("Group {i}"), description: String::new(), created_date_time: now, last_modified_date_time: now })
+                .map(|(i, &id)| Group {
+                    id,
+                    display_name: format!("Group {i}"),
+                    description: String::new(),
+                    created_date_time: now,
+                    last_modified_date_time: now,
+                })
                 .collect(),
             group_members: members,
             administrative_units: units
                 .iter()
                 .enumerate()
-                .map(|(i, &id)| AdministrativeUnit { id, display_name: format!("Unit {i}"), description: String::new(), created_date_time: now, last_modified_date_time: now })
+                .map(|(i, &id)| AdministrativeUnit {
+                    id,
+                    display_name: format!("Unit {i}"),
+                    description: String::new(),
+                    created_date_time: now,
+                    last_modified_date_time: now,
+                })
                 .collect(),
             administrative_unit_members: unit_members,
         }],
     };
-    Dataset { dump, tenant, now, likely_allowed, likely_denied }
+    Dataset {
+        dump,
+        tenant,
+        now,
+        likely_allowed,
+        likely_denied,
+    }
 }
 
 #[cfg(test)]
@@ -345,13 +432,32 @@ mod tests {
     fn a_small_dataset_is_deterministic_and_mostly_answers_as_labelled() {
         let a = generate(DatasetSize::S, 7);
         let b = generate(DatasetSize::S, 7);
-        assert_eq!(a.dump.tenants[0].role_assignments, b.dump.tenants[0].role_assignments);
+        assert_eq!(
+            a.dump.tenants[0].role_assignments,
+            b.dump.tenants[0].role_assignments
+        );
         assert_eq!(a.dump.tenants[0].role_assignments.len(), 1_000);
         let snapshot = Snapshot::build(&a.dump, &Catalog::parse(r#"{"roles":[]}"#).unwrap());
-        let allowed = a.likely_allowed.iter().filter(|r| snapshot.check(a.tenant, r, a.now, false).allowed).count();
-        let denied = a.likely_denied.iter().filter(|r| !snapshot.check(a.tenant, r, a.now, false).allowed).count();
-        assert!(allowed * 10 >= a.likely_allowed.len() * 9, "{allowed} of {}", a.likely_allowed.len());
+        let allowed = a
+            .likely_allowed
+            .iter()
+            .filter(|r| snapshot.check(a.tenant, r, a.now, false).allowed)
+            .count();
+        let denied = a
+            .likely_denied
+            .iter()
+            .filter(|r| !snapshot.check(a.tenant, r, a.now, false).allowed)
+            .count();
+        assert!(
+            allowed * 10 >= a.likely_allowed.len() * 9,
+            "{allowed} of {}",
+            a.likely_allowed.len()
+        );
         // S is dense (every user reaches many groups), so random requests are often allowed.
-        assert!(denied * 10 >= a.likely_denied.len() * 3, "{denied} of {}", a.likely_denied.len());
+        assert!(
+            denied * 10 >= a.likely_denied.len() * 3,
+            "{denied} of {}",
+            a.likely_denied.len()
+        );
     }
 }

@@ -42,11 +42,27 @@ struct Principals<'a> {
 
 impl<'a> Principals<'a> {
     fn expand(t: &'a TenantIndex, subject: Uuid, token_groups: &[Uuid], max_depth: usize) -> Self {
-        let mut p = Principals { visits: SmallVec::new(), seen: None, bound_hit: false };
-        p.push(Visit { id: subject, node: None, from: ROOT, depth: 0, token: false });
+        let mut p = Principals {
+            visits: SmallVec::new(),
+            seen: None,
+            bound_hit: false,
+        };
+        p.push(Visit {
+            id: subject,
+            node: None,
+            from: ROOT,
+            depth: 0,
+            token: false,
+        });
         for g in token_groups {
             if !p.contains(*g) {
-                p.push(Visit { id: *g, node: None, from: 0, depth: 1, token: true });
+                p.push(Visit {
+                    id: *g,
+                    node: None,
+                    from: 0,
+                    depth: 1,
+                    token: true,
+                });
             }
         }
         let mut i = 0;
@@ -82,11 +98,15 @@ impl<'a> Principals<'a> {
         self.visits.push(v);
         if let Some(seen) = &mut self.seen {
             let visits = &self.visits;
-            seen.insert_unique(hash_uuid(&v.id), index, |&i| hash_uuid(&visits[i as usize].id));
+            seen.insert_unique(hash_uuid(&v.id), index, |&i| {
+                hash_uuid(&visits[i as usize].id)
+            });
         } else if self.visits.len() > LINEAR_SEEN {
             let mut seen = HashTable::with_capacity(64);
             for (i, v) in self.visits.iter().enumerate() {
-                seen.insert_unique(hash_uuid(&v.id), i as u32, |_| unreachable!("capacity reserved"));
+                seen.insert_unique(hash_uuid(&v.id), i as u32, |_| {
+                    unreachable!("capacity reserved")
+                });
             }
             self.seen = Some(seen);
         }
@@ -95,7 +115,9 @@ impl<'a> Principals<'a> {
     fn contains(&self, id: Uuid) -> bool {
         match &self.seen {
             None => self.visits.iter().any(|v| v.id == id),
-            Some(seen) => seen.find(hash_uuid(&id), |&i| self.visits[i as usize].id == id).is_some(),
+            Some(seen) => seen
+                .find(hash_uuid(&id), |&i| self.visits[i as usize].id == id)
+                .is_some(),
         }
     }
 
@@ -147,7 +169,13 @@ impl Snapshot {
     }
 
     #[inline]
-    fn grant_allows(&self, t: &TenantIndex, g: &Grant, action: ActionKey<'_>, now: Timestamp) -> bool {
+    fn grant_allows(
+        &self,
+        t: &TenantIndex,
+        g: &Grant,
+        action: ActionKey<'_>,
+        now: Timestamp,
+    ) -> bool {
         g.active_at(now)
             && self.role(t, &g.role).is_some_and(|r| {
                 r.enabled() && matches!(r.match_action(action), RoleMatch::Allowed { .. })
@@ -161,7 +189,13 @@ impl Snapshot {
     /// deny assignment, then at the first grant). With `explain`, every candidate is
     /// evaluated and described. Tenants never see each other's objects; a tenant the
     /// snapshot has never seen has only the built-in roles (through `wids`).
-    pub fn check(&self, tenant: TenantId, request: &CheckRequest, now: Timestamp, explain: bool) -> Decision {
+    pub fn check(
+        &self,
+        tenant: TenantId,
+        request: &CheckRequest,
+        now: Timestamp,
+        explain: bool,
+    ) -> Decision {
         let t = self.tenant(tenant);
         let mut buf = [0u8; MAX_ACTION_LEN];
         let action = ActionKey::new(lowercase(request.action.as_str(), &mut buf));
@@ -173,10 +207,17 @@ impl Snapshot {
         if explain {
             return self.explain(t, &principals, &cover, subject, action, now);
         }
-        let deny = Decision { allowed: false, reasons: Vec::new() };
+        let deny = Decision {
+            allowed: false,
+            reasons: Vec::new(),
+        };
         for v in &principals.visits {
             if let Some(node) = v.node {
-                if node.denies().iter().any(|d| deny_matches(&cover, d, action).is_some()) {
+                if node
+                    .denies()
+                    .iter()
+                    .any(|d| deny_matches(&cover, d, action).is_some())
+                {
                     return deny;
                 }
             }
@@ -184,14 +225,20 @@ impl Snapshot {
         for v in &principals.visits {
             if let Some(grants) = v.node.and_then(|n| n.grants_near(&cover)) {
                 if grants.any_covering(&cover, |g| self.grant_allows(t, g, action, now)) {
-                    return Decision { allowed: true, reasons: Vec::new() };
+                    return Decision {
+                        allowed: true,
+                        reasons: Vec::new(),
+                    };
                 }
             }
         }
         for wid in &subject.wids {
             if let Some(role) = self.builtins.by_template.get(wid) {
                 if matches!(role.match_action(action), RoleMatch::Allowed { .. }) {
-                    return Decision { allowed: true, reasons: Vec::new() };
+                    return Decision {
+                        allowed: true,
+                        reasons: Vec::new(),
+                    };
                 }
             }
         }
@@ -211,9 +258,17 @@ impl Snapshot {
             return (role, Err(Miss::ScopeDoesNotCover));
         }
         if !g.active_at(now) {
-            return (role, Err(Miss::OutsideTimeWindow { start_date_time: g.start(), end_date_time: g.end() }));
+            return (
+                role,
+                Err(Miss::OutsideTimeWindow {
+                    start_date_time: g.start(),
+                    end_date_time: g.end(),
+                }),
+            );
         }
-        let Some(r) = role else { return (None, Err(Miss::RoleNotFound)) };
+        let Some(r) = role else {
+            return (None, Err(Miss::RoleNotFound));
+        };
         if !r.enabled() {
             return (role, Err(Miss::RoleDisabled));
         }
@@ -229,7 +284,9 @@ impl Snapshot {
         action: ActionKey<'_>,
         now: Timestamp,
     ) -> Decision {
-        let depth_note = p.bound_hit.then_some(Reason::GroupDepthLimit { max_depth: self.max_group_depth });
+        let depth_note = p.bound_hit.then_some(Reason::GroupDepthLimit {
+            max_depth: self.max_group_depth,
+        });
         let mut denies = Vec::new();
         for (i, v) in p.visits.iter().enumerate() {
             let Some(node) = v.node else { continue };
@@ -250,7 +307,10 @@ impl Snapshot {
         }
         if !denies.is_empty() {
             denies.extend(depth_note);
-            return Decision { allowed: false, reasons: denies };
+            return Decision {
+                allowed: false,
+                reasons: denies,
+            };
         }
         let mut grants = Vec::new();
         let mut near_misses = Vec::new();
@@ -258,7 +318,9 @@ impl Snapshot {
         let mut omitted = 0usize;
         let mut candidates = 0usize;
         for (i, v) in p.visits.iter().enumerate() {
-            let Some(list) = v.node.and_then(|n| n.grants.as_ref()) else { continue };
+            let Some(list) = v.node.and_then(|n| n.grants.as_ref()) else {
+                continue;
+            };
             list.for_each(|g| {
                 candidates += 1;
                 let covers = covered(cover, g.scope.hash, &g.scope.text);
@@ -274,7 +336,9 @@ impl Snapshot {
                         source: GrantSource::Assignment,
                         principal_id: v.id,
                         role_definition_id: g.role,
-                        role_display_name: role.map(|r| r.def.display_name.clone()).unwrap_or_default(),
+                        role_display_name: role
+                            .map(|r| r.def.display_name.clone())
+                            .unwrap_or_default(),
                         matched_pattern,
                         scope: g.scope.text.to_string(),
                         via,
@@ -292,7 +356,11 @@ impl Snapshot {
                             via_token_groups,
                             why,
                         });
-                        if covers { near_misses.push(miss) } else { scope_misses.push(miss) }
+                        if covers {
+                            near_misses.push(miss)
+                        } else {
+                            scope_misses.push(miss)
+                        }
                     }
                 }
             });
@@ -333,7 +401,9 @@ impl Snapshot {
         let mut reasons = if allowed {
             grants
         } else if candidates == 0 {
-            vec![Reason::NoAssignments { principals: p.ids() }]
+            vec![Reason::NoAssignments {
+                principals: p.ids(),
+            }]
         } else {
             let mut misses = near_misses;
             misses.extend(scope_misses);
@@ -366,7 +436,10 @@ impl Snapshot {
         let mut cover = SmallVec::new();
         t.cover(&resource, &mut cover);
         let p = Principals::expand(t, subject.id, &subject.groups, self.max_group_depth);
-        let mut out = EffectivePermissions { group_depth_limited: p.bound_hit, ..Default::default() };
+        let mut out = EffectivePermissions {
+            group_depth_limited: p.bound_hit,
+            ..Default::default()
+        };
         for (i, v) in p.visits.iter().enumerate() {
             let Some(node) = v.node else { continue };
             for d in node.denies() {
@@ -386,12 +459,19 @@ impl Snapshot {
             }
             let Some(grants) = &node.grants else { continue };
             grants.any_covering(&cover, |g| {
-                let Some(role) = self.role(t, &g.role) else { return false };
+                let Some(role) = self.role(t, &g.role) else {
+                    return false;
+                };
                 if !g.active_at(now) || !role.enabled() {
                     return false;
                 }
                 let (via, via_token_groups) = p.via(i);
-                for entry in &role.def.role_permissions {
+                for entry in role
+                    .def
+                    .role_permissions
+                    .iter()
+                    .filter(|e| e.condition.is_none())
+                {
                     out.permissions.push(EffectivePermission {
                         allowed_resource_actions: entry.allowed_resource_actions.clone(),
                         excluded_resource_actions: entry.excluded_resource_actions.clone(),
@@ -409,8 +489,15 @@ impl Snapshot {
             });
         }
         for wid in &subject.wids {
-            let Some(role) = self.builtins.by_template.get(wid) else { continue };
-            for entry in &role.def.role_permissions {
+            let Some(role) = self.builtins.by_template.get(wid) else {
+                continue;
+            };
+            for entry in role
+                .def
+                .role_permissions
+                .iter()
+                .filter(|e| e.condition.is_none())
+            {
                 out.permissions.push(EffectivePermission {
                     allowed_resource_actions: entry.allowed_resource_actions.clone(),
                     excluded_resource_actions: entry.excluded_resource_actions.clone(),
@@ -437,7 +524,13 @@ impl Snapshot {
     ///
     /// Costs: the assignments at the resource's covering scopes, the deny assignments of
     /// the tenant, and the members of the groups found.
-    pub fn who_can(&self, tenant: TenantId, action: &Action, resource: &Scope, now: Timestamp) -> Vec<Access> {
+    pub fn who_can(
+        &self,
+        tenant: TenantId,
+        action: &Action,
+        resource: &Scope,
+        now: Timestamp,
+    ) -> Vec<Access> {
         let t = self.tenant(tenant);
         let mut buf = [0u8; MAX_ACTION_LEN];
         let action = ActionKey::new(lowercase(action.as_str(), &mut buf));
@@ -454,16 +547,28 @@ impl Snapshot {
         }
         let mut seeds: Vec<Seed<'_>> = Vec::new();
         for c in cover.iter() {
-            let Some((_, Some(holders))) = t.by_scope.find(c.hash, |k| &*k.text == c.text) else { continue };
+            let Some((_, Some(holders))) = t.by_scope.find(c.hash, |k| &*k.text == c.text) else {
+                continue;
+            };
             holders.for_each(|assignment, principal| {
-                let Some(grants) = t.nodes.get(&principal).and_then(|n| n.grants.as_ref()) else { return };
+                let Some(grants) = t.nodes.get(&principal).and_then(|n| n.grants.as_ref()) else {
+                    return;
+                };
                 grants.any_covering(std::slice::from_ref(c), |g| {
                     if g.id != assignment || !g.active_at(now) {
                         return false;
                     }
-                    let Some(role) = self.role(t, &g.role).filter(|r| r.enabled()) else { return false };
+                    let Some(role) = self.role(t, &g.role).filter(|r| r.enabled()) else {
+                        return false;
+                    };
                     if let Ok(pattern) = judge_action(role, action) {
-                        seeds.push(Seed { principal, kind: g.principal_type, grant: g.clone(), role, pattern });
+                        seeds.push(Seed {
+                            principal,
+                            kind: g.principal_type,
+                            grant: g.clone(),
+                            role,
+                            pattern,
+                        });
                     }
                     true
                 });
@@ -474,7 +579,10 @@ impl Snapshot {
         let max_depth = self.max_group_depth;
         let denied = reverse_reach(
             t,
-            t.denies.values().filter(|d| deny_matches(&cover, d, action).is_some()).map(|d| d.def.principal_id),
+            t.denies
+                .values()
+                .filter(|d| deny_matches(&cover, d, action).is_some())
+                .map(|d| d.def.principal_id),
             max_depth,
         );
 
@@ -489,7 +597,13 @@ impl Snapshot {
         let mut seen: HashMap<Uuid, ()> = HashMap::new();
         for (i, s) in seeds.iter().enumerate() {
             if seen.insert(s.principal, ()).is_none() {
-                queue.push(Reached { id: s.principal, kind: s.kind, seed: i, from: ROOT, depth: 0 });
+                queue.push(Reached {
+                    id: s.principal,
+                    kind: s.kind,
+                    seed: i,
+                    from: ROOT,
+                    depth: 0,
+                });
             }
         }
         let mut head = 0;
@@ -497,11 +611,18 @@ impl Snapshot {
             let (id, seed, depth) = (queue[head].id, queue[head].seed, queue[head].depth);
             if depth < max_depth {
                 if let Some(members) = t.members.get(&id) {
-                    let mut list: Vec<(Uuid, PrincipalType)> = members.iter().map(|(m, k)| (*m, *k)).collect();
+                    let mut list: Vec<(Uuid, PrincipalType)> =
+                        members.iter().map(|(m, k)| (*m, *k)).collect();
                     list.sort_unstable_by_key(|(m, _)| *m);
                     for (m, kind) in list {
                         if seen.insert(m, ()).is_none() {
-                            queue.push(Reached { id: m, kind, seed, from: head as u32, depth: depth + 1 });
+                            queue.push(Reached {
+                                id: m,
+                                kind,
+                                seed,
+                                from: head as u32,
+                                depth: depth + 1,
+                            });
                         }
                     }
                 }
@@ -537,7 +658,11 @@ impl Snapshot {
 }
 
 /// Every principal within `max_depth` memberships below one of `seeds` (seeds included).
-fn reverse_reach(t: &TenantIndex, seeds: impl Iterator<Item = Uuid>, max_depth: usize) -> HashSet<Uuid> {
+fn reverse_reach(
+    t: &TenantIndex,
+    seeds: impl Iterator<Item = Uuid>,
+    max_depth: usize,
+) -> HashSet<Uuid> {
     let mut seen: HashSet<Uuid> = HashSet::new();
     let mut level: Vec<Uuid> = seeds.filter(|s| seen.insert(*s)).collect();
     for _ in 0..max_depth {
@@ -558,8 +683,14 @@ fn reverse_reach(t: &TenantIndex, seeds: impl Iterator<Item = Uuid>, max_depth: 
 /// The role's verdict on an action: the matched pattern, or why not.
 fn judge_action(role: &CompiledRole, action: ActionKey<'_>) -> Result<String, Miss> {
     match role.match_action(action) {
-        RoleMatch::Allowed { entry, pattern } => Ok(role.allowed_pattern(entry, pattern).to_owned()),
-        RoleMatch::Excluded { entry, pattern, excluded } => Err(Miss::ActionExcluded {
+        RoleMatch::Allowed { entry, pattern } => {
+            Ok(role.allowed_pattern(entry, pattern).to_owned())
+        }
+        RoleMatch::Excluded {
+            entry,
+            pattern,
+            excluded,
+        } => Err(Miss::ActionExcluded {
             allowed_pattern: role.allowed_pattern(entry, pattern).to_owned(),
             excluded_pattern: role.excluded_pattern(entry, excluded).to_owned(),
         }),

@@ -23,9 +23,9 @@ use super::cow::{hash_str, CowMap, Key};
 use super::role::{CompiledRole, DenyPatterns};
 use super::{ApplyError, MAX_GROUP_DEPTH};
 use crate::model::{
-    AdministrativeUnit, AdministrativeUnitMember, Catalog, Change, ChangeOp, DenyAssignment,
-    Dump, EntityType, Group, GroupMember, PrincipalType, Revision, RoleAssignment,
-    RoleDefinition, Scope, TenantId, Timestamp,
+    AdministrativeUnit, AdministrativeUnitMember, Catalog, Change, ChangeOp, DenyAssignment, Dump,
+    EntityType, Group, GroupMember, PrincipalType, Revision, RoleAssignment, RoleDefinition, Scope,
+    TenantId, Timestamp,
 };
 
 /// Grants of one principal are kept in a plain array up to this many, then by scope.
@@ -127,7 +127,11 @@ impl Grants {
     pub fn for_each(&self, mut f: impl FnMut(&Grant)) {
         match self {
             Grants::Few(list) => list.iter().for_each(f),
-            Grants::Many(many) => many.by_scope.values().flat_map(|l| l.iter()).for_each(&mut f),
+            Grants::Many(many) => many
+                .by_scope
+                .values()
+                .flat_map(|l| l.iter())
+                .for_each(&mut f),
         }
     }
 
@@ -145,7 +149,11 @@ impl Grants {
         match self {
             Grants::Few(list) => list
                 .iter()
-                .filter(|g| cover.iter().any(|c| c.hash == g.scope.hash && c.text == &*g.scope.text))
+                .filter(|g| {
+                    cover
+                        .iter()
+                        .any(|c| c.hash == g.scope.hash && c.text == &*g.scope.text)
+                })
                 .any(f),
             Grants::Many(many) => cover.iter().any(|c| {
                 many.by_scope
@@ -176,7 +184,9 @@ impl Grants {
                 *this = Some(Grants::Many(Box::new(ManyGrants { by_scope, len })));
             }
             Some(Grants::Many(many)) => {
-                let slot = many.by_scope.get_or_insert_with(&grant.scope.clone(), || Arc::from(Vec::new()));
+                let slot = many
+                    .by_scope
+                    .get_or_insert_with(&grant.scope.clone(), || Arc::from(Vec::new()));
                 let mut next = slot.to_vec();
                 next.push(grant);
                 *slot = next.into();
@@ -193,13 +203,18 @@ impl Grants {
                 if !list.iter().any(|g| g.id == id && g.scope == *scope) {
                     return false;
                 }
-                let next: Vec<Grant> =
-                    list.iter().filter(|g| !(g.id == id && g.scope == *scope)).cloned().collect();
+                let next: Vec<Grant> = list
+                    .iter()
+                    .filter(|g| !(g.id == id && g.scope == *scope))
+                    .cloned()
+                    .collect();
                 *list = next.into();
                 true
             }
             Some(Grants::Many(many)) => {
-                let Some(slot) = many.by_scope.get_mut(scope) else { return false };
+                let Some(slot) = many.by_scope.get_mut(scope) else {
+                    return false;
+                };
                 if !slot.iter().any(|g| g.id == id) {
                     return false;
                 }
@@ -212,7 +227,9 @@ impl Grants {
                 many.len -= 1;
                 if many.len <= FEW_MAX / 2 {
                     let mut all = Vec::with_capacity(many.len);
-                    many.by_scope.values().for_each(|l| all.extend(l.iter().cloned()));
+                    many.by_scope
+                        .values()
+                        .for_each(|l| all.extend(l.iter().cloned()));
                     *this = Some(Grants::Few(all.into()));
                 }
                 true
@@ -258,7 +275,10 @@ impl Node {
     #[inline]
     pub fn grants_near(&self, cover: &[Cover<'_>]) -> Option<&Grants> {
         let grants = self.grants.as_ref()?;
-        cover.iter().any(|c| self.scope_bloom & c.bloom == c.bloom).then_some(grants)
+        cover
+            .iter()
+            .any(|c| self.scope_bloom & c.bloom == c.bloom)
+            .then_some(grants)
     }
 
     fn refresh_bloom(&mut self) {
@@ -279,7 +299,11 @@ impl Holders {
         match this {
             None => *this = Some(Holders::Few(Arc::from(vec![(assignment, principal)]))),
             Some(Holders::Few(list)) => {
-                let mut next: Vec<(Uuid, Uuid)> = list.iter().copied().filter(|(a, _)| *a != assignment).collect();
+                let mut next: Vec<(Uuid, Uuid)> = list
+                    .iter()
+                    .copied()
+                    .filter(|(a, _)| *a != assignment)
+                    .collect();
                 next.push((assignment, principal));
                 if next.len() > FEW_MAX {
                     let mut map = CowMap::new();
@@ -301,14 +325,26 @@ impl Holders {
         match this {
             None => {}
             Some(Holders::Few(list)) => {
-                let next: Vec<(Uuid, Uuid)> = list.iter().copied().filter(|(a, _)| *a != assignment).collect();
-                *this = if next.is_empty() { None } else { Some(Holders::Few(next.into())) };
+                let next: Vec<(Uuid, Uuid)> = list
+                    .iter()
+                    .copied()
+                    .filter(|(a, _)| *a != assignment)
+                    .collect();
+                *this = if next.is_empty() {
+                    None
+                } else {
+                    Some(Holders::Few(next.into()))
+                };
             }
             Some(Holders::Many(map)) => {
                 map.remove(&assignment);
                 if map.len() <= FEW_MAX / 2 {
                     let list: Vec<(Uuid, Uuid)> = map.iter().map(|(a, p)| (*a, *p)).collect();
-                    *this = if list.is_empty() { None } else { Some(Holders::Few(list.into())) };
+                    *this = if list.is_empty() {
+                        None
+                    } else {
+                        Some(Holders::Few(list.into()))
+                    };
                 }
             }
         }
@@ -349,14 +385,46 @@ pub(crate) struct TenantIndex {
     pub unit_members: CowMap<Uuid, CowMap<Key, ()>>,
     pub by_scope: CowMap<Key, Option<Holders>>,
     pub denies: CowMap<Uuid, Arc<DenyRec>>,
-    /// One bit per `hash & UNIT_FILTER_MASK` of every unit member resource ever added since
-    /// the last build: a clear bit means "in no unit" without probing `units_of`. Bits are
-    /// never cleared (a stale bit only costs a probe).
-    pub unit_filter: Option<Arc<Vec<u64>>>,
+    /// Lets a check skip probing `units_of` for paths in no unit.
+    pub unit_filter: Option<Arc<UnitFilter>>,
 }
 
-/// Bits in [`TenantIndex::unit_filter`], minus one.
-const UNIT_FILTER_MASK: u64 = (1 << 16) - 1;
+/// One bit per member resource hash (16 to 32 bits per member, so about 5% false
+/// positives): a clear bit means "in no unit". Bits are never cleared, as a stale bit
+/// only costs a probe; the filter is rebuilt when it has grown too full.
+#[derive(Clone)]
+pub(crate) struct UnitFilter {
+    mask: u64,
+    words: Vec<u64>,
+}
+
+impl UnitFilter {
+    /// Sized for `members` resources, holding each of `hashes`.
+    fn sized(members: usize, hashes: impl Iterator<Item = u64>) -> UnitFilter {
+        let bits = (members * 32).next_power_of_two().clamp(1 << 12, 1 << 24);
+        let mut filter = UnitFilter {
+            mask: bits as u64 - 1,
+            words: vec![0; bits / 64],
+        };
+        hashes.for_each(|h| filter.set(h));
+        filter
+    }
+
+    fn bits(&self) -> usize {
+        self.words.len() * 64
+    }
+
+    fn set(&mut self, hash: u64) {
+        let bit = hash & self.mask;
+        self.words[(bit / 64) as usize] |= 1 << (bit % 64);
+    }
+
+    #[inline]
+    fn may_hold(&self, hash: u64) -> bool {
+        let bit = hash & self.mask;
+        self.words[(bit / 64) as usize] & (1 << (bit % 64)) != 0
+    }
+}
 
 impl TenantIndex {
     /// An empty tenant with directories sized for `dump`'s object counts.
@@ -375,13 +443,12 @@ impl TenantIndex {
             Some((key, _)) => key.clone(),
             None => match self.units_of.find(hash, |k| &*k.text == text) {
                 Some((key, _)) => key.clone(),
-                None => Key { hash, text: Arc::from(text) },
+                None => Key {
+                    hash,
+                    text: Arc::from(text),
+                },
             },
         }
-    }
-
-    fn lookup_key(text: &str) -> Key {
-        Key::new(text)
     }
 
     /// Every scope covering `resource` (canonical): its ancestors, and the scope of every
@@ -390,20 +457,32 @@ impl TenantIndex {
         let scope_ancestors = ancestors(resource);
         for text in scope_ancestors {
             let hash = hash_str(text);
-            out.push(Cover { hash, bloom: bloom_bits(hash), text });
+            out.push(Cover {
+                hash,
+                bloom: bloom_bits(hash),
+                text,
+            });
         }
-        let Some(filter) = &self.unit_filter else { return };
+        let Some(filter) = &self.unit_filter else {
+            return;
+        };
         let paths = out.len();
         for i in 0..paths {
             let c = out[i];
-            let bit = c.hash & UNIT_FILTER_MASK;
-            if c.text == "/" || filter[(bit / 64) as usize] & (1 << (bit % 64)) == 0 {
+            if c.text == "/" || !filter.may_hold(c.hash) {
                 continue;
             }
             if let Some((_, units)) = self.units_of.find(c.hash, |k| &*k.text == c.text) {
                 for u in units.iter() {
-                    if !out.iter().any(|o| o.hash == u.scope.hash && o.text == &*u.scope.text) {
-                        out.push(Cover { hash: u.scope.hash, bloom: bloom_bits(u.scope.hash), text: &u.scope.text });
+                    if !out
+                        .iter()
+                        .any(|o| o.hash == u.scope.hash && o.text == &*u.scope.text)
+                    {
+                        out.push(Cover {
+                            hash: u.scope.hash,
+                            bloom: bloom_bits(u.scope.hash),
+                            text: &u.scope.text,
+                        });
                     }
                 }
             }
@@ -422,15 +501,27 @@ impl TenantIndex {
             (None, None) => None,
             (start, end) => Some(Box::new((start, end))),
         };
-        let grant = Grant { id: a.id, principal_type: a.principal_type, role: a.role_definition_id, scope: scope.clone(), window };
-        let node = self.nodes.get_or_insert_with(&a.principal_id, Node::default);
+        let grant = Grant {
+            id: a.id,
+            principal_type: a.principal_type,
+            role: a.role_definition_id,
+            scope: scope.clone(),
+            window,
+        };
+        let node = self
+            .nodes
+            .get_or_insert_with(&a.principal_id, Node::default);
         Grants::insert(&mut node.grants, grant);
         node.refresh_bloom();
-        Holders::insert(self.by_scope.get_or_insert_with(&scope, || None), a.id, a.principal_id);
+        Holders::insert(
+            self.by_scope.get_or_insert_with(&scope, || None),
+            a.id,
+            a.principal_id,
+        );
     }
 
     fn remove_grant(&mut self, a: &RoleAssignment) {
-        let scope = Self::lookup_key(&canonical(a.directory_scope_id.as_str()));
+        let scope = Key::new(&canonical(a.directory_scope_id.as_str()));
         if let Some(node) = self.nodes.get_mut(&a.principal_id) {
             Grants::remove(&mut node.grants, &scope, a.id);
             node.refresh_bloom();
@@ -458,7 +549,9 @@ impl TenantIndex {
             def: d.clone(),
             scope,
         });
-        let node = self.nodes.get_or_insert_with(&d.principal_id, Node::default);
+        let node = self
+            .nodes
+            .get_or_insert_with(&d.principal_id, Node::default);
         let mut list = node.denies().to_vec();
         list.push(Arc::clone(&rec));
         node.denies = Some(list.into());
@@ -466,11 +559,22 @@ impl TenantIndex {
     }
 
     fn remove_deny(&mut self, id: Uuid) {
-        let Some(rec) = self.denies.remove(&id) else { return };
+        let Some(rec) = self.denies.remove(&id) else {
+            return;
+        };
         let principal = rec.def.principal_id;
         if let Some(node) = self.nodes.get_mut(&principal) {
-            let list: Vec<_> = node.denies().iter().filter(|d| d.def.id != id).cloned().collect();
-            node.denies = if list.is_empty() { None } else { Some(list.into()) };
+            let list: Vec<_> = node
+                .denies()
+                .iter()
+                .filter(|d| d.def.id != id)
+                .cloned()
+                .collect();
+            node.denies = if list.is_empty() {
+                None
+            } else {
+                Some(list.into())
+            };
             if node.is_empty() {
                 self.nodes.remove(&principal);
             }
@@ -482,7 +586,9 @@ impl TenantIndex {
         if !node.parents.contains(&group) {
             node.parents.push(group);
         }
-        self.members.get_or_insert_with(&group, CowMap::new).insert(member, kind);
+        self.members
+            .get_or_insert_with(&group, CowMap::new)
+            .insert(member, kind);
     }
 
     fn remove_member(&mut self, group: Uuid, member: Uuid) {
@@ -505,11 +611,16 @@ impl TenantIndex {
     /// Removes a group with every edge touching it and every assignment made to it, as the
     /// store does, so a later logged removal of any of those finds nothing to do.
     fn remove_group(&mut self, group: Uuid) {
-        let members: Vec<Uuid> = self.members.get(&group).map_or(Vec::new(), |m| m.iter().map(|(k, _)| *k).collect());
+        let members: Vec<Uuid> = self
+            .members
+            .get(&group)
+            .map_or(Vec::new(), |m| m.iter().map(|(k, _)| *k).collect());
         for m in members {
             self.remove_member(group, m);
         }
-        let Some(node) = self.nodes.get(&group).cloned() else { return };
+        let Some(node) = self.nodes.get(&group).cloned() else {
+            return;
+        };
         for parent in &node.parents {
             self.remove_member(*parent, group);
         }
@@ -529,22 +640,35 @@ impl TenantIndex {
     fn add_unit_member(&mut self, unit: Uuid, resource: &Scope) {
         let key = self.intern(&canonical(resource.as_str()));
         let scope = self.intern(&unit_scope(unit));
-        let units = self.units_of.get_or_insert_with(&key, || Arc::from(Vec::new()));
+        let units = self
+            .units_of
+            .get_or_insert_with(&key, || Arc::from(Vec::new()));
         if !units.iter().any(|u| u.unit == unit) {
             let mut list = units.to_vec();
             list.push(UnitRef { unit, scope });
             *units = list.into();
         }
-        let filter = self.unit_filter.get_or_insert_with(|| Arc::new(vec![0; (UNIT_FILTER_MASK as usize + 1) / 64]));
-        let bit = key.hash & UNIT_FILTER_MASK;
-        if filter[(bit / 64) as usize] & (1 << (bit % 64)) == 0 {
-            Arc::make_mut(filter)[(bit / 64) as usize] |= 1 << (bit % 64);
+        let members = self.units_of.len();
+        match &mut self.unit_filter {
+            Some(filter) if members * 16 <= filter.bits() || filter.bits() >= 1 << 24 => {
+                if !filter.may_hold(key.hash) {
+                    Arc::make_mut(filter).set(key.hash);
+                }
+            }
+            _ => {
+                // Grown too full (or first member): rebuild from every member, amortized
+                // over the doubling.
+                let hashes = self.units_of.iter().map(|(k, _)| k.hash);
+                self.unit_filter = Some(Arc::new(UnitFilter::sized(members, hashes)));
+            }
         }
-        self.unit_members.get_or_insert_with(&unit, CowMap::new).insert(key, ());
+        self.unit_members
+            .get_or_insert_with(&unit, CowMap::new)
+            .insert(key, ());
     }
 
     fn remove_unit_member(&mut self, unit: Uuid, resource: &str) {
-        let key = Self::lookup_key(resource);
+        let key = Key::new(resource);
         if let Some(units) = self.units_of.get_mut(&key) {
             let list: Vec<UnitRef> = units.iter().filter(|u| u.unit != unit).cloned().collect();
             if list.is_empty() {
@@ -563,10 +687,9 @@ impl TenantIndex {
 
     /// Removes a unit's member rows (assignments at its scope stay and then cover nothing).
     fn remove_unit(&mut self, unit: Uuid) {
-        let resources: Vec<Arc<str>> = self
-            .unit_members
-            .get(&unit)
-            .map_or(Vec::new(), |m| m.iter().map(|(k, _)| Arc::clone(&k.text)).collect());
+        let resources: Vec<Arc<str>> = self.unit_members.get(&unit).map_or(Vec::new(), |m| {
+            m.iter().map(|(k, _)| Arc::clone(&k.text)).collect()
+        });
         for r in resources {
             self.remove_unit_member(unit, &r);
         }
@@ -643,7 +766,7 @@ impl Snapshot {
         }
     }
 
-    /// Indexes every tenant of `dump`. Cost: linear in the dump (about a second per million
+    /// Indexes every tenant of `dump`. Cost: linear in the dump (3 to 4 seconds per million
     /// assignments in release builds).
     pub fn build(dump: &Dump, catalog: &Catalog) -> Snapshot {
         let mut snapshot = Snapshot::empty(catalog);
@@ -653,7 +776,9 @@ impl Snapshot {
             let principals = t.role_assignments.len() / 2 + t.group_members.len() / 2;
             let mut index = TenantIndex::sized_for(t.role_assignments.len(), principals);
             for role in &t.role_definitions {
-                index.roles.insert(role.id, Arc::new(CompiledRole::compile(role.clone())));
+                index
+                    .roles
+                    .insert(role.id, Arc::new(CompiledRole::compile(role.clone())));
             }
             for m in &t.group_members {
                 index.add_member(m.group_id, m.id, m.member_type);
@@ -719,7 +844,9 @@ impl Snapshot {
             }
             // INVARIANT: mutate the tenant in place: after the first change of a batch its
             // maps are unique to `next`, so later changes copy nothing more.
-            let tenant = next.tenants.get_or_insert_with(&change.tenant_id.0, TenantIndex::default);
+            let tenant = next
+                .tenants
+                .get_or_insert_with(&change.tenant_id.0, TenantIndex::default);
             apply_one(tenant, change)?;
             next.revision = change.revision;
         }
@@ -728,7 +855,11 @@ impl Snapshot {
 }
 
 fn decode<T: DeserializeOwned>(change: &Change, before: bool) -> Result<T, ApplyError> {
-    let (value, field) = if before { (&change.before, "before") } else { (&change.after, "after") };
+    let (value, field) = if before {
+        (&change.before, "before")
+    } else {
+        (&change.after, "after")
+    };
     let value = value.as_ref().ok_or(ApplyError::MissingObject {
         revision: change.revision,
         sequence: change.sequence,

@@ -12,7 +12,9 @@
 //! one virtual assignment at `/` per `wids` template id naming a built-in role. A matching
 //! deny assignment denies; otherwise any grant whose role is enabled, whose time window holds
 //! `now`, whose scope covers the resource and whose role allows the action (exclusions apply
-//! within their own permission entry) allows; otherwise the answer is deny.
+//! within their own permission entry) allows; otherwise the answer is deny. A permission
+//! entry carrying a `condition` grants nothing: conditions are not evaluated yet, and an
+//! unevaluated condition must not grant.
 //!
 //! Scopes cover by whole segments. Administrative unit ids in scopes are compared as uuids
 //! (`/administrativeUnits/{id}` is rewritten to the lowercase hyphenated form everywhere), and
@@ -60,7 +62,11 @@ pub struct Subject {
 impl Subject {
     /// A principal with nothing asserted by a token.
     pub fn new(id: Uuid) -> Subject {
-        Subject { id, groups: Vec::new(), wids: Vec::new() }
+        Subject {
+            id,
+            groups: Vec::new(),
+            wids: Vec::new(),
+        }
     }
 }
 
@@ -100,7 +106,11 @@ pub enum GrantSource {
 
 /// One line of an explanation. On the wire: an object with `kind` and camelCase fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Reason {
     /// A grant that allows the action.
     Grant(GrantReason),
@@ -197,7 +207,11 @@ pub struct MissReason {
 
 /// Why a candidate grant does not allow. On the wire: an object with `code`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "code", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "code",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Miss {
     /// The assignment's scope does not cover the resource.
     ScopeDoesNotCover,

@@ -73,7 +73,11 @@ impl Matcher {
         for segment in segments {
             if segment == ALL_PROPERTIES {
                 flush(&mut lit, &mut toks);
-                toks.push(if after { Tok::SlashSegs } else { Tok::SegsSlash });
+                toks.push(if after {
+                    Tok::SlashSegs
+                } else {
+                    Tok::SegsSlash
+                });
                 continue;
             }
             if after {
@@ -82,7 +86,11 @@ impl Matcher {
             match segment {
                 ALL_ENTITIES | ALL_TASKS => {
                     flush(&mut lit, &mut toks);
-                    toks.push(if segment == ALL_TASKS { Tok::Segs } else { Tok::OneSeg });
+                    toks.push(if segment == ALL_TASKS {
+                        Tok::Segs
+                    } else {
+                        Tok::OneSeg
+                    });
                 }
                 _ => {
                     for (i, part) in segment.split('*').enumerate() {
@@ -160,7 +168,11 @@ impl Bits {
             }
             let a = from.max(lo) - lo;
             let z = last.min(hi) - lo;
-            let ones = if z - a == 63 { u64::MAX } else { ((1u64 << (z - a + 1)) - 1) << a };
+            let ones = if z - a == 63 {
+                u64::MAX
+            } else {
+                ((1u64 << (z - a + 1)) - 1) << a
+            };
             *word |= ones;
         }
         b
@@ -303,15 +315,24 @@ mod tests {
     fn shapes_compile_to_their_fast_paths() {
         assert!(matches!(Matcher::compile("a/b/Read"), Matcher::Exact(s) if &*s == "a/b/read"));
         assert_eq!(Matcher::compile("*"), Matcher::Any);
-        assert!(matches!(Matcher::compile("contoso.expenses/*"), Matcher::Prefix(_)));
+        assert!(matches!(
+            Matcher::compile("contoso.expenses/*"),
+            Matcher::Prefix(_)
+        ));
         assert!(matches!(Matcher::compile("*/read"), Matcher::Suffix(_)));
-        assert!(matches!(Matcher::compile("a/allProperties/allTasks"), Matcher::General(_)));
+        assert!(matches!(
+            Matcher::compile("a/allProperties/allTasks"),
+            Matcher::General(_)
+        ));
     }
 
     #[test]
     fn keywords_match_their_segment_counts() {
         let all = "microsoft.directory/applications/allProperties/allTasks";
-        assert!(m(all, "microsoft.directory/applications/credentials/update"));
+        assert!(m(
+            all,
+            "microsoft.directory/applications/credentials/update"
+        ));
         assert!(m(all, "microsoft.directory/applications/delete"));
         assert!(m(all, "microsoft.directory/applications/a/b/c"));
         assert!(!m(all, "microsoft.directory/applications"));

@@ -20,7 +20,10 @@ pub(crate) struct ActionKey<'a> {
 impl<'a> ActionKey<'a> {
     /// Wraps an already lowercase action.
     pub fn new(text: &'a str) -> Self {
-        ActionKey { text, hash: hash_str(text) }
+        ActionKey {
+            text,
+            hash: hash_str(text),
+        }
     }
 }
 
@@ -51,10 +54,17 @@ impl PatternSet {
         match matcher.exact() {
             Some(text) => {
                 let hash = hash_str(text);
-                match self.exact.find_mut(hash, |e| e.hash == hash && *e.action == *text) {
+                match self
+                    .exact
+                    .find_mut(hash, |e| e.hash == hash && *e.action == *text)
+                {
                     Some(e) => e.at.push(at),
                     None => {
-                        let entry = Exact { hash, action: text.into(), at: SmallVec::from_elem(at, 1) };
+                        let entry = Exact {
+                            hash,
+                            action: text.into(),
+                            at: SmallVec::from_elem(at, 1),
+                        };
                         self.exact.insert_unique(hash, entry, |e| e.hash);
                     }
                 }
@@ -69,7 +79,9 @@ impl PatternSet {
 
     fn exact_hits(&self, action: ActionKey<'_>) -> &[At] {
         self.exact
-            .find(action.hash, |e| e.hash == action.hash && *e.action == *action.text)
+            .find(action.hash, |e| {
+                e.hash == action.hash && *e.action == *action.text
+            })
             .map_or(&[], |e| &e.at[..])
     }
 }
@@ -82,7 +94,11 @@ pub(crate) enum RoleMatch {
     Allowed { entry: usize, pattern: usize },
     /// Every entry that matches also excludes; the first such entry, its matching pattern
     /// and its excluding pattern.
-    Excluded { entry: usize, pattern: usize, excluded: usize },
+    Excluded {
+        entry: usize,
+        pattern: usize,
+        excluded: usize,
+    },
     /// No allowed pattern matches.
     NotInRole,
 }
@@ -101,6 +117,11 @@ impl CompiledRole {
         let mut allowed = PatternSet::default();
         let mut excluded = PatternSet::default();
         for (e, entry) in def.role_permissions.iter().enumerate() {
+            // Fail closed: conditions are not evaluated yet, so a conditioned entry grants
+            // nothing (input validation rejects them; this guards catalogs and old rows).
+            if entry.condition.is_some() {
+                continue;
+            }
             for (p, pattern) in entry.allowed_resource_actions.iter().enumerate() {
                 allowed.add((e as u16, p as u16), pattern);
             }
@@ -108,7 +129,11 @@ impl CompiledRole {
                 excluded.add((e as u16, p as u16), pattern);
             }
         }
-        CompiledRole { def, allowed, excluded }
+        CompiledRole {
+            def,
+            allowed,
+            excluded,
+        }
     }
 
     /// True when the role grants anything at all.
@@ -131,16 +156,31 @@ impl CompiledRole {
         let exact = self.allowed.exact_hits(action);
         if self.excluded.is_empty() {
             if let Some(&(e, p)) = exact.first() {
-                return RoleMatch::Allowed { entry: e as usize, pattern: p as usize };
+                return RoleMatch::Allowed {
+                    entry: e as usize,
+                    pattern: p as usize,
+                };
             }
-            return match self.allowed.wild.iter().find(|w| w.matcher.matches(action.text)) {
-                Some(w) => RoleMatch::Allowed { entry: w.at.0 as usize, pattern: w.at.1 as usize },
+            return match self
+                .allowed
+                .wild
+                .iter()
+                .find(|w| w.matcher.matches(action.text))
+            {
+                Some(w) => RoleMatch::Allowed {
+                    entry: w.at.0 as usize,
+                    pattern: w.at.1 as usize,
+                },
                 None => RoleMatch::NotInRole,
             };
         }
         let mut candidates: SmallVec<[At; 4]> = SmallVec::from_slice(exact);
         candidates.extend(
-            self.allowed.wild.iter().filter(|w| w.matcher.matches(action.text)).map(|w| w.at),
+            self.allowed
+                .wild
+                .iter()
+                .filter(|w| w.matcher.matches(action.text))
+                .map(|w| w.at),
         );
         if candidates.is_empty() {
             return RoleMatch::NotInRole;
@@ -149,15 +189,24 @@ impl CompiledRole {
         let excluded_exact = self.excluded.exact_hits(action);
         let mut first_excluded = None;
         for &(e, p) in &candidates {
-            let by = excluded_exact.iter().find(|at| at.0 == e).map(|at| at.1).or_else(|| {
-                self.excluded
-                    .wild
-                    .iter()
-                    .find(|w| w.at.0 == e && w.matcher.matches(action.text))
-                    .map(|w| w.at.1)
-            });
+            let by = excluded_exact
+                .iter()
+                .find(|at| at.0 == e)
+                .map(|at| at.1)
+                .or_else(|| {
+                    self.excluded
+                        .wild
+                        .iter()
+                        .find(|w| w.at.0 == e && w.matcher.matches(action.text))
+                        .map(|w| w.at.1)
+                });
             match by {
-                None => return RoleMatch::Allowed { entry: e as usize, pattern: p as usize },
+                None => {
+                    return RoleMatch::Allowed {
+                        entry: e as usize,
+                        pattern: p as usize,
+                    }
+                }
                 Some(x) => {
                     first_excluded.get_or_insert(RoleMatch::Excluded {
                         entry: e as usize,
@@ -181,8 +230,14 @@ impl DenyPatterns {
     /// Compiles `actions` minus `excluded`.
     pub fn compile(actions: &[ActionPattern], excluded: &[ActionPattern]) -> DenyPatterns {
         DenyPatterns {
-            actions: actions.iter().map(|p| Matcher::compile(p.as_str())).collect(),
-            excluded: excluded.iter().map(|p| Matcher::compile(p.as_str())).collect(),
+            actions: actions
+                .iter()
+                .map(|p| Matcher::compile(p.as_str()))
+                .collect(),
+            excluded: excluded
+                .iter()
+                .map(|p| Matcher::compile(p.as_str()))
+                .collect(),
         }
     }
 

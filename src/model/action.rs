@@ -158,17 +158,32 @@ mod tests {
     #[test]
     fn malformed_patterns_say_why() {
         assert_eq!(ActionPattern::parse(""), Err(ActionError::Empty));
-        assert_eq!(ActionPattern::parse("contoso"), Err(ActionError::NoNamespace));
+        assert_eq!(
+            ActionPattern::parse("contoso"),
+            Err(ActionError::NoNamespace)
+        );
         assert_eq!(ActionPattern::parse("a//b"), Err(ActionError::EmptySegment));
         assert_eq!(ActionPattern::parse("a/b/"), Err(ActionError::EmptySegment));
-        assert_eq!(ActionPattern::parse("a/b c"), Err(ActionError::BadCharacter(' ')));
-        assert_eq!(ActionPattern::parse(&"a/".repeat(13).trim_end_matches('/').to_owned()), Err(ActionError::TooManySegments));
-        assert_eq!(ActionPattern::parse(&format!("a/{}", "b".repeat(300))), Err(ActionError::TooLong));
+        assert_eq!(
+            ActionPattern::parse("a/b c"),
+            Err(ActionError::BadCharacter(' '))
+        );
+        assert_eq!(
+            ActionPattern::parse("a/".repeat(13).trim_end_matches('/')),
+            Err(ActionError::TooManySegments)
+        );
+        assert_eq!(
+            ActionPattern::parse(&format!("a/{}", "b".repeat(300))),
+            Err(ActionError::TooLong)
+        );
     }
 
     #[test]
     fn a_checked_action_has_no_wildcard() {
-        assert_eq!(Action::parse("contoso.expenses/*"), Err(ActionError::Wildcard));
+        assert_eq!(
+            Action::parse("contoso.expenses/*"),
+            Err(ActionError::Wildcard)
+        );
         assert!(Action::parse("contoso.expenses/reports/approve").is_ok());
     }
 }

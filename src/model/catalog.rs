@@ -83,7 +83,10 @@ impl Catalog {
             if by_id.insert(role.id, i).is_some() {
                 return Err(CatalogError::Duplicate(role.id.to_string()));
             }
-            if by_name.insert(role.display_name.to_lowercase(), i).is_some() {
+            if by_name
+                .insert(role.display_name.to_lowercase(), i)
+                .is_some()
+            {
                 return Err(CatalogError::Duplicate(role.display_name.clone()));
             }
         }
@@ -106,7 +109,9 @@ impl Catalog {
 
     /// The built-in role with this display name, compared case-insensitively.
     pub fn by_display_name(&self, name: &str) -> Option<&RoleDefinition> {
-        self.by_name.get(&name.to_lowercase()).map(|&i| &self.roles[i])
+        self.by_name
+            .get(&name.to_lowercase())
+            .map(|&i| &self.roles[i])
     }
 }
 
@@ -122,12 +127,20 @@ mod tests {
             .get(Uuid::parse_str("62e90394-69f5-4237-9190-012177145e10").unwrap())
             .expect("Global Administrator is present");
         assert_eq!(global.display_name, "Global Administrator");
-        for name in ["Global Reader", "Security Reader", "Directory Readers", "Helpdesk Administrator"] {
+        for name in [
+            "Global Reader",
+            "Security Reader",
+            "Directory Readers",
+            "Helpdesk Administrator",
+        ] {
             assert!(catalog.by_display_name(name).is_some(), "{name}");
         }
         for role in catalog.roles() {
             assert_eq!(role.id, role.template_id);
-            assert!(role.role_permissions.iter().all(|p| !p.allowed_resource_actions.is_empty()));
+            assert!(role
+                .role_permissions
+                .iter()
+                .all(|p| !p.allowed_resource_actions.is_empty()));
         }
     }
 }

@@ -34,4 +34,3 @@ pub struct TenantDump {
     /// Unit member resources.
     pub administrative_unit_members: Vec<AdministrativeUnitMember>,
 }
-

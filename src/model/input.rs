@@ -7,9 +7,7 @@
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{
-    ActionPattern, PrincipalType, RolePermission, Scope, Timestamp, ValidationErrors,
-};
+use super::{ActionPattern, PrincipalType, RolePermission, Scope, Timestamp, ValidationErrors};
 
 /// The longest display name accepted, in characters.
 pub const MAX_DISPLAY_NAME: usize = 256;
@@ -28,7 +26,10 @@ fn display_name(errors: &mut ValidationErrors, pointer: &str, raw: &str) -> Opti
         errors.push(pointer, "a display name is not empty");
         None
     } else if trimmed.chars().count() > MAX_DISPLAY_NAME {
-        errors.push(pointer, format!("a display name is at most {MAX_DISPLAY_NAME} characters"));
+        errors.push(
+            pointer,
+            format!("a display name is at most {MAX_DISPLAY_NAME} characters"),
+        );
         None
     } else if trimmed.chars().any(char::is_control) {
         errors.push(pointer, "a display name holds no control characters");
@@ -41,13 +42,19 @@ fn display_name(errors: &mut ValidationErrors, pointer: &str, raw: &str) -> Opti
 fn description(errors: &mut ValidationErrors, pointer: &str, raw: Option<String>) -> String {
     let raw = raw.unwrap_or_default();
     if raw.chars().count() > MAX_DESCRIPTION {
-        errors.push(pointer, format!("a description is at most {MAX_DESCRIPTION} characters"));
+        errors.push(
+            pointer,
+            format!("a description is at most {MAX_DESCRIPTION} characters"),
+        );
     }
     raw
 }
 
 fn scope(errors: &mut ValidationErrors, pointer: &str, raw: &str) -> Option<Scope> {
-    errors.check(pointer, Scope::parse(raw).map_err(|e| format!("`{raw}` is not a scope: {e}")))
+    errors.check(
+        pointer,
+        Scope::parse(raw).map_err(|e| format!("`{raw}` is not a scope: {e}")),
+    )
 }
 
 fn uuid(errors: &mut ValidationErrors, pointer: &str, raw: &str) -> Option<Uuid> {
@@ -69,17 +76,14 @@ fn patterns(
         .filter_map(|(i, action)| {
             errors.check(
                 format!("{pointer}/{i}"),
-                ActionPattern::parse(action).map_err(|e| format!("`{action}` is not an action pattern: {e}")),
+                ActionPattern::parse(action)
+                    .map_err(|e| format!("`{action}` is not an action pattern: {e}")),
             )
         })
         .collect()
 }
 
-fn window(
-    errors: &mut ValidationErrors,
-    start: Option<Timestamp>,
-    end: Option<Timestamp>,
-) {
+fn window(errors: &mut ValidationErrors, start: Option<Timestamp>, end: Option<Timestamp>) {
     if let (Some(start), Some(end)) = (start, end) {
         if end <= start {
             errors.push("/endDateTime", "endDateTime is after startDateTime");
@@ -106,7 +110,10 @@ fn role_permissions(
     raw: Vec<RolePermissionInput>,
 ) -> Vec<RolePermission> {
     if raw.is_empty() {
-        errors.push("/rolePermissions", "a role holds at least one permission entry");
+        errors.push(
+            "/rolePermissions",
+            "a role holds at least one permission entry",
+        );
     }
     if raw.len() > MAX_PERMISSION_ENTRIES {
         errors.push(
@@ -161,7 +168,10 @@ fn role_permissions(
 fn assignable_scopes(errors: &mut ValidationErrors, raw: Option<Vec<String>>) -> Vec<Scope> {
     let raw = raw.unwrap_or_else(|| vec!["/".to_owned()]);
     if raw.is_empty() {
-        errors.push("/assignableScopes", "a role is assignable at one scope at least (`/` for anywhere)");
+        errors.push(
+            "/assignableScopes",
+            "a role is assignable at one scope at least (`/` for anywhere)",
+        );
     }
     if raw.len() > MAX_ASSIGNABLE_SCOPES {
         errors.push(
@@ -287,7 +297,9 @@ impl RoleDefinitionPatchInput {
         let description = self
             .description
             .map(|d| description(&mut errors, "/description", Some(d)));
-        let role_permissions = self.role_permissions.map(|p| role_permissions(&mut errors, p));
+        let role_permissions = self
+            .role_permissions
+            .map(|p| role_permissions(&mut errors, p));
         let assignable_scopes = self
             .assignable_scopes
             .map(|s| assignable_scopes(&mut errors, Some(s)));
@@ -404,7 +416,10 @@ fn deny_actions(
     let actions = patterns(errors, "/actions", actions, &mut total);
     let excluded = patterns(errors, "/excludedActions", excluded, &mut total);
     if total > MAX_ACTIONS {
-        errors.push("/actions", format!("a deny assignment holds at most {MAX_ACTIONS} patterns in all"));
+        errors.push(
+            "/actions",
+            format!("a deny assignment holds at most {MAX_ACTIONS} patterns in all"),
+        );
     }
     (actions, excluded)
 }
@@ -457,7 +472,8 @@ impl DenyAssignmentInput {
         let name = display_name(&mut errors, "/displayName", &self.display_name);
         let description = description(&mut errors, "/description", self.description);
         let principal_id = uuid(&mut errors, "/principalId", &self.principal_id);
-        let (actions, excluded_actions) = deny_actions(&mut errors, self.actions, self.excluded_actions);
+        let (actions, excluded_actions) =
+            deny_actions(&mut errors, self.actions, self.excluded_actions);
         let directory_scope_id = scope(&mut errors, "/directoryScopeId", &self.directory_scope_id);
         errors.finish(|| NewDenyAssignment {
             display_name: name.unwrap_or_default(),
@@ -530,7 +546,10 @@ impl DenyAssignmentPatchInput {
             .excluded_actions
             .map(|a| patterns(&mut errors, "/excludedActions", a, &mut total));
         if total > MAX_ACTIONS {
-            errors.push("/actions", format!("a deny assignment holds at most {MAX_ACTIONS} patterns in all"));
+            errors.push(
+                "/actions",
+                format!("a deny assignment holds at most {MAX_ACTIONS} patterns in all"),
+            );
         }
         errors.finish(|| DenyAssignmentPatch {
             display_name,
@@ -599,7 +618,10 @@ impl NamedObjectPatchInput {
     /// Checks every present field.
     pub fn validate(self) -> Result<NamedObjectPatch, ValidationErrors> {
         let mut errors = ValidationErrors::new();
-        require_some_field(&mut errors, self.display_name.is_some() || self.description.is_some());
+        require_some_field(
+            &mut errors,
+            self.display_name.is_some() || self.description.is_some(),
+        );
         let display_name = self
             .display_name
             .and_then(|n| display_name(&mut errors, "/displayName", &n));
@@ -659,7 +681,10 @@ impl AdministrativeUnitMemberInput {
         let mut errors = ValidationErrors::new();
         let resource = scope(&mut errors, "/resource", &self.resource);
         if resource.as_ref().is_some_and(Scope::is_root) {
-            errors.push("/resource", "the whole tenant (`/`) cannot be a unit member");
+            errors.push(
+                "/resource",
+                "the whole tenant (`/`) cannot be a unit member",
+            );
         }
         errors.finish(|| resource.unwrap_or_else(Scope::root))
     }
@@ -670,7 +695,9 @@ mod tests {
     use super::*;
 
     fn role(json: serde_json::Value) -> Result<NewRoleDefinition, ValidationErrors> {
-        serde_json::from_value::<RoleDefinitionInput>(json).unwrap().validate()
+        serde_json::from_value::<RoleDefinitionInput>(json)
+            .unwrap()
+            .validate()
     }
 
     #[test]
@@ -721,7 +748,10 @@ mod tests {
             "startDateTime": "2030-01-02T00:00:00Z", "endDateTime": "2030-01-01T00:00:00Z"
         }))
         .unwrap();
-        assert_eq!(input.validate().unwrap_err().errors[0].pointer, "/endDateTime");
+        assert_eq!(
+            input.validate().unwrap_err().errors[0].pointer,
+            "/endDateTime"
+        );
     }
 
     #[test]

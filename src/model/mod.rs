@@ -9,8 +9,8 @@ mod input;
 mod scope;
 mod validation;
 
-pub use catalog::{Catalog, CatalogError};
 pub use action::{Action, ActionError, ActionPattern, MAX_ACTION_LEN, MAX_ACTION_SEGMENTS};
+pub use catalog::{Catalog, CatalogError};
 pub use dump::{Dump, TenantDump};
 pub use entities::*;
 pub use input::*;

@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn ancestors_run_from_the_scope_up_to_the_root() {
         let s = Scope::parse("/a/b/c").unwrap();
-        assert_eq!(s.ancestors().collect::<Vec<_>>(), ["/a/b/c", "/a/b", "/a", "/"]);
+        assert_eq!(
+            s.ancestors().collect::<Vec<_>>(),
+            ["/a/b/c", "/a/b", "/a", "/"]
+        );
         assert_eq!(Scope::root().ancestors().collect::<Vec<_>>(), ["/"]);
     }
 
@@ -183,7 +186,10 @@ mod tests {
         assert_eq!(Scope::parse("/a/"), Err(ScopeError::EmptySegment));
         assert_eq!(Scope::parse("/a/../b"), Err(ScopeError::DotSegment));
         assert_eq!(Scope::parse("/a b"), Err(ScopeError::BadCharacter(' ')));
-        assert_eq!(Scope::parse(&format!("/{}", "a".repeat(600))), Err(ScopeError::TooLong));
+        assert_eq!(
+            Scope::parse(&format!("/{}", "a".repeat(600))),
+            Err(ScopeError::TooLong)
+        );
         assert_eq!(Scope::parse(&"/a".repeat(17)), Err(ScopeError::TooDeep));
         assert_eq!(Scope::parse(""), Err(ScopeError::NotAbsolute));
     }
@@ -193,6 +199,11 @@ mod tests {
         let id = uuid::Uuid::new_v4();
         let s = Scope::parse(&format!("/administrativeUnits/{id}")).unwrap();
         assert_eq!(s.administrative_unit(), Some(id));
-        assert_eq!(Scope::parse("/administrativeUnits").unwrap().administrative_unit(), None);
+        assert_eq!(
+            Scope::parse("/administrativeUnits")
+                .unwrap()
+                .administrative_unit(),
+            None
+        );
     }
 }

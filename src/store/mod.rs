@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use crate::model::{
     AdministrativeUnit, AdministrativeUnitMember, Catalog, Change, CloneRole, DenyAssignment,
-    DenyAssignmentPatch, Group, GroupMember, NamedObjectPatch, NewDenyAssignment,
-    NewGroupMember, NewNamedObject, NewRoleAssignment, NewRoleDefinition, Revision,
-    RoleAssignment, RoleDefinition, RoleDefinitionPatch, Scope, TenantId, ValidationErrors,
+    DenyAssignmentPatch, Group, GroupMember, NamedObjectPatch, NewDenyAssignment, NewGroupMember,
+    NewNamedObject, NewRoleAssignment, NewRoleDefinition, Revision, RoleAssignment, RoleDefinition,
+    RoleDefinitionPatch, Scope, TenantId, ValidationErrors,
 };
 pub use crate::model::{Dump, TenantDump};
 
@@ -159,7 +159,11 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> StoreResult<Page<Stored<RoleDefinition>>>;
     /// One role, built-in or custom.
-    async fn get_role_definition(&self, tenant: TenantId, id: Uuid) -> StoreResult<Stored<RoleDefinition>>;
+    async fn get_role_definition(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> StoreResult<Stored<RoleDefinition>>;
     /// Creates a custom role; the display name must be free (built-in names included).
     async fn create_role_definition(
         &self,
@@ -205,7 +209,11 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> StoreResult<Page<Stored<RoleAssignment>>>;
     /// One assignment.
-    async fn get_role_assignment(&self, tenant: TenantId, id: Uuid) -> StoreResult<Stored<RoleAssignment>>;
+    async fn get_role_assignment(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> StoreResult<Stored<RoleAssignment>>;
     /// Creates an assignment, or returns the existing one for the same (principal, role,
     /// scope) with `created: false`. The role must exist and be assignable at the scope
     /// ([`StoreError::Unprocessable`] otherwise).
@@ -234,7 +242,11 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> StoreResult<Page<Stored<DenyAssignment>>>;
     /// One deny assignment.
-    async fn get_deny_assignment(&self, tenant: TenantId, id: Uuid) -> StoreResult<Stored<DenyAssignment>>;
+    async fn get_deny_assignment(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> StoreResult<Stored<DenyAssignment>>;
     /// Creates a deny assignment.
     async fn create_deny_assignment(
         &self,
@@ -263,11 +275,20 @@ pub trait Store: Send + Sync + 'static {
     // --- groups ---
 
     /// Groups ordered by id.
-    async fn list_groups(&self, tenant: TenantId, page: &PageRequest) -> StoreResult<Page<Stored<Group>>>;
+    async fn list_groups(
+        &self,
+        tenant: TenantId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Stored<Group>>>;
     /// One group.
     async fn get_group(&self, tenant: TenantId, id: Uuid) -> StoreResult<Stored<Group>>;
     /// Creates a group.
-    async fn create_group(&self, tenant: TenantId, actor: &Actor, new: NewNamedObject) -> StoreResult<Written<Group>>;
+    async fn create_group(
+        &self,
+        tenant: TenantId,
+        actor: &Actor,
+        new: NewNamedObject,
+    ) -> StoreResult<Written<Group>>;
     /// Renames or re-describes a group.
     async fn update_group(
         &self,
@@ -320,7 +341,11 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> StoreResult<Page<Stored<AdministrativeUnit>>>;
     /// One unit.
-    async fn get_administrative_unit(&self, tenant: TenantId, id: Uuid) -> StoreResult<Stored<AdministrativeUnit>>;
+    async fn get_administrative_unit(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> StoreResult<Stored<AdministrativeUnit>>;
     /// Creates a unit.
     async fn create_administrative_unit(
         &self,

@@ -30,7 +30,9 @@ fn glob(p: &[char], s: &[char]) -> bool {
 }
 
 fn segments_match(p: &[String], a: &[String]) -> bool {
-    let Some((first, rest)) = p.split_first() else { return a.is_empty() };
+    let Some((first, rest)) = p.split_first() else {
+        return a.is_empty();
+    };
     match first.as_str() {
         "allentities" => !a.is_empty() && segments_match(rest, &a[1..]),
         "alltasks" => (1..=a.len()).any(|k| segments_match(rest, &a[k..])),
@@ -48,8 +50,16 @@ fn segments_match(p: &[String], a: &[String]) -> bool {
 
 /// Does `pattern` grant `action`? Case-insensitive.
 pub fn pattern_matches(pattern: &str, action: &str) -> bool {
-    let p: Vec<String> = pattern.to_lowercase().split('/').map(str::to_owned).collect();
-    let a: Vec<String> = action.to_lowercase().split('/').map(str::to_owned).collect();
+    let p: Vec<String> = pattern
+        .to_lowercase()
+        .split('/')
+        .map(str::to_owned)
+        .collect();
+    let a: Vec<String> = action
+        .to_lowercase()
+        .split('/')
+        .map(str::to_owned)
+        .collect();
     segments_match(&p, &a)
 }
 
@@ -80,7 +90,11 @@ pub fn covers(t: &TenantDump, scope: &str, resource: &str) -> bool {
 
 /// The principals of a subject with their distance in memberships, and whether the bound
 /// cut something off.
-pub fn principals(t: &TenantDump, subject: &Subject, max_depth: usize) -> (BTreeMap<Uuid, usize>, bool) {
+pub fn principals(
+    t: &TenantDump,
+    subject: &Subject,
+    max_depth: usize,
+) -> (BTreeMap<Uuid, usize>, bool) {
     let mut dist = BTreeMap::new();
     dist.insert(subject.id, 0);
     for g in &subject.groups {
@@ -108,14 +122,22 @@ pub fn principals(t: &TenantDump, subject: &Subject, max_depth: usize) -> (BTree
 }
 
 fn role<'a>(t: &'a TenantDump, catalog: &'a Catalog, id: Uuid) -> Option<&'a RoleDefinition> {
-    catalog.get(id).or_else(|| t.role_definitions.iter().find(|r| r.id == id))
+    catalog
+        .get(id)
+        .or_else(|| t.role_definitions.iter().find(|r| r.id == id))
 }
 
 /// Does the role allow the action (exclusions within their own entry)?
 pub fn role_allows(role: &RoleDefinition, action: &str) -> bool {
     role.role_permissions.iter().any(|e| {
-        e.allowed_resource_actions.iter().any(|p| pattern_matches(p.as_str(), action))
-            && !e.excluded_resource_actions.iter().any(|p| pattern_matches(p.as_str(), action))
+        e.condition.is_none()
+            && e.allowed_resource_actions
+                .iter()
+                .any(|p| pattern_matches(p.as_str(), action))
+            && !e
+                .excluded_resource_actions
+                .iter()
+                .any(|p| pattern_matches(p.as_str(), action))
     })
 }
 
@@ -145,7 +167,11 @@ pub fn check(
     max_depth: usize,
 ) -> RefDecision {
     let fallback = empty(tenant);
-    let t = dump.tenants.iter().find(|t| t.tenant == tenant).unwrap_or(&fallback);
+    let t = dump
+        .tenants
+        .iter()
+        .find(|t| t.tenant == tenant)
+        .unwrap_or(&fallback);
     let (ps, bound_hit) = principals(t, subject, max_depth);
     let denies: BTreeSet<Uuid> = t
         .deny_assignments
@@ -153,8 +179,13 @@ pub fn check(
         .filter(|d| {
             ps.contains_key(&d.principal_id)
                 && covers(t, d.directory_scope_id.as_str(), resource)
-                && d.actions.iter().any(|p| pattern_matches(p.as_str(), action))
-                && !d.excluded_actions.iter().any(|p| pattern_matches(p.as_str(), action))
+                && d.actions
+                    .iter()
+                    .any(|p| pattern_matches(p.as_str(), action))
+                && !d
+                    .excluded_actions
+                    .iter()
+                    .any(|p| pattern_matches(p.as_str(), action))
         })
         .map(|d| d.id)
         .collect();
@@ -165,7 +196,8 @@ pub fn check(
             ps.contains_key(&a.principal_id)
                 && a.active_at(now)
                 && covers(t, a.directory_scope_id.as_str(), resource)
-                && role(t, catalog, a.role_definition_id).is_some_and(|r| r.is_enabled && role_allows(r, action))
+                && role(t, catalog, a.role_definition_id)
+                    .is_some_and(|r| r.is_enabled && role_allows(r, action))
         })
         .map(|a| (Some(a.id), a.role_definition_id))
         .collect();
@@ -176,7 +208,12 @@ pub fn check(
             }
         }
     }
-    RefDecision { allowed: denies.is_empty() && !grants.is_empty(), grants, denies, bound_hit }
+    RefDecision {
+        allowed: denies.is_empty() && !grants.is_empty(),
+        grants,
+        denies,
+        bound_hit,
+    }
 }
 
 /// Every principal id the tenant mentions (assignees, members, groups).

@@ -4,9 +4,9 @@ use axum::extract::{OriginalUri, State};
 use serde::Deserialize;
 
 use super::parse_uuid;
-use crate::api::{ApiError, AppState};
 use crate::api::extract::{page_request, ApiJson, ApiQuery, Caller, IdPath, IfMatch, Tenant};
 use crate::api::respond::{Created, Deleted, List, One, Updated};
+use crate::api::{ApiError, AppState};
 use crate::model::{
     DenyAssignment, DenyAssignmentInput, DenyAssignmentPatchInput, RoleAssignment,
     RoleAssignmentInput, Scope,
@@ -45,7 +45,10 @@ pub async fn list(
         directory_scope_id,
     };
     let page = page_request(q.limit.as_deref(), q.cursor)?;
-    let page = app.store().list_role_assignments(tenant, &filter, &page).await?;
+    let page = app
+        .store()
+        .list_role_assignments(tenant, &filter, &page)
+        .await?;
     Ok(List::of_stored(&uri, page))
 }
 
@@ -65,7 +68,10 @@ pub async fn create(
     ApiJson(body): ApiJson<RoleAssignmentInput>,
 ) -> Result<Created<RoleAssignment>, ApiError> {
     let new = body.validate()?;
-    let written = app.store().create_role_assignment(tenant, &caller.actor, new).await?;
+    let written = app
+        .store()
+        .create_role_assignment(tenant, &caller.actor, new)
+        .await?;
     app.wait_for(written.revision).await?;
     let location = format!("/v1/roleAssignments/{}", written.value.id);
     Ok(Created { written, location })
@@ -104,7 +110,10 @@ pub async fn list_deny(
 ) -> Result<List<DenyAssignment>, ApiError> {
     let principal = parse_uuid("principalId", q.principal_id.as_deref())?;
     let page = page_request(q.limit.as_deref(), q.cursor)?;
-    let page = app.store().list_deny_assignments(tenant, principal, &page).await?;
+    let page = app
+        .store()
+        .list_deny_assignments(tenant, principal, &page)
+        .await?;
     Ok(List::of_stored(&uri, page))
 }
 
@@ -124,7 +133,10 @@ pub async fn create_deny(
     ApiJson(body): ApiJson<DenyAssignmentInput>,
 ) -> Result<Created<DenyAssignment>, ApiError> {
     let new = body.validate()?;
-    let written = app.store().create_deny_assignment(tenant, &caller.actor, new).await?;
+    let written = app
+        .store()
+        .create_deny_assignment(tenant, &caller.actor, new)
+        .await?;
     app.wait_for(written.revision).await?;
     let location = format!("/v1/denyAssignments/{}", written.value.id);
     Ok(Created { written, location })

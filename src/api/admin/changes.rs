@@ -5,9 +5,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiError, AppState};
 use crate::api::extract::{page_request, ApiQuery, Caller, Tenant};
 use crate::api::respond::List;
+use crate::api::{ApiError, AppState};
 use crate::model::{Change, Revision};
 
 /// Query of `GET /v1/changes`.

@@ -2,11 +2,9 @@
 
 use axum::extract::{OriginalUri, State};
 
-use crate::api::{ApiError, AppState};
-use crate::api::extract::{
-    ApiJson, ApiQuery, Caller, IdAndMember, IdPath, IfMatch, Tenant,
-};
+use crate::api::extract::{ApiJson, ApiQuery, Caller, IdAndMember, IdPath, IfMatch, Tenant};
 use crate::api::respond::{Created, Deleted, List, One, Updated};
+use crate::api::{ApiError, AppState};
 use crate::model::{Group, GroupMember, GroupMemberInput, NamedObjectInput, NamedObjectPatchInput};
 
 use super::roles::PageQuery;
@@ -19,7 +17,10 @@ pub async fn list(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<List<Group>, ApiError> {
     let page = q.page()?;
-    Ok(List::of_stored(&uri, app.store().list_groups(tenant, &page).await?))
+    Ok(List::of_stored(
+        &uri,
+        app.store().list_groups(tenant, &page).await?,
+    ))
 }
 
 pub async fn get(
@@ -68,7 +69,10 @@ pub async fn delete(
     IdPath(id): IdPath,
     IfMatch(if_match): IfMatch,
 ) -> Result<Deleted, ApiError> {
-    let written = app.store().delete_group(tenant, &caller.actor, id, if_match).await?;
+    let written = app
+        .store()
+        .delete_group(tenant, &caller.actor, id, if_match)
+        .await?;
     app.wait_for(written.revision).await?;
     Ok(written.into())
 }

@@ -4,9 +4,9 @@ use axum::extract::{OriginalUri, State};
 use serde::Deserialize;
 
 use super::parse_bool;
-use crate::api::{ApiError, AppState};
 use crate::api::extract::{page_request, ApiJson, ApiQuery, Caller, IdPath, IfMatch, Tenant};
 use crate::api::respond::{Created, Deleted, List, One, Updated};
+use crate::api::{ApiError, AppState};
 use crate::model::{
     CloneRoleInput, RoleAssignment, RoleDefinition, RoleDefinitionInput, RoleDefinitionPatchInput,
 };
@@ -36,7 +36,10 @@ pub async fn list(
         is_enabled: parse_bool("isEnabled", q.is_enabled.as_deref())?,
     };
     let page = page_request(q.limit.as_deref(), q.cursor)?;
-    let page = app.store().list_role_definitions(tenant, &filter, &page).await?;
+    let page = app
+        .store()
+        .list_role_definitions(tenant, &filter, &page)
+        .await?;
     Ok(List::of_stored(&uri, page))
 }
 
@@ -56,7 +59,10 @@ pub async fn create(
     ApiJson(body): ApiJson<RoleDefinitionInput>,
 ) -> Result<Created<RoleDefinition>, ApiError> {
     let new = body.validate()?;
-    let written = app.store().create_role_definition(tenant, &caller.actor, new).await?;
+    let written = app
+        .store()
+        .create_role_definition(tenant, &caller.actor, new)
+        .await?;
     app.wait_for(written.revision).await?;
     let location = format!("/v1/roleDefinitions/{}", written.value.id);
     Ok(Created { written, location })
@@ -150,6 +156,9 @@ pub async fn assignments(
         role_definition_id: Some(id),
         ..RoleAssignmentFilter::default()
     };
-    let page = app.store().list_role_assignments(tenant, &filter, &page).await?;
+    let page = app
+        .store()
+        .list_role_assignments(tenant, &filter, &page)
+        .await?;
     Ok(List::of_stored(&uri, page))
 }

@@ -3,11 +3,9 @@
 
 use axum::extract::{OriginalUri, State};
 
-use crate::api::{ApiError, AppState};
-use crate::api::extract::{
-    ApiJson, ApiQuery, Caller, IdAndMember, IdPath, IfMatch, Tenant,
-};
+use crate::api::extract::{ApiJson, ApiQuery, Caller, IdAndMember, IdPath, IfMatch, Tenant};
 use crate::api::respond::{Created, Deleted, List, One, Updated};
+use crate::api::{ApiError, AppState};
 use crate::model::{
     AdministrativeUnit, AdministrativeUnitMember, AdministrativeUnitMemberInput, NamedObjectInput,
     NamedObjectPatchInput, Scope,
@@ -114,8 +112,7 @@ pub async fn add_member(
         .add_administrative_unit_member(tenant, &caller.actor, id, resource)
         .await?;
     app.wait_for(written.revision).await?;
-    let encoded: String =
-        form_encode_segment(written.value.resource.as_str());
+    let encoded: String = form_encode_segment(written.value.resource.as_str());
     let location = format!("/v1/administrativeUnits/{id}/members/{encoded}");
     Ok(Created { written, location })
 }
