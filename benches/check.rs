@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion};
-use rolecall::engine::dataset::{generate, DatasetSize};
+use rolecall::engine::dataset::{generate, Dataset, DatasetSize};
 use rolecall::engine::{CheckRequest, Snapshot};
 use rolecall::model::{
     Catalog, Change, ChangeOp, EntityType, GroupMember, PrincipalType, Revision, RoleAssignment,
@@ -143,42 +143,19 @@ fn main() {
             .chain(&data.likely_denied)
             .cloned()
             .partition(|r| snapshot.check(data.tenant, r, data.now, false).allowed);
-        println!(
-            "[{name}] {} assignments: generated in {:.2?}, built in {:.2?}; RSS {} MiB with the dump, {} MiB after build (snapshot ~{} MiB), peak {} MiB; {} allowed / {} denied sample requests",
-            data.dump.tenants[0].role_assignments.len(),
-            generated,
-            built,
-            rss_dump,
-            rss_built,
-            rss_built.saturating_sub(rss_dump),
-            peak,
-            allowed.len(),
-            denied.len()
-        );
-        println!(
-            "[{name}] check allow: {}",
-            measure(&snapshot, data.tenant, &allowed, data.now, false)
-        );
-        println!(
-            "[{name}] check deny:  {}",
-            measure(&snapshot, data.tenant, &denied, data.now, false)
-        );
-        println!(
-            "[{name}] check allow, explained: {}",
-            measure(
+        // `--list` (cargo nextest, `cargo bench -- --list`) wants only benchmark names on stdout.
+        if !std::env::args().any(|a| a == "--list") {
+            let rss = (rss_dump, rss_built, peak);
+            report(
+                name,
+                &data,
                 &snapshot,
-                data.tenant,
-                &allowed[..allowed.len().min(500)],
-                data.now,
-                true
-            )
-        );
-        let started = Instant::now();
-        let rounds = 200u128;
-        for n in 0..rounds {
-            black_box(snapshot.apply(&[one_change(&data, n)]).expect("applies"));
+                &allowed,
+                &denied,
+                (generated, built),
+                rss,
+            );
         }
-        println!("[{name}] apply one assignment: {:.2?} per change (mean of {rounds}, decoding included)", started.elapsed() / rounds as u32);
 
         let mut group = c.benchmark_group(format!("check/{name}"));
         let mut i = 0usize;
@@ -228,4 +205,55 @@ fn main() {
         group.finish();
     }
     c.final_summary();
+}
+
+/// Prints percentiles, memory and apply cost for one size before criterion runs.
+fn report(
+    name: &str,
+    data: &Dataset,
+    snapshot: &Snapshot,
+    allowed: &[CheckRequest],
+    denied: &[CheckRequest],
+    (generated, built): (Duration, Duration),
+    (rss_dump, rss_built, peak): (u64, u64, u64),
+) {
+    println!(
+        "[{name}] {} assignments: generated in {:.2?}, built in {:.2?}; RSS {} MiB with the dump, {} MiB after build (snapshot ~{} MiB), peak {} MiB; {} allowed / {} denied sample requests",
+        data.dump.tenants[0].role_assignments.len(),
+        generated,
+        built,
+        rss_dump,
+        rss_built,
+        rss_built.saturating_sub(rss_dump),
+        peak,
+        allowed.len(),
+        denied.len()
+    );
+    println!(
+        "[{name}] check allow: {}",
+        measure(snapshot, data.tenant, allowed, data.now, false)
+    );
+    println!(
+        "[{name}] check deny:  {}",
+        measure(snapshot, data.tenant, denied, data.now, false)
+    );
+    println!(
+        "[{name}] check allow, explained: {}",
+        measure(
+            snapshot,
+            data.tenant,
+            &allowed[..allowed.len().min(500)],
+            data.now,
+            true
+        )
+    );
+    let started = Instant::now();
+    let rounds = 200u128;
+    for n in 0..rounds {
+        black_box(snapshot.apply(&[one_change(data, n)]).expect("applies"));
+    }
+    println!(
+        "[{name}] apply one assignment: {:.2?} per change (mean of {rounds}, decoding included)",
+        started.elapsed() / rounds as u32
+    );
 }
