@@ -258,6 +258,25 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Deletes one row and logs its `delete` change with the object as it stood.
+    async fn delete_logged<T: Serialize>(
+        &mut self,
+        table: Table,
+        keys: &[(&str, Arg)],
+        entity_id: String,
+        before: &T,
+    ) -> StoreResult<()> {
+        self.delete(table, keys).await?;
+        self.log(
+            table.entity,
+            entity_id,
+            ChangeOp::Delete,
+            Some(before),
+            None,
+        )
+        .await
+    }
+
     /// Every row of `table` in this tenant where `column` equals `value`, ordered by `order`.
     async fn select_where<T: DeserializeOwned>(
         &mut self,
@@ -414,14 +433,11 @@ impl WriteTx {
         for assignment in &assignments {
             self.delete_assignment_row(assignment).await?;
         }
-        self.delete(ROLE_DEFINITIONS, &[("id", Arg::id(id))])
-            .await?;
-        self.log(
-            ROLE_DEFINITIONS.entity,
+        self.delete_logged(
+            ROLE_DEFINITIONS,
+            &[("id", Arg::id(id))],
             id.to_string(),
-            ChangeOp::Delete,
-            Some(&role),
-            None,
+            &role,
         )
         .await?;
         Ok(Done::Changed(role))
@@ -507,14 +523,11 @@ impl WriteTx {
     }
 
     async fn delete_assignment_row(&mut self, assignment: &RoleAssignment) -> StoreResult<()> {
-        self.delete(ROLE_ASSIGNMENTS, &[("id", Arg::id(assignment.id))])
-            .await?;
-        self.log(
-            ROLE_ASSIGNMENTS.entity,
+        self.delete_logged(
+            ROLE_ASSIGNMENTS,
+            &[("id", Arg::id(assignment.id))],
             assignment.id.to_string(),
-            ChangeOp::Delete,
-            Some(assignment),
-            None,
+            assignment,
         )
         .await
     }
@@ -597,14 +610,11 @@ impl WriteTx {
     }
 
     async fn delete_deny_row(&mut self, deny: &DenyAssignment) -> StoreResult<()> {
-        self.delete(DENY_ASSIGNMENTS, &[("id", Arg::id(deny.id))])
-            .await?;
-        self.log(
-            DENY_ASSIGNMENTS.entity,
+        self.delete_logged(
+            DENY_ASSIGNMENTS,
+            &[("id", Arg::id(deny.id))],
             deny.id.to_string(),
-            ChangeOp::Delete,
-            Some(deny),
-            None,
+            deny,
         )
         .await
     }
@@ -691,15 +701,8 @@ impl WriteTx {
         for deny in &denies {
             self.delete_deny_row(deny).await?;
         }
-        self.delete(GROUPS, &[("id", Arg::id(id))]).await?;
-        self.log(
-            GROUPS.entity,
-            id.to_string(),
-            ChangeOp::Delete,
-            Some(&group),
-            None,
-        )
-        .await?;
+        self.delete_logged(GROUPS, &[("id", Arg::id(id))], id.to_string(), &group)
+            .await?;
         Ok(Done::Changed(group))
     }
 
@@ -753,13 +756,11 @@ impl WriteTx {
             ("group_id", Arg::id(member.group_id)),
             ("member_id", Arg::id(member.id)),
         ];
-        self.delete(GROUP_MEMBERS, &key).await?;
-        self.log(
-            GROUP_MEMBERS.entity,
+        self.delete_logged(
+            GROUP_MEMBERS,
+            &key,
             group_member_key(member.group_id, member.id),
-            ChangeOp::Delete,
-            Some(member),
-            None,
+            member,
         )
         .await
     }
@@ -798,15 +799,8 @@ impl WriteTx {
         for member in &members {
             self.delete_unit_member_row(member).await?;
         }
-        self.delete(UNITS, &[("id", Arg::id(id))]).await?;
-        self.log(
-            UNITS.entity,
-            id.to_string(),
-            ChangeOp::Delete,
-            Some(&unit),
-            None,
-        )
-        .await?;
+        self.delete_logged(UNITS, &[("id", Arg::id(id))], id.to_string(), &unit)
+            .await?;
         Ok(Done::Changed(unit))
     }
 
@@ -857,13 +851,11 @@ impl WriteTx {
             ("unit_id", Arg::id(member.administrative_unit_id)),
             ("resource", Arg::Text(member.resource.to_string())),
         ];
-        self.delete(UNIT_MEMBERS, &key).await?;
-        self.log(
-            UNIT_MEMBERS.entity,
+        self.delete_logged(
+            UNIT_MEMBERS,
+            &key,
             unit_member_key(member.administrative_unit_id, &member.resource),
-            ChangeOp::Delete,
-            Some(member),
-            None,
+            member,
         )
         .await
     }
