@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod model;
@@ -57,7 +58,12 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        let state = AppState::new(store, sync.directory.clone(), config);
+        let verifier = Arc::new(
+            auth::Verifier::start(config.issuers.clone(), config.default_tenant)
+                .context("starting the token verifier")?,
+        );
+        bootstrap_admins(store.as_ref(), &config).await?;
+        let state = AppState::new(store, sync.directory.clone(), config, verifier);
         let router = api::router(state.clone());
         Ok(App {
             listener,
@@ -89,6 +95,61 @@ impl App {
         drop(self.sync);
         served
     }
+}
+
+/// Gives each configured bootstrap admin Privileged Role Administrator at `/` in the default
+/// tenant, unless it already holds it there.
+async fn bootstrap_admins(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
+    for admin in &config.bootstrap_admins {
+        let created = bootstrap(store, config.default_tenant, *admin, "bootstrap-config")
+            .await
+            .with_context(|| format!("bootstrapping admin {admin}"))?;
+        if created {
+            tracing::info!(%admin, "bootstrap: assigned Privileged Role Administrator at /");
+        }
+    }
+    Ok(())
+}
+
+/// Assigns Privileged Role Administrator at `/` to `principal` in `tenant`; false when it
+/// already held that assignment.
+pub async fn bootstrap(
+    store: &dyn Store,
+    tenant: model::TenantId,
+    principal: uuid::Uuid,
+    actor: &str,
+) -> anyhow::Result<bool> {
+    let role = model::PRIVILEGED_ROLE_ADMINISTRATOR;
+    let filter = store::RoleAssignmentFilter {
+        principal_id: Some(principal),
+        role_definition_id: Some(role),
+        directory_scope_id: Some(model::Scope::root()),
+    };
+    let page = store::PageRequest {
+        limit: 1,
+        cursor: None,
+    };
+    if !store
+        .list_role_assignments(tenant, &filter, &page)
+        .await?
+        .items
+        .is_empty()
+    {
+        return Ok(false);
+    }
+    let input: model::RoleAssignmentInput = serde_json::from_value(serde_json::json!({
+        "principalId": principal,
+        "principalType": "user",
+        "roleDefinitionId": role,
+        "directoryScopeId": "/",
+    }))?;
+    let new = input
+        .validate()
+        .map_err(|e| anyhow::anyhow!("bootstrap assignment is invalid: {e}"))?;
+    store
+        .create_role_assignment(tenant, &store::Actor(actor.to_owned()), new)
+        .await?;
+    Ok(true)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -25,6 +25,45 @@ enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(CommonArgs),
+    /// Mint a token from the dev issuer's key (the key `serve --dev` trusts).
+    DevToken(DevTokenArgs),
+    /// Assign Privileged Role Administrator at `/` to a principal, so a fresh deployment
+    /// can be administered with real tokens.
+    Bootstrap(BootstrapArgs),
+}
+
+#[derive(Args)]
+struct DevTokenArgs {
+    /// Data directory holding `dev-signing-key` (created when absent).
+    #[arg(long, env = "ROLECALL_DATA_DIR", default_value = "./.rolecall")]
+    data_dir: PathBuf,
+    /// The principal (`oid`).
+    #[arg(long)]
+    oid: uuid::Uuid,
+    /// The tenant (`tid`); default: none, so the server's default tenant applies.
+    #[arg(long)]
+    tid: Option<uuid::Uuid>,
+    /// Group ids for the `groups` claim (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    groups: Vec<uuid::Uuid>,
+    /// Role template ids for the `wids` claim (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    wids: Vec<uuid::Uuid>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+}
+
+#[derive(Args)]
+struct BootstrapArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The principal (`oid`) to make Privileged Role Administrator at `/`.
+    #[arg(long)]
+    admin: uuid::Uuid,
+    /// The tenant; default: the configured default tenant.
+    #[arg(long, env = "ROLECALL_DEFAULT_TENANT")]
+    tenant: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -79,6 +118,8 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(common) => migrate(common).await,
+        Command::DevToken(args) => dev_token(args),
+        Command::Bootstrap(args) => bootstrap(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,14 +139,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     init_tracing(&config.log);
     // Print the key only when dev mode made (or reused) it; a supplied key stays unprinted.
-    let dev_key = config
-        .dev_key_file
-        .clone()
-        .map(|file| (file, config.admin_key.expose().to_owned()));
+    let dev_key = config.dev_key_file.clone().and_then(|file| {
+        config
+            .admin_key
+            .as_ref()
+            .map(|key| (file, key.expose().to_owned()))
+    });
+    let dev = config.dev;
+    let data_dir = config.data_dir.clone();
     let app = App::build(config).await?;
     let addr = app.local_addr()?;
+    if dev {
+        let banner = "*".repeat(78);
+        println!("{banner}");
+        println!("rolecall: DEV MODE. Not for production: it trusts a local signing key");
+        println!(
+            "rolecall: ({}) as issuer `{}`, and a generated admin key.",
+            data_dir.join(rolecall::auth::dev::DEV_KEY_FILE).display(),
+            rolecall::auth::dev::DEV_ISSUER
+        );
+        println!(
+            "rolecall: mint a token: rolecall dev-token --data-dir {} --oid <uuid>",
+            data_dir.display()
+        );
+        println!("{banner}");
+        tracing::warn!("dev mode: trusting the local dev issuer; do not use in production");
+    }
     if let Some((file, key)) = dev_key {
-        println!("rolecall: dev mode; admin key: {key}");
+        println!("rolecall: dev admin key (break-glass): {key}");
         println!(
             "rolecall: (stored in {}; send it as `Authorization: Bearer <key>`)",
             file.display()
@@ -114,6 +175,48 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("rolecall: listening on http://{addr}");
     tracing::info!(%addr, "listening");
     app.run(rolecall::shutdown_signal()).await
+}
+
+fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
+    let key = rolecall::auth::dev::DevKey::load_or_create(&args.data_dir)?;
+    let token = key.mint(&rolecall::auth::dev::DevClaims {
+        oid: args.oid,
+        tid: args.tid,
+        groups: args.groups,
+        wids: args.wids,
+        ttl: std::time::Duration::from_secs(args.ttl),
+    })?;
+    println!("{token}");
+    Ok(())
+}
+
+async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
+    let mut o = overrides(args.common);
+    o.default_tenant = args.tenant;
+    // Bootstrapping needs no credential; give the validator a placeholder it accepts.
+    o.admin_key
+        .get_or_insert_with(|| "bootstrap-needs-no-admin-key".to_owned());
+    let config = Config::load(o)?;
+    init_tracing(&config.log);
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)?;
+    }
+    let store = SqlStore::connect(&config.database_url, Arc::new(Catalog::builtin()?)).await?;
+    store.migrate().await?;
+    let created =
+        rolecall::bootstrap(&store, config.default_tenant, args.admin, "bootstrap-cli").await?;
+    if created {
+        println!(
+            "rolecall: {} is now Privileged Role Administrator at / in tenant {}",
+            args.admin, config.default_tenant
+        );
+    } else {
+        println!(
+            "rolecall: {} already holds Privileged Role Administrator at / in tenant {}",
+            args.admin, config.default_tenant
+        );
+    }
+    Ok(())
 }
 
 async fn migrate(common: CommonArgs) -> anyhow::Result<()> {

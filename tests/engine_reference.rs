@@ -1642,6 +1642,7 @@ fn compare(
             }
             Reason::GroupDepthLimit { .. } => bound = true,
             Reason::NoAssignments { .. } | Reason::MoreNotGranted { .. } => {}
+            Reason::GroupsOverage {} => prop_assert!(false, "the engine never adds this"),
         }
     }
     prop_assert_eq!(bound, expected.bound_hit);

@@ -10,7 +10,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{page_request, ApiJson, ApiQuery, Caller, IdPath, Tenant};
+use super::authz::{Caller, CHECK_OTHERS};
+use super::extract::{page_request, ApiJson, ApiQuery, IdPath, Tenant};
 use super::respond::next_link;
 use super::{route, ApiError, AppState, Route};
 use crate::engine::{
@@ -32,16 +33,75 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// `{"principalId": ..., "groups": [...], "wids": [...]}`: `groups` and `wids` are claims the
-/// caller vouches for (from a token it validated).
+/// Either `{"token": "<jwt>"}` (validated like a caller's token: principal, token groups and,
+/// for a trusted issuer, `wids`) or `{"principalId": ..., "groups": [...], "wids": [...]}`,
+/// where `groups` and `wids` are claims the caller vouches for.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SubjectInput {
-    principal_id: String,
+    principal_id: Option<String>,
     #[serde(default)]
     groups: Vec<String>,
     #[serde(default)]
     wids: Vec<String>,
+    token: Option<String>,
+}
+
+/// A subject given by id, or resolved from its token.
+enum SubjectSource {
+    Given(SubjectInput),
+    Token(crate::auth::Identity),
+}
+
+/// Validates every token subject up front (they are the only asynchronous part), recording
+/// errors under `{base}/subject`.
+async fn resolve_subject(
+    app: &AppState,
+    caller: &Caller,
+    errors: &mut ValidationErrors,
+    base: &str,
+    subject: SubjectInput,
+) -> Result<Option<SubjectSource>, ApiError> {
+    let Some(token) = subject.token.as_deref() else {
+        return Ok(Some(SubjectSource::Given(subject)));
+    };
+    if subject.principal_id.is_some() || !subject.groups.is_empty() || !subject.wids.is_empty() {
+        errors.push(
+            format!("{base}/subject"),
+            "give either `token` or `principalId` (with `groups` and `wids`), not both",
+        );
+        return Ok(None);
+    }
+    if app.verifier().is_empty() {
+        errors.push(
+            format!("{base}/subject/token"),
+            "no token issuer is configured",
+        );
+        return Ok(None);
+    }
+    match app.verifier().verify(token).await {
+        Ok(identity) if identity.tenant != caller.tenant => {
+            errors.push(
+                format!("{base}/subject/token"),
+                format!(
+                    "the token is for tenant {}, and this call acts in {}",
+                    identity.tenant, caller.tenant
+                ),
+            );
+            Ok(None)
+        }
+        Ok(identity) => Ok(Some(SubjectSource::Token(identity))),
+        Err(crate::auth::TokenError::Invalid(reason)) => {
+            errors.push(
+                format!("{base}/subject/token"),
+                format!("the subject's token is not valid: {reason}"),
+            );
+            Ok(None)
+        }
+        Err(crate::auth::TokenError::KeysUnavailable(reason)) => {
+            Err(ApiError::IssuerUnavailable(reason))
+        }
+    }
 }
 
 /// `{"atLeast": "<revision>"}` or `{"fullyConsistent": true}`; absent = this replica's
@@ -124,27 +184,41 @@ fn uuid_at(errors: &mut ValidationErrors, pointer: String, raw: &str) -> Option<
 fn request(
     errors: &mut ValidationErrors,
     base: &str,
-    subject: SubjectInput,
+    subject: Option<SubjectSource>,
     action: &str,
     resource: &str,
-) -> Option<CheckRequest> {
-    let id = uuid_at(
-        errors,
-        format!("{base}/subject/principalId"),
-        &subject.principal_id,
-    );
-    let groups: Vec<_> = subject
-        .groups
-        .iter()
-        .enumerate()
-        .filter_map(|(i, g)| uuid_at(errors, format!("{base}/subject/groups/{i}"), g))
-        .collect();
-    let wids: Vec<_> = subject
-        .wids
-        .iter()
-        .enumerate()
-        .filter_map(|(i, w)| uuid_at(errors, format!("{base}/subject/wids/{i}"), w))
-        .collect();
+) -> Option<(CheckRequest, bool)> {
+    let (id, groups, wids, overage) = match subject {
+        None => (None, Vec::new(), Vec::new(), false),
+        Some(SubjectSource::Token(identity)) => (
+            Some(identity.principal_id),
+            identity.groups,
+            identity.wids,
+            identity.groups_overage,
+        ),
+        Some(SubjectSource::Given(subject)) => {
+            let id = match subject.principal_id.as_deref() {
+                Some(raw) => uuid_at(errors, format!("{base}/subject/principalId"), raw),
+                None => {
+                    errors.push(format!("{base}/subject"), "give `principalId` or `token`");
+                    None
+                }
+            };
+            let groups: Vec<_> = subject
+                .groups
+                .iter()
+                .enumerate()
+                .filter_map(|(i, g)| uuid_at(errors, format!("{base}/subject/groups/{i}"), g))
+                .collect();
+            let wids: Vec<_> = subject
+                .wids
+                .iter()
+                .enumerate()
+                .filter_map(|(i, w)| uuid_at(errors, format!("{base}/subject/wids/{i}"), w))
+                .collect();
+            (id, groups, wids, false)
+        }
+    };
     let action = errors.check(
         format!("{base}/action"),
         Action::parse(action).map_err(|e| format!("`{action}` is not an action: {e}")),
@@ -153,15 +227,34 @@ fn request(
         format!("{base}/resource"),
         Scope::parse(resource).map_err(|e| format!("`{resource}` is not a resource path: {e}")),
     );
-    Some(CheckRequest {
-        subject: Subject {
-            id: id?,
-            groups,
-            wids,
+    Some((
+        CheckRequest {
+            subject: Subject {
+                id: id?,
+                groups,
+                wids,
+            },
+            action: action?,
+            resource: resource?,
         },
-        action: action?,
-        resource: resource?,
-    })
+        overage,
+    ))
+}
+
+/// Evaluates one question, noting a groups overage first when explaining.
+fn decide(
+    snapshot: &Snapshot,
+    tenant: crate::model::TenantId,
+    request: &CheckRequest,
+    overage: bool,
+    now: crate::model::Timestamp,
+    explain: bool,
+) -> Decision {
+    let mut decision = snapshot.check(tenant, request, now, explain);
+    if explain && overage {
+        decision.reasons.insert(0, Reason::GroupsOverage {});
+    }
+    decision
 }
 
 /// The snapshot to answer from, honouring the requested consistency.
@@ -195,24 +288,33 @@ async fn snapshot_for(
 
 async fn check(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     tenant: Tenant,
     ApiJson(body): ApiJson<CheckInput>,
 ) -> Result<Json<DecisionBody>, ApiError> {
     let mut errors = ValidationErrors::new();
-    let request = request(&mut errors, "", body.subject, &body.action, &body.resource);
-    let request = match request {
+    let subject = resolve_subject(&app, &caller, &mut errors, "", body.subject).await?;
+    let request = request(&mut errors, "", subject, &body.action, &body.resource);
+    let (request, overage) = match request {
         Some(r) if errors.is_empty() => r,
         _ => return Err(errors.into()),
     };
+    caller.authorize_check(&app, &request.subject, &request.resource)?;
     let snapshot = snapshot_for(&app, body.consistency).await?;
-    let decision = snapshot.check(tenant.0, &request, chrono::Utc::now(), body.explain);
+    let decision = decide(
+        &snapshot,
+        tenant.0,
+        &request,
+        overage,
+        chrono::Utc::now(),
+        body.explain,
+    );
     Ok(Json(DecisionBody::new(decision, Some(snapshot.revision()))))
 }
 
 async fn check_batch(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     tenant: Tenant,
     ApiJson(body): ApiJson<BatchInput>,
 ) -> Result<Json<BatchBody>, ApiError> {
@@ -224,35 +326,33 @@ async fn check_batch(
         )));
     }
     let mut errors = ValidationErrors::new();
-    let items: Vec<_> = body
-        .checks
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let explain = item.explain.unwrap_or(body.explain);
-            let base = format!("/checks/{i}");
-            (
-                request(
-                    &mut errors,
-                    &base,
-                    item.subject,
-                    &item.action,
-                    &item.resource,
-                ),
-                explain,
-            )
-        })
-        .collect();
+    let mut items = Vec::with_capacity(body.checks.len());
+    for (i, item) in body.checks.into_iter().enumerate() {
+        let explain = item.explain.unwrap_or(body.explain);
+        let base = format!("/checks/{i}");
+        let subject = resolve_subject(&app, &caller, &mut errors, &base, item.subject).await?;
+        let request = request(&mut errors, &base, subject, &item.action, &item.resource);
+        items.push((request, explain));
+    }
     if !errors.is_empty() {
         return Err(errors.into());
+    }
+    let items: Vec<_> = items
+        .into_iter()
+        .filter_map(|(request, explain)| request.map(|r| (r, explain)))
+        .collect();
+    for ((request, _), _) in &items {
+        caller.authorize_check(&app, &request.subject, &request.resource)?;
     }
     let snapshot = snapshot_for(&app, body.consistency).await?;
     let now = chrono::Utc::now();
     let results = items
         .into_iter()
-        .filter_map(|(request, explain)| request.map(|r| (r, explain)))
-        .map(|(request, explain)| {
-            DecisionBody::new(snapshot.check(tenant.0, &request, now, explain), None)
+        .map(|((request, overage), explain)| {
+            DecisionBody::new(
+                decide(&snapshot, tenant.0, &request, overage, now, explain),
+                None,
+            )
         })
         .collect();
     Ok(Json(BatchBody {
@@ -279,7 +379,7 @@ struct PermissionsBody {
 
 async fn permissions(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     tenant: Tenant,
     IdPath(id): IdPath,
     ApiQuery(q): ApiQuery<PermissionsQuery>,
@@ -289,6 +389,7 @@ async fn permissions(
         Some(raw) => Scope::parse(&raw)
             .map_err(|e| ApiError::invalid("?scope", format!("`{raw}` is not a scope: {e}")))?,
     };
+    caller.authorize_check(&app, &Subject::new(id), &scope)?;
     let snapshot = app.directory().snapshot();
     let effective =
         snapshot.effective_permissions(tenant.0, &Subject::new(id), &scope, chrono::Utc::now());
@@ -319,7 +420,7 @@ struct AccessBody {
 
 async fn access(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     tenant: Tenant,
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<AccessQuery>,
@@ -349,6 +450,7 @@ async fn access(
     let (Some(resource), Some(action)) = (resource, action) else {
         return Err(errors.into());
     };
+    caller.authorize(&app, CHECK_OTHERS, &resource)?;
     let after =
         match page.cursor.as_deref() {
             None => None,

@@ -12,7 +12,7 @@ use crate::store::StoreError;
 /// `openapi.yaml`), stable across releases.
 pub const PROBLEM_BASE: &str = "https://rolecall.dev/problems/";
 
-/// The 401 detail for a presented credential that is not valid.
+/// The 401 detail for a presented credential that is neither the admin key nor a token.
 pub const INVALID_CREDENTIAL: &str = "the bearer credential is not valid";
 
 /// Everything a request can fail with. Variants map one-to-one to problem types.
@@ -24,12 +24,36 @@ pub enum ApiError {
     /// The body is not JSON, or not the JSON this operation takes (400 `malformed-body`).
     #[error("{0}")]
     MalformedBody(String),
-    /// No or wrong credentials (401 `unauthorized`).
+    /// No credentials (401 `unauthorized`).
     #[error("{0}")]
     Unauthorized(&'static str),
-    /// Authenticated, but not allowed (403 `forbidden`).
+    /// A credential was presented and is not valid (401 `invalid-token`, with
+    /// `WWW-Authenticate: Bearer error="invalid_token"`).
     #[error("{0}")]
-    Forbidden(String),
+    InvalidToken(String),
+    /// Authenticated, but the caller lacks `action` at `scope` (403 `forbidden`).
+    #[error("the caller may not perform `{action}` at `{scope}`")]
+    Forbidden {
+        /// The action refused.
+        action: String,
+        /// The scope it was refused at.
+        scope: String,
+    },
+    /// Authenticated, but the request is not one this caller may make for another reason,
+    /// e.g. acting in another tenant (403 `forbidden`).
+    #[error("{0}")]
+    ForbiddenOther(String),
+    /// The caller may manage assignments at `scope` but does not hold every permission of
+    /// the role it tries to assign there (403 `escalation-refused`).
+    #[error("assigning role `{role}` at `{scope}` would grant permissions the caller does not hold there")]
+    EscalationRefused {
+        /// The role.
+        role: String,
+        /// The scope.
+        scope: String,
+        /// The role's patterns the caller does not hold at the scope.
+        missing: Vec<String>,
+    },
     /// No such object (404 `not-found`).
     #[error("{0}")]
     NotFound(String),
@@ -60,6 +84,9 @@ pub enum ApiError {
     /// The snapshot did not reach the requested revision in time (503 `consistency-timeout`).
     #[error("{0}")]
     ConsistencyTimeout(String),
+    /// A token issuer's signing keys cannot be had (503 `issuer-unavailable`): fail closed.
+    #[error("{0}")]
+    IssuerUnavailable(String),
     /// The store is unreachable (503 `unavailable`).
     #[error("the store is unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -84,7 +111,15 @@ impl ApiError {
                 "Malformed request body",
             ),
             Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
-            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid-token", "Invalid token"),
+            Forbidden { .. } | ForbiddenOther(_) => {
+                (StatusCode::FORBIDDEN, "forbidden", "Forbidden")
+            }
+            EscalationRefused { .. } => (
+                StatusCode::FORBIDDEN,
+                "escalation-refused",
+                "Privilege escalation refused",
+            ),
             NotFound(_) | NoRoute(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -121,6 +156,11 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "consistency-timeout",
                 "Consistency timeout",
+            ),
+            IssuerUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "issuer-unavailable",
+                "Token issuer unavailable",
             ),
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -169,6 +209,15 @@ struct Problem<'a> {
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
+    /// For a 403: the action refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'a str>,
+    /// For a 403: where it was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+    /// For `escalation-refused`: the role's patterns the caller lacks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing: Option<&'a [String]>,
 }
 
 impl IntoResponse for ApiError {
@@ -191,12 +240,26 @@ impl IntoResponse for ApiError {
             ApiError::Validation(e) | ApiError::Unprocessable(e) => e.to_string(),
             other => other.to_string(),
         };
+        let (action, scope, missing) = match &self {
+            ApiError::Forbidden { action, scope } => {
+                (Some(action.as_str()), Some(scope.as_str()), None)
+            }
+            ApiError::EscalationRefused { scope, missing, .. } => (
+                Some(crate::api::authz::MANAGE_ASSIGNMENTS),
+                Some(scope.as_str()),
+                Some(missing.as_slice()),
+            ),
+            _ => (None, None, None),
+        };
         let problem = Problem {
             kind: format!("{PROBLEM_BASE}{kind}"),
             title,
             status: status.as_u16(),
             detail,
             errors,
+            action,
+            scope,
+            missing,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (status, body).into_response();
@@ -205,24 +268,45 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let ApiError::Unauthorized(reason) = &self {
-            // RFC 6750 §3: a presented but bad credential says `invalid_token`.
-            let challenge = if *reason == INVALID_CREDENTIAL {
-                "Bearer realm=\"rolecall\", error=\"invalid_token\""
-            } else {
-                "Bearer realm=\"rolecall\""
-            };
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+        match &self {
+            ApiError::Unauthorized(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"rolecall\""),
+                );
+            }
+            // RFC 6750 §3: a presented but bad credential says `invalid_token`, and why.
+            ApiError::InvalidToken(reason) => {
+                let challenge = format!(
+                    "Bearer realm=\"rolecall\", error=\"invalid_token\", error_description=\"{}\"",
+                    quotable(reason)
+                );
+                let value = HeaderValue::from_str(&challenge).unwrap_or_else(|_| {
+                    HeaderValue::from_static("Bearer realm=\"rolecall\", error=\"invalid_token\"")
+                });
+                headers.insert(header::WWW_AUTHENTICATE, value);
+            }
+            _ => {}
         }
         if matches!(
             self,
-            ApiError::ConsistencyTimeout(_) | ApiError::Unavailable(_)
+            ApiError::ConsistencyTimeout(_)
+                | ApiError::Unavailable(_)
+                | ApiError::IssuerUnavailable(_)
         ) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
+}
+
+/// RFC 6750 `error_description` allows printable ASCII except `"` and `\\`.
+fn quotable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
 }

@@ -6,11 +6,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts, StatusCode};
 use serde::de::DeserializeOwned;
-use subtle::ConstantTimeEq as _;
 
 use super::{ApiError, AppState};
 use crate::model::{Revision, TenantId};
-use crate::store::{Actor, PageRequest};
+use crate::store::PageRequest;
 
 /// The request header naming the tenant an admin-key call acts in.
 pub const TENANT_HEADER: &str = "rolecall-tenant";
@@ -89,49 +88,8 @@ fn pointer_of(path: &serde_path_to_error::Path) -> String {
     pointer
 }
 
-/// The authenticated caller. Today only the admin key authenticates; its actor name is
-/// `admin-key`.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// Recorded in `changes.actor`.
-    pub actor: Actor,
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::Unauthorized(
-                "send `Authorization: Bearer <admin key>`",
-            ));
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .ok_or(ApiError::Unauthorized(
-                "the Authorization header is not `Bearer <token>`",
-            ))?;
-        let expected = state.config().admin_key.expose().as_bytes();
-        // INVARIANT: constant-time comparison, so response timing says nothing about the key.
-        if bool::from(token.as_bytes().ct_eq(expected)) {
-            Ok(Caller {
-                actor: Actor("admin-key".to_owned()),
-            })
-        } else {
-            Err(ApiError::Unauthorized(super::error::INVALID_CREDENTIAL))
-        }
-    }
-}
-
-/// The tenant a call acts in: the `Rolecall-Tenant` header, else the configured default.
+/// The tenant a call acts in: a token caller's own tenant; for the admin key, the
+/// `Rolecall-Tenant` header, else the configured default. Extracting it authenticates.
 #[derive(Debug, Clone, Copy)]
 pub struct Tenant(pub TenantId);
 
@@ -142,22 +100,8 @@ impl FromRequestParts<AppState> for Tenant {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let tenant = match parts.headers.get(TENANT_HEADER) {
-            None => state.config().default_tenant,
-            Some(value) => value
-                .to_str()
-                .ok()
-                .and_then(|v| uuid::Uuid::parse_str(v.trim()).ok())
-                .map(TenantId)
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "Rolecall-Tenant",
-                        "the Rolecall-Tenant header is not a uuid",
-                    )
-                })?,
-        };
-        tracing::Span::current().record("tenant", tracing::field::display(tenant));
-        Ok(Tenant(tenant))
+        let caller = super::authz::Caller::from_request_parts(parts, state).await?;
+        Ok(Tenant(caller.tenant))
     }
 }
 

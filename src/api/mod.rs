@@ -2,6 +2,7 @@
 //! validate through the model, call the store or the engine, and shape the answer.
 
 pub mod admin;
+pub mod authz;
 mod check;
 pub mod error;
 pub mod extract;
@@ -24,6 +25,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
+use crate::auth::Verifier;
 use crate::config::Config;
 use crate::engine::Snapshot;
 use crate::model::Revision;
@@ -47,16 +49,29 @@ struct Shared {
     directory: Arc<Directory>,
     /// Validated settings.
     config: Config,
+    /// Validates bearer tokens.
+    verifier: Arc<Verifier>,
 }
 
 impl AppState {
     /// Wraps the shared parts.
-    pub fn new(store: Arc<dyn Store>, directory: Arc<Directory>, config: Config) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        directory: Arc<Directory>,
+        config: Config,
+        verifier: Arc<Verifier>,
+    ) -> Self {
         AppState(Arc::new(Shared {
             store,
             directory,
             config,
+            verifier,
         }))
+    }
+
+    /// The token verifier.
+    pub fn verifier(&self) -> &Verifier {
+        &self.0.verifier
     }
 
     /// The decision snapshot's read side.

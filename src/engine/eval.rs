@@ -515,6 +515,23 @@ impl Snapshot {
         out
     }
 
+    /// The role assignments a new member of `group` would come to hold: those of the group
+    /// and of every group it is (transitively) a member of, as `(role, scope)`. Time windows
+    /// are ignored (a grant that is not active yet will be).
+    pub fn grants_through_group(&self, tenant: TenantId, group: Uuid) -> Vec<(Uuid, String)> {
+        let t = self.tenant(tenant);
+        let p = Principals::expand(t, group, &[], self.max_group_depth);
+        let mut out = Vec::new();
+        for v in &p.visits {
+            if let Some(grants) = v.node.and_then(|n| n.grants.as_ref()) {
+                grants.for_each(|g| out.push((g.role, g.scope.text.to_string())));
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Every principal the store knows of that may perform `action` on `resource` at `now`:
     /// the holders of grants that allow it (whose scope covers the resource) and the
     /// transitive members of those that are groups, minus everyone a matching deny

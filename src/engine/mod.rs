@@ -23,6 +23,7 @@
 
 mod cow;
 pub mod dataset;
+mod escalation;
 mod eval;
 mod index;
 mod pattern;
@@ -129,6 +130,9 @@ pub enum Reason {
         /// The bound, in memberships.
         max_depth: usize,
     },
+    /// The subject's token carried a groups overage marker instead of its groups, so only
+    /// stored memberships were considered (added by the API, not the engine).
+    GroupsOverage {},
     /// More candidates failed than are listed (see [`MAX_EXPLAINED_MISSES`]).
     MoreNotGranted {
         /// How many were left out.

@@ -11,11 +11,21 @@ use uuid::Uuid;
 use super::{RoleDefinition, RolePermission, Scope};
 
 const CATALOG_JSON: &str = include_str!("../../catalog/builtin-roles.json");
+const ROLECALL_JSON: &str = include_str!("../../catalog/rolecall-roles.json");
+
+/// The built-in role Rolecall adds for services that ask about other principals.
+pub const AUTHORIZATION_CHECKER: Uuid = Uuid::from_u128(0x3c1ab9f2_7a54_4c41_9d0e_5f2b8e6d1a07);
+/// Privileged Role Administrator's template id.
+pub const PRIVILEGED_ROLE_ADMINISTRATOR: Uuid =
+    Uuid::from_u128(0xe8611ab8_c189_46e8_94e1_60213ab1f814);
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CatalogFile {
     roles: Vec<CatalogRole>,
+    /// Patterns appended to the first permission entry of the role with this template id.
+    #[serde(default)]
+    additions: HashMap<Uuid, Vec<super::ActionPattern>>,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +50,9 @@ pub enum CatalogError {
     /// Two roles share an id or a display name.
     #[error("built-in role catalog repeats `{0}`")]
     Duplicate(String),
+    /// An addition names a role the catalog does not have.
+    #[error("built-in role catalog adds to unknown role `{0}`")]
+    UnknownRole(Uuid),
 }
 
 /// Every built-in role, sorted by id, with lookups by id and by lowercase display name.
@@ -53,14 +66,34 @@ pub struct Catalog {
 impl Catalog {
     /// Parses the catalog compiled into the binary.
     pub fn builtin() -> Result<Self, CatalogError> {
-        Self::parse(CATALOG_JSON)
+        Self::parse_all(&[CATALOG_JSON, ROLECALL_JSON])
     }
 
     /// Parses a catalog document.
     pub fn parse(json: &str) -> Result<Self, CatalogError> {
-        let file: CatalogFile = serde_json::from_str(json)?;
-        let mut roles: Vec<RoleDefinition> = file
-            .roles
+        Self::parse_all(&[json])
+    }
+
+    /// Parses catalog documents in order; each one's `additions` may name roles of any.
+    pub fn parse_all(jsons: &[&str]) -> Result<Self, CatalogError> {
+        let mut all = Vec::new();
+        let mut additions = Vec::new();
+        for json in jsons {
+            let file: CatalogFile = serde_json::from_str(json)?;
+            all.extend(file.roles);
+            additions.extend(file.additions);
+        }
+        for (template, patterns) in additions {
+            let role = all
+                .iter_mut()
+                .find(|r| r.template_id == template)
+                .ok_or(CatalogError::UnknownRole(template))?;
+            match role.role_permissions.first_mut() {
+                Some(entry) => entry.allowed_resource_actions.extend(patterns),
+                None => return Err(CatalogError::UnknownRole(template)),
+            }
+        }
+        let mut roles: Vec<RoleDefinition> = all
             .into_iter()
             .map(|r| RoleDefinition {
                 id: r.id,

@@ -10,7 +10,7 @@ mod scope;
 mod validation;
 
 pub use action::{Action, ActionError, ActionPattern, MAX_ACTION_LEN, MAX_ACTION_SEGMENTS};
-pub use catalog::{Catalog, CatalogError};
+pub use catalog::{Catalog, CatalogError, AUTHORIZATION_CHECKER, PRIVILEGED_ROLE_ADMINISTRATOR};
 pub use dump::{Dump, TenantDump};
 pub use entities::*;
 pub use input::*;

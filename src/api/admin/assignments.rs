@@ -4,7 +4,8 @@ use axum::extract::{OriginalUri, State};
 use serde::Deserialize;
 
 use super::parse_uuid;
-use crate::api::extract::{page_request, ApiJson, ApiQuery, Caller, IdPath, IfMatch, Tenant};
+use crate::api::authz::{Caller, MANAGE_ASSIGNMENTS, READ_ASSIGNMENTS};
+use crate::api::extract::{page_request, ApiJson, ApiQuery, IdPath, IfMatch, Tenant};
 use crate::api::respond::{Created, Deleted, List, One, Updated};
 use crate::api::{ApiError, AppState};
 use crate::model::{
@@ -26,7 +27,7 @@ pub struct ListQuery {
 
 pub async fn list(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Tenant(tenant): Tenant,
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -39,6 +40,12 @@ pub async fn list(
             })
         })
         .transpose()?;
+    // Filtered to one scope, reading there suffices; unfiltered needs reading at `/`.
+    caller.authorize(
+        &app,
+        READ_ASSIGNMENTS,
+        directory_scope_id.as_ref().unwrap_or(&Scope::root()),
+    )?;
     let filter = RoleAssignmentFilter {
         principal_id: parse_uuid("principalId", q.principal_id.as_deref())?,
         role_definition_id: parse_uuid("roleDefinitionId", q.role_definition_id.as_deref())?,
@@ -54,11 +61,13 @@ pub async fn list(
 
 pub async fn get(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Tenant(tenant): Tenant,
     IdPath(id): IdPath,
 ) -> Result<One<RoleAssignment>, ApiError> {
-    Ok(One(app.store().get_role_assignment(tenant, id).await?))
+    let stored = app.store().get_role_assignment(tenant, id).await?;
+    caller.authorize(&app, READ_ASSIGNMENTS, &stored.value.directory_scope_id)?;
+    Ok(One(stored))
 }
 
 pub async fn create(
@@ -68,6 +77,9 @@ pub async fn create(
     ApiJson(body): ApiJson<RoleAssignmentInput>,
 ) -> Result<Created<RoleAssignment>, ApiError> {
     let new = body.validate()?;
+    caller
+        .authorize_assignment(&app, new.role_definition_id, &new.directory_scope_id)
+        .await?;
     let written = app
         .store()
         .create_role_assignment(tenant, &caller.actor, new)
@@ -84,6 +96,8 @@ pub async fn delete(
     IdPath(id): IdPath,
     IfMatch(if_match): IfMatch,
 ) -> Result<Deleted, ApiError> {
+    let stored = app.store().get_role_assignment(tenant, id).await?;
+    caller.authorize(&app, MANAGE_ASSIGNMENTS, &stored.value.directory_scope_id)?;
     let written = app
         .store()
         .delete_role_assignment(tenant, &caller.actor, id, if_match)
@@ -103,11 +117,12 @@ pub struct DenyListQuery {
 
 pub async fn list_deny(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Tenant(tenant): Tenant,
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<DenyListQuery>,
 ) -> Result<List<DenyAssignment>, ApiError> {
+    caller.authorize(&app, READ_ASSIGNMENTS, &Scope::root())?;
     let principal = parse_uuid("principalId", q.principal_id.as_deref())?;
     let page = page_request(q.limit.as_deref(), q.cursor)?;
     let page = app
@@ -119,11 +134,13 @@ pub async fn list_deny(
 
 pub async fn get_deny(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Tenant(tenant): Tenant,
     IdPath(id): IdPath,
 ) -> Result<One<DenyAssignment>, ApiError> {
-    Ok(One(app.store().get_deny_assignment(tenant, id).await?))
+    let stored = app.store().get_deny_assignment(tenant, id).await?;
+    caller.authorize(&app, READ_ASSIGNMENTS, &stored.value.directory_scope_id)?;
+    Ok(One(stored))
 }
 
 pub async fn create_deny(
@@ -133,6 +150,7 @@ pub async fn create_deny(
     ApiJson(body): ApiJson<DenyAssignmentInput>,
 ) -> Result<Created<DenyAssignment>, ApiError> {
     let new = body.validate()?;
+    caller.authorize(&app, MANAGE_ASSIGNMENTS, &new.directory_scope_id)?;
     let written = app
         .store()
         .create_deny_assignment(tenant, &caller.actor, new)
@@ -151,6 +169,8 @@ pub async fn update_deny(
     ApiJson(body): ApiJson<DenyAssignmentPatchInput>,
 ) -> Result<Updated<DenyAssignment>, ApiError> {
     let patch = body.validate()?;
+    let stored = app.store().get_deny_assignment(tenant, id).await?;
+    caller.authorize(&app, MANAGE_ASSIGNMENTS, &stored.value.directory_scope_id)?;
     let written = app
         .store()
         .update_deny_assignment(tenant, &caller.actor, id, patch, if_match)
@@ -166,6 +186,8 @@ pub async fn delete_deny(
     IdPath(id): IdPath,
     IfMatch(if_match): IfMatch,
 ) -> Result<Deleted, ApiError> {
+    let stored = app.store().get_deny_assignment(tenant, id).await?;
+    caller.authorize(&app, MANAGE_ASSIGNMENTS, &stored.value.directory_scope_id)?;
     let written = app
         .store()
         .delete_deny_assignment(tenant, &caller.actor, id, if_match)

@@ -5,10 +5,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::api::extract::{page_request, ApiQuery, Caller, Tenant};
+use crate::api::authz::{Caller, READ_CHANGES};
+use crate::api::extract::{page_request, ApiQuery, Tenant};
 use crate::api::respond::List;
 use crate::api::{ApiError, AppState};
-use crate::model::{Change, Revision};
+use crate::model::{Change, Revision, Scope};
 
 /// Query of `GET /v1/changes`.
 #[derive(Deserialize)]
@@ -36,11 +37,12 @@ impl IntoResponse for ChangesPage {
 
 pub async fn list(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Tenant(tenant): Tenant,
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<ChangesQuery>,
 ) -> Result<ChangesPage, ApiError> {
+    caller.authorize(&app, READ_CHANGES, &Scope::root())?;
     let since = match q.since.as_deref() {
         None => Revision(0),
         Some(raw) => raw

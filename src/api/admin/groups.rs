@@ -2,20 +2,27 @@
 
 use axum::extract::{OriginalUri, State};
 
-use crate::api::extract::{ApiJson, ApiQuery, Caller, IdAndMember, IdPath, IfMatch, Tenant};
+use crate::api::authz::{
+    object_scope, Caller, CREATE_GROUPS, DELETE_GROUPS, READ_GROUPS, READ_GROUP_MEMBERS,
+    UPDATE_GROUPS,
+};
+use crate::api::extract::{ApiJson, ApiQuery, IdAndMember, IdPath, IfMatch, Tenant};
 use crate::api::respond::{Created, Deleted, List, One, Updated};
 use crate::api::{ApiError, AppState};
-use crate::model::{Group, GroupMember, GroupMemberInput, NamedObjectInput, NamedObjectPatchInput};
+use crate::model::{
+    Group, GroupMember, GroupMemberInput, NamedObjectInput, NamedObjectPatchInput, Scope,
+};
 
 use super::roles::PageQuery;
 
 pub async fn list(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Tenant(tenant): Tenant,
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<List<Group>, ApiError> {
+    caller.authorize(&app, READ_GROUPS, &Scope::root())?;
     let page = q.page()?;
     Ok(List::of_stored(
         &uri,
@@ -25,10 +32,11 @@ pub async fn list(
 
 pub async fn get(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Tenant(tenant): Tenant,
     IdPath(id): IdPath,
 ) -> Result<One<Group>, ApiError> {
+    caller.authorize(&app, READ_GROUPS, &object_scope("groups", id))?;
     Ok(One(app.store().get_group(tenant, id).await?))
 }
 
@@ -38,6 +46,7 @@ pub async fn create(
     Tenant(tenant): Tenant,
     ApiJson(body): ApiJson<NamedObjectInput>,
 ) -> Result<Created<Group>, ApiError> {
+    caller.authorize(&app, CREATE_GROUPS, &Scope::root())?;
     let new = body.validate()?;
     let written = app.store().create_group(tenant, &caller.actor, new).await?;
     app.wait_for(written.revision).await?;
@@ -53,6 +62,7 @@ pub async fn update(
     IfMatch(if_match): IfMatch,
     ApiJson(body): ApiJson<NamedObjectPatchInput>,
 ) -> Result<Updated<Group>, ApiError> {
+    caller.authorize(&app, UPDATE_GROUPS, &object_scope("groups", id))?;
     let patch = body.validate()?;
     let written = app
         .store()
@@ -69,6 +79,7 @@ pub async fn delete(
     IdPath(id): IdPath,
     IfMatch(if_match): IfMatch,
 ) -> Result<Deleted, ApiError> {
+    caller.authorize(&app, DELETE_GROUPS, &object_scope("groups", id))?;
     let written = app
         .store()
         .delete_group(tenant, &caller.actor, id, if_match)
@@ -79,12 +90,13 @@ pub async fn delete(
 
 pub async fn list_members(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Tenant(tenant): Tenant,
     IdPath(id): IdPath,
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<List<GroupMember>, ApiError> {
+    caller.authorize(&app, READ_GROUP_MEMBERS, &object_scope("groups", id))?;
     let page = q.page()?;
     app.store().get_group(tenant, id).await?;
     let page = app.store().list_group_members(tenant, id, &page).await?;
@@ -98,6 +110,7 @@ pub async fn add_member(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<GroupMemberInput>,
 ) -> Result<Created<GroupMember>, ApiError> {
+    caller.authorize_membership(&app, id).await?;
     let member = body.validate()?;
     let written = app
         .store()
@@ -114,6 +127,7 @@ pub async fn remove_member(
     Tenant(tenant): Tenant,
     IdAndMember(id, member): IdAndMember,
 ) -> Result<Deleted, ApiError> {
+    caller.authorize_membership(&app, id).await?;
     let member = uuid::Uuid::parse_str(&member)
         .map_err(|_| ApiError::invalid("memberId", format!("`{member}` is not a uuid")))?;
     let written = app

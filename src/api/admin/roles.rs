@@ -4,11 +4,13 @@ use axum::extract::{OriginalUri, State};
 use serde::Deserialize;
 
 use super::parse_bool;
-use crate::api::extract::{page_request, ApiJson, ApiQuery, Caller, IdPath, IfMatch, Tenant};
+use crate::api::authz::{Caller, MANAGE_ROLES, READ_ASSIGNMENTS, READ_ROLES};
+use crate::api::extract::{page_request, ApiJson, ApiQuery, IdPath, IfMatch, Tenant};
 use crate::api::respond::{Created, Deleted, List, One, Updated};
 use crate::api::{ApiError, AppState};
 use crate::model::{
     CloneRoleInput, RoleAssignment, RoleDefinition, RoleDefinitionInput, RoleDefinitionPatchInput,
+    Scope,
 };
 use crate::store::{RoleAssignmentFilter, RoleDefinitionFilter};
 
@@ -25,11 +27,12 @@ pub struct ListQuery {
 
 pub async fn list(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Tenant(tenant): Tenant,
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<List<RoleDefinition>, ApiError> {
+    caller.authorize(&app, READ_ROLES, &Scope::root())?;
     let filter = RoleDefinitionFilter {
         display_name: q.display_name,
         is_built_in: parse_bool("isBuiltIn", q.is_built_in.as_deref())?,
@@ -45,10 +48,11 @@ pub async fn list(
 
 pub async fn get(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Tenant(tenant): Tenant,
     IdPath(id): IdPath,
 ) -> Result<One<RoleDefinition>, ApiError> {
+    caller.authorize(&app, READ_ROLES, &Scope::root())?;
     Ok(One(app.store().get_role_definition(tenant, id).await?))
 }
 
@@ -58,6 +62,7 @@ pub async fn create(
     Tenant(tenant): Tenant,
     ApiJson(body): ApiJson<RoleDefinitionInput>,
 ) -> Result<Created<RoleDefinition>, ApiError> {
+    caller.authorize(&app, MANAGE_ROLES, &Scope::root())?;
     let new = body.validate()?;
     let written = app
         .store()
@@ -75,6 +80,7 @@ pub async fn clone(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<CloneRoleInput>,
 ) -> Result<Created<RoleDefinition>, ApiError> {
+    caller.authorize(&app, MANAGE_ROLES, &Scope::root())?;
     let clone = body.validate()?;
     let written = app
         .store()
@@ -93,6 +99,7 @@ pub async fn update(
     IfMatch(if_match): IfMatch,
     ApiJson(body): ApiJson<RoleDefinitionPatchInput>,
 ) -> Result<Updated<RoleDefinition>, ApiError> {
+    caller.authorize(&app, MANAGE_ROLES, &Scope::root())?;
     let patch = body.validate()?;
     let written = app
         .store()
@@ -117,6 +124,7 @@ pub async fn delete(
     IfMatch(if_match): IfMatch,
     ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<Deleted, ApiError> {
+    caller.authorize(&app, MANAGE_ROLES, &Scope::root())?;
     let cascade = parse_bool("cascade", q.cascade.as_deref())?.unwrap_or(false);
     let written = app
         .store()
@@ -143,12 +151,13 @@ impl PageQuery {
 
 pub async fn assignments(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Tenant(tenant): Tenant,
     IdPath(id): IdPath,
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<List<RoleAssignment>, ApiError> {
+    caller.authorize(&app, READ_ASSIGNMENTS, &Scope::root())?;
     let page = q.page()?;
     // 404 for an unknown role rather than an empty list.
     app.store().get_role_definition(tenant, id).await?;

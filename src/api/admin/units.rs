@@ -3,7 +3,8 @@
 
 use axum::extract::{OriginalUri, State};
 
-use crate::api::extract::{ApiJson, ApiQuery, Caller, IdAndMember, IdPath, IfMatch, Tenant};
+use crate::api::authz::{object_scope, Caller, MANAGE_UNITS, READ_UNITS, READ_UNIT_MEMBERS};
+use crate::api::extract::{ApiJson, ApiQuery, IdAndMember, IdPath, IfMatch, Tenant};
 use crate::api::respond::{Created, Deleted, List, One, Updated};
 use crate::api::{ApiError, AppState};
 use crate::model::{
@@ -15,11 +16,12 @@ use super::roles::PageQuery;
 
 pub async fn list(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Tenant(tenant): Tenant,
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<List<AdministrativeUnit>, ApiError> {
+    caller.authorize(&app, READ_UNITS, &Scope::root())?;
     let page = q.page()?;
     let page = app.store().list_administrative_units(tenant, &page).await?;
     Ok(List::of_stored(&uri, page))
@@ -27,10 +29,11 @@ pub async fn list(
 
 pub async fn get(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Tenant(tenant): Tenant,
     IdPath(id): IdPath,
 ) -> Result<One<AdministrativeUnit>, ApiError> {
+    caller.authorize(&app, READ_UNITS, &object_scope("administrativeUnits", id))?;
     Ok(One(app.store().get_administrative_unit(tenant, id).await?))
 }
 
@@ -40,6 +43,7 @@ pub async fn create(
     Tenant(tenant): Tenant,
     ApiJson(body): ApiJson<NamedObjectInput>,
 ) -> Result<Created<AdministrativeUnit>, ApiError> {
+    caller.authorize(&app, MANAGE_UNITS, &Scope::root())?;
     let new = body.validate()?;
     let written = app
         .store()
@@ -58,6 +62,7 @@ pub async fn update(
     IfMatch(if_match): IfMatch,
     ApiJson(body): ApiJson<NamedObjectPatchInput>,
 ) -> Result<Updated<AdministrativeUnit>, ApiError> {
+    caller.authorize(&app, MANAGE_UNITS, &object_scope("administrativeUnits", id))?;
     let patch = body.validate()?;
     let written = app
         .store()
@@ -74,6 +79,7 @@ pub async fn delete(
     IdPath(id): IdPath,
     IfMatch(if_match): IfMatch,
 ) -> Result<Deleted, ApiError> {
+    caller.authorize(&app, MANAGE_UNITS, &object_scope("administrativeUnits", id))?;
     let written = app
         .store()
         .delete_administrative_unit(tenant, &caller.actor, id, if_match)
@@ -84,12 +90,17 @@ pub async fn delete(
 
 pub async fn list_members(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Tenant(tenant): Tenant,
     IdPath(id): IdPath,
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<List<AdministrativeUnitMember>, ApiError> {
+    caller.authorize(
+        &app,
+        READ_UNIT_MEMBERS,
+        &object_scope("administrativeUnits", id),
+    )?;
     let page = q.page()?;
     app.store().get_administrative_unit(tenant, id).await?;
     let page = app
@@ -106,7 +117,11 @@ pub async fn add_member(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<AdministrativeUnitMemberInput>,
 ) -> Result<Created<AdministrativeUnitMember>, ApiError> {
+    caller.authorize(&app, MANAGE_UNITS, &object_scope("administrativeUnits", id))?;
     let resource = body.validate()?;
+    // Adding a resource to a unit extends the unit's admins to it: the caller must manage
+    // units at the resource too.
+    caller.authorize(&app, MANAGE_UNITS, &resource)?;
     let written = app
         .store()
         .add_administrative_unit_member(tenant, &caller.actor, id, resource)
@@ -123,12 +138,14 @@ pub async fn remove_member(
     Tenant(tenant): Tenant,
     IdAndMember(id, member): IdAndMember,
 ) -> Result<Deleted, ApiError> {
+    caller.authorize(&app, MANAGE_UNITS, &object_scope("administrativeUnits", id))?;
     let resource = Scope::parse(&member).map_err(|e| {
         ApiError::invalid(
             "memberId",
             format!("`{member}` is not a percent-encoded resource path: {e}"),
         )
     })?;
+    caller.authorize(&app, MANAGE_UNITS, &resource)?;
     let written = app
         .store()
         .remove_administrative_unit_member(tenant, &caller.actor, id, &resource)

@@ -1,0 +1,349 @@
+//! [`Verifier`]: turns a bearer token into an [`Identity`], or says exactly why not.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::keys::{KeyCache, KeySet, KeySource};
+use super::settings::IssuerSpec;
+use super::{Identity, TokenError, MAX_TOKEN_BYTES};
+use crate::model::TenantId;
+
+/// One trusted issuer and its key cache.
+struct Issuer {
+    spec: IssuerSpec,
+    keys: KeyCache,
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Validates tokens against the trusted issuers. Cheap to share behind an `Arc`.
+pub struct Verifier {
+    issuers: Vec<Arc<Issuer>>,
+    default_tenant: TenantId,
+    _refreshers: Vec<AbortOnDrop>,
+}
+
+/// Header members that point at or carry key material: never followed, never trusted.
+const KEY_HEADERS: [&str; 4] = ["jku", "x5u", "x5c", "jwk"];
+
+impl Verifier {
+    /// A verifier for `issuers`; tokens without a tenant claim (where allowed) act in
+    /// `default_tenant`. Must be called inside a tokio runtime: it starts one refresh task
+    /// per issuer with a remote key source, which fetches at once and then on schedule.
+    pub fn start(issuers: Vec<IssuerSpec>, default_tenant: TenantId) -> anyhow::Result<Verifier> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .user_agent(concat!("rolecall/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let issuers: Vec<Arc<Issuer>> = issuers
+            .into_iter()
+            .map(|spec| {
+                let keys = KeyCache::new(spec.source.clone(), http.clone(), spec.fetch_timeout);
+                Arc::new(Issuer { spec, keys })
+            })
+            .collect();
+        let refreshers = issuers
+            .iter()
+            .filter(|i| !matches!(i.spec.source, KeySource::Static(_)))
+            .map(|issuer| AbortOnDrop(tokio::spawn(refresh_loop(issuer.clone()))))
+            .collect();
+        Ok(Verifier {
+            issuers,
+            default_tenant,
+            _refreshers: refreshers,
+        })
+    }
+
+    /// True when no issuer is trusted (only the admin key can authenticate).
+    pub fn is_empty(&self) -> bool {
+        self.issuers.is_empty()
+    }
+
+    /// Validates `token` and reads its identity.
+    pub async fn verify(&self, token: &str) -> Result<Identity, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::invalid(format!(
+                "the token is over {MAX_TOKEN_BYTES} bytes"
+            )));
+        }
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(_signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::invalid(
+                "the token is not a signed JWT (three base64url parts separated by dots)",
+            ));
+        };
+        let header = decode_part(header, "header")?;
+        let alg = check_header(&header)?;
+        let claims = decode_part(payload, "payload")?;
+        let iss = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or_else(|| TokenError::invalid("the token has no `iss` claim"))?;
+        let (issuer, bound_tenant) = self
+            .issuers
+            .iter()
+            .find_map(|i| i.spec.matcher.matches(iss).map(|t| (i, t)))
+            .ok_or_else(|| TokenError::invalid(format!("issuer `{iss}` is not trusted")))?;
+        let spec = &issuer.spec;
+        if !spec.algorithms.contains(&alg) {
+            return Err(TokenError::invalid(format!(
+                "algorithm {alg:?} is not accepted for issuer `{}`",
+                spec.name
+            )));
+        }
+        let kid = header.get("kid").map(|k| match k.as_str() {
+            Some(k) => Ok(k),
+            None => Err(TokenError::invalid("header `kid` is not a string")),
+        });
+        let kid = kid.transpose()?;
+        let set = issuer.fresh_keys().await?;
+        let refreshed;
+        let key = match set.find(kid, alg) {
+            Some(key) => key,
+            None => {
+                // One refetch for a key we have not seen: the issuer may have rotated.
+                issuer.keys.refresh_forced(spec.min_refetch).await;
+                refreshed = issuer.keys.current();
+                refreshed
+                    .as_deref()
+                    .and_then(|s| s.find(kid, alg))
+                    .ok_or_else(|| match kid {
+                        Some(kid) => TokenError::invalid(format!(
+                            "signing key `{kid}` is not in issuer `{}`'s key set",
+                            spec.name
+                        )),
+                        None => TokenError::invalid(format!(
+                            "the token names no `kid` and issuer `{}` has no single {alg:?} key",
+                            spec.name
+                        )),
+                    })?
+            }
+        };
+        if key.alg.is_some_and(|a| a != alg) || !key.family.contains(&alg) {
+            return Err(TokenError::invalid(format!(
+                "signing key `{}` is not for algorithm {alg:?}",
+                key.kid.as_deref().unwrap_or("-")
+            )));
+        }
+        let mut validation = Validation::new(alg);
+        validation.leeway = spec.leeway;
+        validation.validate_nbf = true;
+        validation.set_audience(&spec.audiences);
+        validation.set_issuer(&[iss]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &validation)
+            .map_err(|e| TokenError::invalid(describe(e.kind(), spec)))?;
+        // The signature holds: the claims read below are the issuer's.
+        let now = chrono::Utc::now().timestamp();
+        if let Some(iat) = claims.get("iat") {
+            let iat = iat
+                .as_i64()
+                .ok_or_else(|| TokenError::invalid("claim `iat` is not a number"))?;
+            if iat > now.saturating_add(spec.leeway as i64) {
+                return Err(TokenError::invalid(
+                    "the token is issued in the future (`iat`)",
+                ));
+            }
+        }
+        self.identity(spec, iss, bound_tenant, &claims)
+    }
+
+    fn identity(
+        &self,
+        spec: &IssuerSpec,
+        iss: &str,
+        bound_tenant: Option<Uuid>,
+        claims: &Map<String, Value>,
+    ) -> Result<Identity, TokenError> {
+        let names = &spec.claims;
+        let (subject_claim, subject) = match claims.get(&names.subject) {
+            Some(v) => (&names.subject, v),
+            None => (
+                &names.subject_fallback,
+                claims.get(&names.subject_fallback).ok_or_else(|| {
+                    TokenError::invalid(format!(
+                        "the token has neither `{}` nor `{}`",
+                        names.subject, names.subject_fallback
+                    ))
+                })?,
+            ),
+        };
+        let principal_id = subject
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or_else(|| TokenError::invalid(format!("claim `{subject_claim}` is not a uuid")))?;
+        let tenant = match claims.get(&names.tenant) {
+            Some(v) => v
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| {
+                    TokenError::invalid(format!("claim `{}` is not a uuid", names.tenant))
+                })?,
+            None if spec.require_tenant => {
+                return Err(TokenError::invalid(format!(
+                    "the token has no `{}` claim",
+                    names.tenant
+                )))
+            }
+            None => self.default_tenant.0,
+        };
+        if bound_tenant.is_some_and(|b| b != tenant) {
+            return Err(TokenError::invalid(format!(
+                "claim `{}` does not match the tenant in `iss`",
+                names.tenant
+            )));
+        }
+        if !spec.allowed_tenants.is_empty() && !spec.allowed_tenants.contains(&tenant) {
+            return Err(TokenError::invalid(format!(
+                "tenant {tenant} is not allowed for issuer `{}`",
+                spec.name
+            )));
+        }
+        let groups = uuid_list(claims, &names.groups)?;
+        let groups_overage = claims
+            .get("_claim_names")
+            .and_then(Value::as_object)
+            .is_some_and(|names_map| names_map.contains_key(&names.groups));
+        let wids = if spec.trust_wids {
+            uuid_list(claims, &names.roles)?
+        } else {
+            Vec::new()
+        };
+        Ok(Identity {
+            principal_id,
+            tenant: TenantId(tenant),
+            groups,
+            wids,
+            groups_overage,
+            issuer: iss.to_owned(),
+        })
+    }
+}
+
+impl Issuer {
+    /// The key set to verify with: the cached one while within the staleness bound, else
+    /// a fetch now; none at all fails closed.
+    async fn fresh_keys(&self) -> Result<Arc<KeySet>, TokenError> {
+        let stale = |set: &KeySet| {
+            !matches!(self.spec.source, KeySource::Static(_))
+                && set.fetched_at.elapsed() > self.spec.max_stale
+        };
+        if let Some(set) = self.keys.current() {
+            if !stale(&set) {
+                return Ok(set);
+            }
+        }
+        self.keys.refresh_forced(self.spec.min_refetch).await;
+        match self.keys.current() {
+            Some(set) if !stale(&set) => Ok(set),
+            _ => Err(TokenError::KeysUnavailable(format!(
+                "no current signing keys for issuer `{}`: {}",
+                self.spec.name,
+                self.keys
+                    .last_error()
+                    .unwrap_or_else(|| "not fetched yet".to_owned())
+            ))),
+        }
+    }
+}
+
+/// Fetches at once, then every `refresh`; after a failure, retries sooner.
+async fn refresh_loop(issuer: Arc<Issuer>) {
+    loop {
+        let wait = match issuer.keys.refresh().await {
+            Ok(()) => issuer.spec.refresh,
+            Err(error) => {
+                tracing::warn!(issuer = %issuer.spec.name, %error, "cannot refresh signing keys; keeping the last good set");
+                issuer
+                    .spec
+                    .min_refetch
+                    .min(issuer.spec.refresh)
+                    .max(Duration::from_secs(1))
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn decode_part(part: &str, what: &str) -> Result<Map<String, Value>, TokenError> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| TokenError::invalid(format!("the token's {what} is not base64url")))?;
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(TokenError::invalid(format!(
+            "the token's {what} is not a JSON object"
+        ))),
+    }
+}
+
+/// Refuses unsigned tokens, key-carrying headers and critical extensions; answers `alg`.
+fn check_header(header: &Map<String, Value>) -> Result<Algorithm, TokenError> {
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or_else(|| TokenError::invalid("the token header has no `alg`"))?;
+    if alg.eq_ignore_ascii_case("none") {
+        return Err(TokenError::invalid(
+            "unsigned tokens (`alg: none`) are not accepted",
+        ));
+    }
+    if let Some(name) = KEY_HEADERS.iter().find(|h| header.contains_key(**h)) {
+        return Err(TokenError::invalid(format!(
+            "header `{name}` is not accepted: keys come only from the issuer's configured key set"
+        )));
+    }
+    if header.contains_key("crit") {
+        return Err(TokenError::invalid(
+            "header `crit` names extensions Rolecall does not support",
+        ));
+    }
+    alg.parse::<Algorithm>()
+        .map_err(|_| TokenError::invalid(format!("algorithm `{alg}` is not supported")))
+}
+
+/// A claim holding an array of strings; entries that are not uuids cannot name a
+/// principal here and are skipped.
+fn uuid_list(claims: &Map<String, Value>, name: &str) -> Result<Vec<Uuid>, TokenError> {
+    match claims.get(name) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => Ok(items
+            .iter()
+            .filter_map(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()))
+            .collect()),
+        Some(_) => Err(TokenError::invalid(format!(
+            "claim `{name}` is not an array"
+        ))),
+    }
+}
+
+fn describe(kind: &ErrorKind, spec: &IssuerSpec) -> String {
+    match kind {
+        ErrorKind::InvalidSignature => "the signature does not verify".to_owned(),
+        ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
+        ErrorKind::ImmatureSignature => "the token is not valid yet (`nbf`)".to_owned(),
+        ErrorKind::InvalidAudience => format!(
+            "the token's audience is not one of {}",
+            spec.audiences.join(", ")
+        ),
+        ErrorKind::InvalidIssuer => "the token's issuer does not match".to_owned(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("the token has no `{claim}` claim"),
+        ErrorKind::InvalidAlgorithm => "the algorithm does not fit the signing key".to_owned(),
+        _ => "the token is malformed".to_owned(),
+    }
+}
