@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod db;
+pub mod idp;
 pub mod spec;
 
 /// Runs each `async fn(&TestApp)` twice: on a fresh SQLite file and on a fresh PostgreSQL
