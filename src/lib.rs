@@ -51,6 +51,8 @@ impl App {
             .context("connecting to the store")?;
         store.migrate().await.context("running migrations")?;
         let store: Arc<dyn Store> = Arc::new(store);
+        // Before the snapshot loads, so the first decisions already see the admins.
+        bootstrap_admins(store.as_ref(), &config).await?;
         let listen_url = Some(config.database_url.clone());
         let sync = Sync::start(store.clone(), catalog, config.poll_interval, listen_url)
             .await
@@ -62,7 +64,6 @@ impl App {
             auth::Verifier::start(config.issuers.clone(), config.default_tenant)
                 .context("starting the token verifier")?,
         );
-        bootstrap_admins(store.as_ref(), &config).await?;
         let state = AppState::new(store, sync.directory.clone(), config, verifier);
         let router = api::router(state.clone());
         Ok(App {

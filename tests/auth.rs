@@ -1,0 +1,909 @@
+//! Bearer tokens end to end: a fake identity provider serves its JWKS over real HTTP on
+//! loopback, tests mint real signed tokens (RS256, PS256, ES256, EdDSA), and the app
+//! validates them, then authorizes its own admin API with its engine.
+
+mod common;
+
+use std::time::Duration;
+
+use common::app::{Reply, TestApp, ADMIN_KEY};
+use common::db;
+use common::idp::{self, Idp, SigningKey};
+use reqwest::{Method, StatusCode};
+use rolecall::auth::{IssuerSettings, IssuerSpec};
+use rolecall::config::{Config, DEFAULT_TENANT};
+use rolecall::store::Backend;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const AUDIENCE: &str = "api://rolecall";
+const PRA: &str = "e8611ab8-c189-46e8-94e1-60213ab1f814";
+const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
+const CHECKER: &str = "3c1ab9f2-7a54-4c41-9d0e-5f2b8e6d1a07";
+const MANAGE_ASSIGNMENTS: &str = "microsoft.directory/roleAssignments/allProperties/allTasks";
+
+/// An identity provider, an app trusting it, and the keys it publishes.
+struct Env {
+    idp: Idp,
+    app: TestApp,
+    rsa: SigningKey,
+    _db: db::TestDb,
+}
+
+impl Env {
+    /// The issuer string for the default tenant (the template's `{tid}` filled in).
+    fn iss(&self) -> String {
+        format!("{}/{DEFAULT_TENANT}/v2.0", self.idp.issuer())
+    }
+
+    /// Standard claims for `oid` in the default tenant, valid for an hour.
+    fn claims(&self, oid: Uuid) -> Value {
+        idp::claims(&self.iss(), AUDIENCE, oid, DEFAULT_TENANT, 3600)
+    }
+
+    /// A valid RS256 token for `oid`.
+    fn token(&self, oid: Uuid) -> String {
+        self.rsa.sign(&self.claims(oid))
+    }
+
+    /// A valid token for `oid` with extra claims merged in.
+    fn token_with(&self, oid: Uuid, extra: Value) -> String {
+        let mut claims = self.claims(oid);
+        merge(&mut claims, extra);
+        self.rsa.sign(&claims)
+    }
+}
+
+fn merge(into: &mut Value, extra: Value) {
+    if let (Some(into), Value::Object(extra)) = (into.as_object_mut(), extra) {
+        for (k, v) in extra {
+            if v.is_null() {
+                into.remove(&k);
+            } else {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
+/// The default trusted issuer: an Entra-style `{tid}` template on the fake provider.
+fn issuer_settings(idp: &Idp) -> IssuerSettings {
+    IssuerSettings {
+        issuer: format!("{}/{{tid}}/v2.0", idp.issuer()),
+        audiences: vec![AUDIENCE.to_owned()],
+        jwks_uri: Some(idp.jwks_uri()),
+        trust_wids: true,
+        ..IssuerSettings::default()
+    }
+}
+
+async fn env_on(
+    backend: Backend,
+    configure: impl FnOnce(&Idp, &mut IssuerSettings, &mut Config),
+) -> Env {
+    let rsa = SigningKey::rsa(1, "rsa-1");
+    let idp = Idp::start(&[&rsa]).await;
+    let db = db::fresh(backend).await;
+    let mut config = Config::for_tests(db.url.clone(), ADMIN_KEY);
+    let mut settings = issuer_settings(&idp);
+    configure(&idp, &mut settings, &mut config);
+    config
+        .issuers
+        .push(IssuerSpec::from_settings(settings).expect("valid issuer settings"));
+    let app = TestApp::spawn_with(config).await;
+    Env {
+        idp,
+        app,
+        rsa,
+        _db: db,
+    }
+}
+
+async fn env(configure: impl FnOnce(&Idp, &mut IssuerSettings, &mut Config)) -> Env {
+    env_on(Backend::Sqlite, configure).await
+}
+
+/// Sends a request with `token` as the bearer credential.
+async fn call_as(
+    app: &TestApp,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Reply {
+    let mut request = app.client.request(method, format!("{}{}", app.base, path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    TestApp::reply(request.send().await.expect("request sent")).await
+}
+
+/// A check of oneself: always allowed to ask, so the status says only whether the token
+/// authenticated.
+async fn self_check(app: &TestApp, token: &str, oid: Uuid) -> Reply {
+    let body = json!({
+        "subject": {"principalId": oid},
+        "action": "contoso.expenses/reports/read",
+        "resource": "/",
+    });
+    call_as(app, Some(token), Method::POST, "/v1/check", Some(&body)).await
+}
+
+fn assert_invalid_token(reply: &Reply, needle: &str) {
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
+    assert_eq!(reply.problem(), "invalid-token", "{reply:?}");
+    let challenge = reply.header("www-authenticate").unwrap_or("");
+    assert!(
+        challenge.starts_with("Bearer ") && challenge.contains("error=\"invalid_token\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("error_description=\""), "{challenge}");
+    let detail = reply.body["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains(needle),
+        "expected `{needle}` in the detail, got {reply:?}"
+    );
+}
+
+async fn create_role(app: &TestApp, name: &str, actions: &[&str]) -> String {
+    let reply = app
+        .post(
+            "/v1/roleDefinitions",
+            &json!({
+                "displayName": name,
+                "rolePermissions": [{"allowedResourceActions": actions}],
+            }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    reply.body["id"].as_str().expect("id").to_owned()
+}
+
+async fn assign(app: &TestApp, principal: Uuid, kind: &str, role: &str, scope: &str) -> String {
+    let reply = app
+        .post(
+            "/v1/roleAssignments",
+            &assignment_body(principal, kind, role, scope),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    reply.body["id"].as_str().expect("id").to_owned()
+}
+
+fn assignment_body(principal: Uuid, kind: &str, role: &str, scope: &str) -> Value {
+    json!({
+        "principalId": principal,
+        "principalType": kind,
+        "roleDefinitionId": role,
+        "directoryScopeId": scope,
+    })
+}
+
+async fn create_group(app: &TestApp, name: &str) -> Uuid {
+    let reply = app.post("/v1/groups", &json!({"displayName": name})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    reply.body["id"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .expect("group id")
+}
+
+// --- signatures and algorithms ---
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_signed_with_each_accepted_algorithm_authenticate() {
+    let ps = SigningKey::rsa_pss(2, "ps-2");
+    let ec = SigningKey::ec_p256("ec-1");
+    let ed = SigningKey::ed25519("ed-1");
+    let env = env(|_, _, _| {}).await;
+    env.idp.set_keys(&[&env.rsa, &ps, &ec, &ed]);
+    for key in [&env.rsa, &ps, &ec, &ed] {
+        let oid = Uuid::new_v4();
+        let reply = self_check(&env.app, &key.sign(&env.claims(oid)), oid).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}: {reply:?}", key.alg);
+        assert_eq!(reply.body["allowed"], false);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_bad_token_is_refused_with_invalid_token() {
+    let tenant_elsewhere = Uuid::new_v4();
+    let env = env(|_, s, _| {
+        s.allowed_tenants = vec![DEFAULT_TENANT.to_string(), tenant_elsewhere.to_string()];
+    })
+    .await;
+    let oid = Uuid::new_v4();
+    let good = env.claims(oid);
+    let with = |extra: Value| {
+        let mut c = good.clone();
+        merge(&mut c, extra);
+        c
+    };
+    let now = chrono::Utc::now().timestamp();
+    let rsa_header = |extra: Value| {
+        let mut h = json!({"alg": "RS256", "typ": "JWT", "kid": "rsa-1"});
+        merge(&mut h, extra);
+        h
+    };
+    let stranger = SigningKey::rsa(2, "rsa-1");
+    let unknown_kid = SigningKey::rsa(2, "ghost");
+    let mut huge = good.clone();
+    huge["padding"] = json!("x".repeat(17 * 1024));
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "alg none",
+            idp::unsigned_token(&json!({"alg": "none", "typ": "JWT"}), &good),
+            "alg: none",
+        ),
+        (
+            "HMAC signed with the RSA public key (key confusion)",
+            idp::hs256_token(
+                &SigningKey::rsa_public_der(1),
+                &json!({"alg": "HS256", "typ": "JWT", "kid": "rsa-1"}),
+                &good,
+            ),
+            "not accepted",
+        ),
+        (
+            "an algorithm the issuer is not configured for",
+            env.rsa
+                .sign_with_header(&rsa_header(json!({"alg": "RS512"})), &good),
+            "not accepted",
+        ),
+        (
+            "a kid the issuer does not publish",
+            unknown_kid.sign(&good),
+            "not in issuer",
+        ),
+        (
+            "jku header",
+            env.rsa.sign_with_header(
+                &rsa_header(json!({"jku": "https://evil.example/keys"})),
+                &good,
+            ),
+            "`jku`",
+        ),
+        (
+            "x5u header",
+            env.rsa
+                .sign_with_header(&rsa_header(json!({"x5u": "https://evil.example/c"})), &good),
+            "`x5u`",
+        ),
+        (
+            "embedded jwk header",
+            env.rsa
+                .sign_with_header(&rsa_header(json!({"jwk": stranger.jwk.clone()})), &good),
+            "`jwk`",
+        ),
+        (
+            "unknown crit header",
+            env.rsa.sign_with_header(
+                &rsa_header(json!({"crit": ["exp-ext"], "exp-ext": 1})),
+                &good,
+            ),
+            "`crit`",
+        ),
+        (
+            "signed by another key under our kid",
+            stranger.sign(&good),
+            "signature",
+        ),
+        (
+            "expired beyond the leeway",
+            env.rsa.sign(&with(json!({"exp": now - 120}))),
+            "expired",
+        ),
+        (
+            "not valid yet",
+            env.rsa.sign(&with(json!({"nbf": now + 600}))),
+            "not valid yet",
+        ),
+        (
+            "issued in the future",
+            env.rsa.sign(&with(json!({"iat": now + 600}))),
+            "issued in the future",
+        ),
+        ("no exp", env.rsa.sign(&with(json!({"exp": null}))), "`exp`"),
+        (
+            "unknown issuer",
+            env.rsa
+                .sign(&with(json!({"iss": "https://login.evil.example/v2.0"}))),
+            "not trusted",
+        ),
+        (
+            "wrong audience",
+            env.rsa.sign(&with(json!({"aud": "api://someone-else"}))),
+            "audience",
+        ),
+        (
+            "neither oid nor sub",
+            env.rsa.sign(&with(json!({"oid": null, "sub": null}))),
+            "neither `oid` nor `sub`",
+        ),
+        ("no tid", env.rsa.sign(&with(json!({"tid": null}))), "`tid`"),
+        (
+            "tid differs from the tenant in iss",
+            env.rsa.sign(&with(json!({"tid": tenant_elsewhere}))),
+            "does not match",
+        ),
+        (
+            "a tenant the issuer may not vouch for",
+            {
+                let other = Uuid::new_v4();
+                env.rsa.sign(&with(json!({
+                    "iss": format!("{}/{other}/v2.0", env.idp.issuer()),
+                    "tid": other,
+                })))
+            },
+            "not allowed",
+        ),
+        ("over 16 KiB", env.rsa.sign(&huge), "over 16384 bytes"),
+        ("not base64", "a*b.c*d.e*f".to_owned(), "not base64url"),
+        (
+            "not JSON",
+            "bm90IGpzb24.bm90IGpzb24.c2ln".to_owned(),
+            "not a JSON object",
+        ),
+        (
+            "not a JWT",
+            "opaque-token".to_owned(),
+            "three base64url parts",
+        ),
+    ];
+    for (what, token, needle) in cases {
+        let reply = self_check(&env.app, &token, oid).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{what}: {reply:?}");
+        assert_invalid_token(&reply, needle);
+    }
+    // Within the leeway is accepted.
+    let reply = self_check(
+        &env.app,
+        &env.rsa.sign(&with(json!({"exp": now - 20}))),
+        oid,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_kid_refetches_once_then_is_rate_limited() {
+    let env = env(|_, _, _| {}).await;
+    let oid = Uuid::new_v4();
+    // The first good token loads the keys (or the startup fetch already did).
+    assert_eq!(
+        self_check(&env.app, &env.token(oid), oid).await.status,
+        StatusCode::OK
+    );
+    let before = env.idp.fetches();
+    let ghost = SigningKey::rsa(2, "ghost");
+    let reply = self_check(&env.app, &ghost.sign(&env.claims(oid)), oid).await;
+    assert_invalid_token(&reply, "not in issuer");
+    assert_eq!(
+        env.idp.fetches(),
+        before + 1,
+        "one refetch for an unknown kid"
+    );
+    for _ in 0..5 {
+        let reply = self_check(&env.app, &ghost.sign(&env.claims(oid)), oid).await;
+        assert_invalid_token(&reply, "not in issuer");
+    }
+    assert_eq!(
+        env.idp.fetches(),
+        before + 1,
+        "unknown kids within 30 s do not refetch again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_is_picked_up_and_the_old_key_dropped() {
+    let env = env(|_, s, _| {
+        s.jwks_min_refetch_seconds = Some(1);
+    })
+    .await;
+    let oid = Uuid::new_v4();
+    let old = env.token(oid);
+    assert_eq!(self_check(&env.app, &old, oid).await.status, StatusCode::OK);
+    // The issuer rotates: publishes a new key and retires the old one.
+    let next = SigningKey::ec_p256("ec-2");
+    env.idp.set_keys(&[&next]);
+    let fresh = next.sign(&env.claims(oid));
+    assert_eq!(
+        self_check(&env.app, &fresh, oid).await.status,
+        StatusCode::OK,
+        "the new kid is fetched on first sight, without a restart"
+    );
+    let reply = self_check(&env.app, &old, oid).await;
+    assert_invalid_token(&reply, "not in issuer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_outage_keeps_cached_keys_within_the_staleness_bound() {
+    let env = env(|_, s, _| {
+        s.jwks_refresh_seconds = Some(1);
+        s.jwks_max_stale_seconds = Some(3);
+        s.jwks_min_refetch_seconds = Some(1);
+    })
+    .await;
+    let oid = Uuid::new_v4();
+    assert_eq!(
+        self_check(&env.app, &env.token(oid), oid).await.status,
+        StatusCode::OK
+    );
+    env.idp.set_down(true);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        self_check(&env.app, &env.token(oid), oid).await.status,
+        StatusCode::OK,
+        "cached keys keep working while the issuer is down"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let reply = self_check(&env.app, &env.token(oid), oid).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+    assert_eq!(reply.problem(), "issuer-unavailable");
+    env.idp.set_down(false);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        self_check(&env.app, &env.token(oid), oid).await.status,
+        StatusCode::OK,
+        "the issuer's return is picked up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_come_from_discovery_or_a_file() {
+    let discovered = env(|idp, s, _| {
+        s.issuer = idp.issuer();
+        s.jwks_uri = None;
+        s.discovery = true;
+    })
+    .await;
+    let oid = Uuid::new_v4();
+    let mut claims = idp::claims(&discovered.idp.issuer(), AUDIENCE, oid, DEFAULT_TENANT, 600);
+    let reply = self_check(&discovered.app, &discovered.rsa.sign(&claims), oid).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+
+    let dir = std::env::temp_dir().join(format!("rolecall-jwks-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("jwks.json");
+    let ed = SigningKey::ed25519("file-ed");
+    std::fs::write(&file, json!({"keys": [ed.jwk.clone()]}).to_string()).expect("write");
+    let from_file = env(|idp, s, _| {
+        s.issuer = idp.issuer();
+        s.jwks_uri = None;
+        s.jwks_file = Some(file.clone());
+    })
+    .await;
+    claims["iss"] = json!(from_file.idp.issuer());
+    let reply = self_check(&from_file.app, &ed.sign(&claims), oid).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// --- 401 versus 403, and the admin key ---
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_credentials_are_401_and_missing_rights_403() {
+    let env = env(|_, _, _| {}).await;
+    let none = call_as(&env.app, None, Method::GET, "/v1/groups", None).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.problem(), "unauthorized");
+    assert_eq!(
+        none.header("www-authenticate"),
+        Some("Bearer realm=\"rolecall\"")
+    );
+
+    let nobody = env.token(Uuid::new_v4());
+    let reply = call_as(&env.app, Some(&nobody), Method::GET, "/v1/groups", None).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+    assert_eq!(reply.problem(), "forbidden");
+    assert_eq!(
+        reply.body["action"],
+        "microsoft.directory/groups/standard/read"
+    );
+    assert_eq!(reply.body["scope"], "/");
+
+    // A token acts in its own tenant only.
+    let mut request = env
+        .app
+        .client
+        .get(format!("{}/v1/groups", env.app.base))
+        .bearer_auth(&nobody);
+    request = request.header("Rolecall-Tenant", Uuid::new_v4().to_string());
+    let reply = TestApp::reply(request.send().await.expect("sent")).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_key_is_off_unless_configured() {
+    let env = env(|_, _, config| config.admin_key = None).await;
+    let reply = call_as(&env.app, Some(ADMIN_KEY), Method::GET, "/v1/groups", None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
+    assert_eq!(reply.problem(), "invalid-token");
+}
+
+// --- subjects: wids, groups, overage ---
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wids_from_a_trusted_issuer_administer_rolecall_out_of_the_box() {
+    let env = env(|_, _, _| {}).await;
+    let admin = Uuid::new_v4();
+    let token = env.token_with(admin, json!({"wids": [PRA]}));
+    let reply = call_as(
+        &env.app,
+        Some(&token),
+        Method::POST,
+        "/v1/roleDefinitions",
+        Some(&json!({
+            "displayName": "Made by a token",
+            "rolePermissions": [{"allowedResourceActions": ["contoso.expenses/reports/read"]}],
+        })),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    // Entra's Privileged Role Administrator manages roles, not groups.
+    let reply = call_as(
+        &env.app,
+        Some(&token),
+        Method::POST,
+        "/v1/groups",
+        Some(&json!({"displayName": "Not for a role admin"})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+    // The change log records the caller's principal id.
+    let changes = call_as(&env.app, Some(&token), Method::GET, "/v1/changes", None).await;
+    assert_eq!(changes.status, StatusCode::OK, "{changes:?}");
+    let last = changes.body["value"]
+        .as_array()
+        .and_then(|v| v.last())
+        .cloned()
+        .expect("a change");
+    assert_eq!(last["actor"], admin.to_string());
+
+    // The same claim from an issuer not trusted for wids grants nothing.
+    let untrusting = env_on(Backend::Sqlite, |_, s, _| s.trust_wids = false).await;
+    let token = untrusting.token_with(admin, json!({"wids": [PRA]}));
+    let reply = call_as(
+        &untrusting.app,
+        Some(&token),
+        Method::GET,
+        "/v1/groups",
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_subjects_bring_their_groups_and_wids_into_decisions() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let env = env_on(backend, |_, _, _| {}).await;
+        let role = create_role(
+            &env.app,
+            "Expense Approver",
+            &["contoso.expenses/reports/approve"],
+        )
+        .await;
+        let parent = create_group(&env.app, "Finance").await;
+        let team = create_group(&env.app, "Finance EMEA").await;
+        let reply = env
+            .app
+            .post(
+                &format!("/v1/groups/{parent}/members"),
+                &json!({"id": team, "type": "group"}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        assign(&env.app, parent, "group", &role, "/").await;
+        let user = Uuid::new_v4();
+        let subject_token = env.token_with(user, json!({"groups": [team], "wids": [GLOBAL_ADMIN]}));
+        let body = |action: &str| {
+            json!({
+                "subject": {"token": subject_token},
+                "action": action,
+                "resource": "/expenses/42",
+                "explain": true,
+            })
+        };
+        // The admin key asks about the token's subject.
+        let reply = env
+            .app
+            .post("/v1/check", &body("contoso.expenses/reports/approve"))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        assert_eq!(reply.body["allowed"], true, "{reply:?}");
+        let grant = &reply.body["reasons"][0];
+        assert_eq!(grant["principalId"], parent.to_string());
+        assert_eq!(grant["viaTokenGroups"], true);
+        assert_eq!(grant["via"], json!([team, parent]));
+        let reply = env
+            .app
+            .post("/v1/check", &body("microsoft.directory/users/delete"))
+            .await;
+        assert_eq!(reply.body["allowed"], true, "{reply:?}");
+        assert_eq!(reply.body["reasons"][0]["source"], "widsClaim");
+
+        // A bad subject token is a 400 naming the field, never a decision.
+        let mut bad = body("contoso.expenses/reports/approve");
+        bad["subject"]["token"] = json!(format!("{subject_token}x"));
+        let reply = env.app.post("/v1/check", &bad).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{reply:?}");
+        assert_eq!(reply.body["errors"][0]["pointer"], "/subject/token");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_groups_overage_uses_stored_memberships_and_says_so() {
+    let env = env(|_, _, _| {}).await;
+    let role = create_role(&env.app, "Report Reader", &["contoso.reports/read"]).await;
+    let group = create_group(&env.app, "Readers").await;
+    let user = Uuid::new_v4();
+    let reply = env
+        .app
+        .post(
+            &format!("/v1/groups/{group}/members"),
+            &json!({"id": user, "type": "user"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    assign(&env.app, group, "group", &role, "/").await;
+    let token = env.token_with(
+        user,
+        json!({
+            "_claim_names": {"groups": "src1"},
+            "_claim_sources": {"src1": {"endpoint": "https://graph.microsoft.com/v1.0/users/x/getMemberObjects"}},
+        }),
+    );
+    let reply = call_as(
+        &env.app,
+        Some(&token),
+        Method::POST,
+        "/v1/check",
+        Some(&json!({
+            "subject": {"token": token},
+            "action": "contoso.reports/read",
+            "resource": "/reports/1",
+            "explain": true,
+        })),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(reply.body["allowed"], true, "{reply:?}");
+    assert_eq!(reply.body["reasons"][0]["kind"], "groupsOverage");
+    assert_eq!(reply.body["reasons"][1]["principalId"], group.to_string());
+}
+
+// --- delegated administration and escalation ---
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_scoped_to_one_application_manages_only_that_application() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let env = env_on(backend, |_, _, _| {}).await;
+        let app_admin = create_role(
+            &env.app,
+            "App Assignment Admin",
+            &[MANAGE_ASSIGNMENTS, "contoso.apps/allEntities/read"],
+        )
+        .await;
+        let reader = create_role(&env.app, "App Reader", &["contoso.apps/settings/read"]).await;
+        let admin = Uuid::new_v4();
+        assign(&env.app, admin, "user", &app_admin, "/applications/a").await;
+        let token = env.token(admin);
+        let user = Uuid::new_v4();
+        let post = |scope: &str, role: &str| {
+            let body = assignment_body(user, "user", role, scope);
+            let (app, token) = (&env.app, token.clone());
+            async move {
+                call_as(
+                    app,
+                    Some(&token),
+                    Method::POST,
+                    "/v1/roleAssignments",
+                    Some(&body),
+                )
+                .await
+            }
+        };
+        let reply = post("/applications/a", &reader).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        let created = reply.body["id"].as_str().expect("id").to_owned();
+        let reply = post("/applications/a/secrets/s1", &reader).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "below its scope: {reply:?}"
+        );
+        for elsewhere in ["/applications/b", "/"] {
+            let reply = post(elsewhere, &reader).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::FORBIDDEN,
+                "{elsewhere}: {reply:?}"
+            );
+            assert_eq!(reply.problem(), "forbidden");
+            assert_eq!(reply.body["action"], MANAGE_ASSIGNMENTS);
+            assert_eq!(reply.body["scope"], elsewhere);
+        }
+        // Deleting follows the assignment's scope too.
+        let other = assign(&env.app, user, "user", &reader, "/applications/b").await;
+        let reply = call_as(
+            &env.app,
+            Some(&token),
+            Method::DELETE,
+            &format!("/v1/roleAssignments/{other}"),
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+        let reply = call_as(
+            &env.app,
+            Some(&token),
+            Method::DELETE,
+            &format!("/v1/roleAssignments/{created}"),
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        // Its own changes are recorded under its principal id.
+        let changes = env.app.get("/v1/changes").await;
+        let actors: Vec<_> = changes.body["value"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .filter(|c| c["entityType"] == "roleAssignment")
+            .map(|c| c["actor"].clone())
+            .collect();
+        assert!(actors.contains(&json!(admin.to_string())), "{actors:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assigning_a_role_one_does_not_hold_is_refused_as_escalation() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let env = env_on(backend, |_, _, _| {}).await;
+        let app_admin = create_role(
+            &env.app,
+            "App Assignment Admin",
+            &[MANAGE_ASSIGNMENTS, "contoso.apps/settings/read"],
+        )
+        .await;
+        let reader = create_role(&env.app, "App Reader", &["contoso.apps/settings/read"]).await;
+        let writer = create_role(
+            &env.app,
+            "App Writer",
+            &["contoso.apps/settings/read", "contoso.apps/settings/update"],
+        )
+        .await;
+        let admin = Uuid::new_v4();
+        assign(&env.app, admin, "user", &app_admin, "/applications/a").await;
+        let token = env.token(admin);
+        let user = Uuid::new_v4();
+        let post = |role: &str| {
+            let body = assignment_body(user, "user", role, "/applications/a");
+            let (app, token) = (&env.app, token.clone());
+            async move {
+                call_as(
+                    app,
+                    Some(&token),
+                    Method::POST,
+                    "/v1/roleAssignments",
+                    Some(&body),
+                )
+                .await
+            }
+        };
+        assert_eq!(post(&reader).await.status, StatusCode::CREATED);
+        let reply = post(&writer).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+        assert_eq!(reply.problem(), "escalation-refused");
+        assert_eq!(
+            reply.body["missing"],
+            json!(["contoso.apps/settings/update"])
+        );
+        let reply = post(GLOBAL_ADMIN).await;
+        assert_eq!(reply.problem(), "escalation-refused", "{reply:?}");
+        // Assigning its own role hands out only what it holds.
+        assert_eq!(post(&app_admin).await.status, StatusCode::CREATED);
+
+        // Privileged Role Administrator (role management at `/`) may assign any role.
+        let pra = env.token_with(Uuid::new_v4(), json!({"wids": [PRA]}));
+        let reply = call_as(
+            &env.app,
+            Some(&pra),
+            Method::POST,
+            "/v1/roleAssignments",
+            Some(&assignment_body(user, "user", GLOBAL_ADMIN, "/")),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+
+        // Nor can a group's member manager escalate by joining a group holding a role.
+        let groups_admin = create_role(
+            &env.app,
+            "Group Member Manager",
+            &["microsoft.directory/groups/members/update"],
+        )
+        .await;
+        let manager = Uuid::new_v4();
+        assign(&env.app, manager, "user", &groups_admin, "/").await;
+        let powerful = create_group(&env.app, "Writers").await;
+        assign(&env.app, powerful, "group", &writer, "/").await;
+        let plain = create_group(&env.app, "Plain").await;
+        let token = env.token(manager);
+        let join = |group: Uuid| {
+            let body = json!({"id": manager, "type": "user"});
+            let path = format!("/v1/groups/{group}/members");
+            let (app, token) = (&env.app, token.clone());
+            async move { call_as(app, Some(&token), Method::POST, &path, Some(&body)).await }
+        };
+        assert_eq!(join(plain).await.status, StatusCode::CREATED);
+        let reply = join(powerful).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checking_others_needs_the_checker_role_at_the_resource() {
+    let env = env(|_, _, _| {}).await;
+    let service = Uuid::new_v4();
+    assign(
+        &env.app,
+        service,
+        "servicePrincipal",
+        CHECKER,
+        "/applications/a",
+    )
+    .await;
+    let token = env.token(service);
+    let someone = Uuid::new_v4();
+    let ask = |resource: &str, who: Uuid| {
+        let body = json!({
+            "subject": {"principalId": who},
+            "action": "contoso.apps/settings/read",
+            "resource": resource,
+        });
+        let (app, token) = (&env.app, token.clone());
+        async move { call_as(app, Some(&token), Method::POST, "/v1/check", Some(&body)).await }
+    };
+    assert_eq!(
+        ask("/applications/a/x", someone).await.status,
+        StatusCode::OK
+    );
+    let reply = ask("/applications/b", someone).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+    assert_eq!(reply.body["action"], "rolecall/decisions/check");
+    // Oneself: always.
+    assert_eq!(ask("/applications/b", service).await.status, StatusCode::OK);
+    // Batch: every item is authorized.
+    let reply = call_as(
+        &env.app,
+        Some(&token),
+        Method::POST,
+        "/v1/check/batch",
+        Some(&json!({"checks": [
+            {"subject": {"principalId": someone}, "action": "contoso.a/read", "resource": "/applications/a"},
+            {"subject": {"principalId": someone}, "action": "contoso.a/read", "resource": "/applications/b"},
+        ]})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_admins_can_administer_with_plain_tokens() {
+    let admin = Uuid::new_v4();
+    let env = env(|_, _, config| config.bootstrap_admins = vec![admin]).await;
+    let reply = call_as(
+        &env.app,
+        Some(&env.token(admin)),
+        Method::GET,
+        "/v1/roleAssignments",
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(reply.body["value"][0]["roleDefinitionId"], PRA);
+}
