@@ -450,6 +450,45 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_issuer_shape_parses_and_validates() {
+        let text = r#"
+default_tenant = "6f9a1c3e-0000-4000-8000-000000000001"
+[[auth.issuers]]
+issuer = "https://login.microsoftonline.com/{tid}/v2.0"
+audiences = ["api://rolecall"]
+jwks_uri = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
+algorithms = ["RS256", "ES256", "EdDSA"]
+trust_wids = true
+leeway_seconds = 60
+allowed_tenants = []
+"#;
+        let file: FileSettings = toml::from_str(text).expect("the README's shape parses");
+        let config = Config::resolve(file, Overrides::default()).expect("valid without a key");
+        assert!(
+            config.admin_key.is_none(),
+            "the admin key is off unless configured"
+        );
+        assert_eq!(config.issuers.len(), 1);
+        assert!(config.issuers[0].trust_wids);
+        assert_eq!(
+            config.default_tenant.0.to_string(),
+            "6f9a1c3e-0000-4000-8000-000000000001"
+        );
+        let bad = r#"
+[[auth.issuers]]
+issuer = "https://idp.example"
+audiences = ["a"]
+jwks_uri = "https://idp.example/keys"
+algorithms = ["HS256"]
+"#;
+        let file: FileSettings = toml::from_str(bad).expect("parses");
+        let err = Config::resolve(file, overrides()).unwrap_err();
+        assert!(err.to_string().contains("auth.issuers[0]"), "{err}");
+        let typo = toml::from_str::<FileSettings>("[[auth.issuers]]\nisuer = \"x\"").unwrap_err();
+        assert!(typo.to_string().contains("isuer"), "{typo}");
+    }
+
+    #[test]
     fn dev_mode_generates_a_key_once_and_keeps_it() {
         let dir = std::env::temp_dir().join(format!("rolecall-config-{}", Uuid::new_v4()));
         let dev = || Overrides {
