@@ -358,6 +358,20 @@ async fn every_kind_of_bad_token_is_refused_with_invalid_token() {
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{what}: {reply:?}");
         assert_invalid_token(&reply, needle);
     }
+    // A validated token is remembered; changing any byte of it is validated afresh.
+    let valid = env.token(oid);
+    assert_eq!(
+        self_check(&env.app, &valid, oid).await.status,
+        StatusCode::OK
+    );
+    let mut parts: Vec<String> = valid.split('.').map(str::to_owned).collect();
+    let other = Uuid::new_v4();
+    parts[1] = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(env.claims(other).to_string())
+    };
+    let forged = parts.join(".");
+    assert_invalid_token(&self_check(&env.app, &forged, other).await, "signature");
     // Within the leeway is accepted.
     let reply = self_check(
         &env.app,

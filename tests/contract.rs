@@ -120,7 +120,10 @@ fn the_spec_is_valid_openapi_3_1() {
         "`openapi` is `{version}`, not 3.1.x"
     );
     assert!(spec["info"]["title"].is_string() && spec["info"]["version"].is_string());
-    assert!(spec["components"]["securitySchemes"]["adminKey"]["scheme"] == "bearer");
+    let schemes = &spec["components"]["securitySchemes"];
+    assert!(schemes["adminKey"]["scheme"] == "bearer");
+    assert!(schemes["bearerToken"]["scheme"] == "bearer");
+    assert!(schemes["bearerToken"]["bearerFormat"] == "JWT");
 
     let mut all_refs = Vec::new();
     refs(spec, "#", &mut all_refs);
@@ -189,12 +192,13 @@ fn the_spec_is_valid_openapi_3_1() {
             ));
         }
 
-        // `/v1` needs the admin key and says what happens without it; operations don't.
+        // `/v1` needs a token or the admin key and says what happens without it; operations
+        // don't.
         let security = operation.get("security").unwrap_or(&spec["security"]);
         let secured = security.as_array().is_some_and(|s| !s.is_empty());
         if path.starts_with("/v1/") {
             if !secured {
-                problems.push(format!("{name}: not secured by `adminKey`"));
+                problems.push(format!("{name}: not secured"));
             }
             match response_object(&method, &path, 401) {
                 Ok(r) if r["headers"].get("WWW-Authenticate").is_some() => {}
@@ -841,6 +845,8 @@ fn decision_explanations_are_written_as_the_spec_says() {
         why,
     };
     let reasons = vec![
+        // A token subject with a groups overage marker: always first.
+        Reason::GroupsOverage {},
         Reason::Grant(grant),
         Reason::Deny(DenyReason {
             deny_assignment_id: Uuid::new_v4(),
@@ -873,8 +879,26 @@ fn decision_explanations_are_written_as_the_spec_says() {
         assert_valid("Reason", &serde_json::to_value(reason).expect("serializes"));
     }
     let reasons = serde_json::to_value(&reasons).expect("serializes");
+    assert_eq!(reasons[0], json!({"kind": "groupsOverage"}));
     let check = json!({"allowed": false, "decision": "deny", "revision": "3", "reasons": reasons});
     assert_response_matches("POST", "/v1/check", 200, &check);
+    let overage = json!({"allowed": true, "decision": "allow", "revision": "3", "reasons": [
+        {"kind": "groupsOverage"},
+        reasons[1].clone(),
+    ]});
+    assert_response_matches("POST", "/v1/check", 200, &overage);
+    let batch = json!({"revision": "3", "results": [{"allowed": true, "decision": "allow", "reasons": overage["reasons"]}]});
+    assert_response_matches("POST", "/v1/check/batch", 200, &batch);
+    assert!(
+        check_response(
+            "POST",
+            "/v1/check",
+            200,
+            &json!({"allowed": true, "decision": "allow", "revision": "3", "reasons": [{"kind": "groupsOverage", "groups": 200}]})
+        )
+        .is_err(),
+        "groupsOverage carries nothing but its kind"
+    );
     let batch = json!({"revision": "3", "results": [{"allowed": true, "decision": "allow", "reasons": []}]});
     assert_response_matches("POST", "/v1/check/batch", 200, &batch);
     assert!(check_response(
@@ -1072,6 +1096,279 @@ fn every_api_error_is_a_documented_problem_document() {
         rendered_types, spec_types,
         "the problem types ApiError writes vs the spec's `Problem.type` enum"
     );
+}
+
+// --- authentication and authorization ---
+
+/// The `/v1` operations, each as (METHOD, path, operation).
+fn v1_operations() -> Vec<(String, String, &'static Value)> {
+    operations()
+        .into_iter()
+        .filter(|(_, path, _)| path.starts_with("/v1/"))
+        .collect()
+}
+
+/// The problem types a documented response allows (`const` or `enum` on `type`).
+fn documented_types(method: &str, path: &str, status: u16) -> BTreeSet<String> {
+    let response = response_object(method, path, status).expect("documented");
+    let ty = &response["content"]["application/problem+json"]["schema"]["properties"]["type"];
+    let listed = match (&ty["const"], &ty["enum"]) {
+        (Value::String(one), _) => vec![one.clone()],
+        (_, Value::Array(all)) => all
+            .iter()
+            .map(|t| t.as_str().expect("a string").to_owned())
+            .collect(),
+        _ => panic!("{method} {path} {status}: no `type` const or enum"),
+    };
+    listed.into_iter().collect()
+}
+
+#[test]
+fn every_v1_operation_may_answer_401_and_403_and_operations_routes_need_no_credentials() {
+    let problem = |kind: &str| format!("{PROBLEM_BASE}{kind}");
+    let global: Vec<&Value> = spec()["security"]
+        .as_array()
+        .expect("a global `security`")
+        .iter()
+        .collect();
+    assert_eq!(
+        global,
+        [&json!({"bearerToken": []}), &json!({"adminKey": []})],
+        "`/v1` takes a bearer token or the admin key, either one"
+    );
+    let mut problems = Vec::new();
+    for (method, path, operation) in operations() {
+        let name = format!("{method} {path}");
+        if !path.starts_with("/v1/") {
+            if operation.get("security") != Some(&json!([])) {
+                problems.push(format!("{name}: does not say `security: []`"));
+            }
+            for status in [401, 403] {
+                if operation["responses"].get(status.to_string()).is_some() {
+                    problems.push(format!(
+                        "{name}: needs no credentials, yet declares {status}"
+                    ));
+                }
+            }
+            continue;
+        }
+        if operation.get("security").is_some() {
+            problems.push(format!("{name}: overrides the global `security`"));
+        }
+        for (status, kinds) in [
+            (401, vec!["unauthorized", "invalid-token"]),
+            (403, vec!["forbidden"]),
+            (503, vec!["issuer-unavailable"]),
+        ] {
+            if operation["responses"].get(status.to_string()).is_none() {
+                problems.push(format!("{name}: declares no {status}"));
+                continue;
+            }
+            let documented = documented_types(&method, &path, status);
+            for kind in kinds {
+                if !documented.contains(&problem(kind)) {
+                    problems.push(format!("{name}: its {status} does not allow `{kind}`"));
+                }
+            }
+        }
+        // Escalation is refused exactly where assignments are handed out, directly or
+        // through a group's membership.
+        let escalates = matches!(
+            (method.as_str(), path.as_str()),
+            ("POST", "/v1/roleAssignments")
+                | ("POST", "/v1/groups/{id}/members")
+                | ("DELETE", "/v1/groups/{id}/members/{memberId}")
+        );
+        if documented_types(&method, &path, 403).contains(&problem("escalation-refused"))
+            != escalates
+        {
+            problems.push(format!(
+                "{name}: 403 escalation-refused should be documented: {escalates}"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_authorization_table_names_every_action_and_every_v1_operation() {
+    use rolecall::api::authz::*;
+    let description = spec()["info"]["description"]
+        .as_str()
+        .expect("info.description");
+    let (_, authorization) = description
+        .split_once("## Authorization")
+        .expect("an `## Authorization` section in info.description");
+    for action in [
+        READ_ROLES,
+        MANAGE_ROLES,
+        READ_ASSIGNMENTS,
+        MANAGE_ASSIGNMENTS,
+        READ_GROUPS,
+        CREATE_GROUPS,
+        UPDATE_GROUPS,
+        DELETE_GROUPS,
+        READ_GROUP_MEMBERS,
+        UPDATE_GROUP_MEMBERS,
+        READ_UNITS,
+        READ_UNIT_MEMBERS,
+        MANAGE_UNITS,
+        READ_CHANGES,
+        CHECK_OTHERS,
+    ] {
+        assert!(
+            authorization.contains(&format!("`{action}`")),
+            "the Authorization section does not name `{action}`"
+        );
+    }
+    let rows: Vec<&str> = authorization
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("| `"))
+        .collect();
+    let missing: Vec<String> = v1_operations()
+        .into_iter()
+        .filter(|(method, path, _)| {
+            !rows.iter().any(|row| {
+                let operations = row.split(" | ").next().unwrap_or_default();
+                operations.contains(&format!(" {path}`")) && operations.contains(method.as_str())
+            })
+        })
+        .map(|(method, path, _)| format!("{method} {path}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "operations without a row in the Authorization table: {missing:#?}"
+    );
+}
+
+#[test]
+fn authorization_problems_are_written_as_the_spec_says() {
+    let forbidden = render(ApiError::Forbidden {
+        action: "microsoft.directory/groups/standard/read".to_owned(),
+        scope: "/".to_owned(),
+    });
+    assert_eq!(
+        forbidden.body["action"],
+        "microsoft.directory/groups/standard/read"
+    );
+    assert_eq!(forbidden.body["scope"], "/");
+    for (method, path, _) in v1_operations() {
+        assert_documented(&method, &path, &forbidden);
+    }
+    // The tenant mismatch names no action or scope.
+    let other_tenant = render(ApiError::ForbiddenOther(
+        "a token acts only in its own tenant".to_owned(),
+    ));
+    assert!(other_tenant.body.get("action").is_none() && other_tenant.body.get("scope").is_none());
+    assert_documented("GET", "/v1/groups", &other_tenant);
+
+    let escalation = render(ApiError::EscalationRefused {
+        role: "App Writer".to_owned(),
+        scope: "/applications/a".to_owned(),
+        missing: vec!["contoso.apps/settings/update".to_owned()],
+    });
+    assert_eq!(escalation.status, 403);
+    assert_eq!(
+        escalation.body["missing"],
+        json!(["contoso.apps/settings/update"])
+    );
+    assert_eq!(escalation.body["scope"], "/applications/a");
+    for (method, path) in [
+        ("POST", "/v1/roleAssignments"),
+        ("POST", "/v1/groups/{id}/members"),
+        ("DELETE", "/v1/groups/{id}/members/{memberId}"),
+    ] {
+        assert_documented(method, path, &escalation);
+    }
+    assert!(
+        check_response("POST", "/v1/denyAssignments", 403, &escalation.body).is_err(),
+        "deny assignments are not refused as escalation"
+    );
+
+    // The extension members belong where the table puts them, and only there.
+    let mut without_missing = escalation.body.clone();
+    without_missing.as_object_mut().unwrap().remove("missing");
+    assert!(check_response("POST", "/v1/roleAssignments", 403, &without_missing).is_err());
+    let mut forbidden_with_missing = forbidden.body.clone();
+    forbidden_with_missing["missing"] = json!(["a.b/c"]);
+    assert!(check_response("POST", "/v1/roleAssignments", 403, &forbidden_with_missing).is_err());
+    let mut scope_only = forbidden.body.clone();
+    scope_only.as_object_mut().unwrap().remove("action");
+    assert!(check_response("GET", "/v1/groups", 403, &scope_only).is_err());
+    let mut not_found_with_scope = json!({"type": format!("{PROBLEM_BASE}not-found"), "title": "Not found", "status": 404, "detail": "x"});
+    check_response("GET", "/v1/groups/{id}", 404, &not_found_with_scope).expect("a 404");
+    not_found_with_scope["action"] = json!("a.b/c");
+    not_found_with_scope["scope"] = json!("/");
+    assert!(check_response("GET", "/v1/groups/{id}", 404, &not_found_with_scope).is_err());
+
+    // 401: no credentials, or a bad one (RFC 6750 challenge); both documented everywhere.
+    let none = render(ApiError::Unauthorized(
+        "send `Authorization: Bearer <token>`",
+    ));
+    assert_eq!(
+        none.headers["www-authenticate"],
+        "Bearer realm=\"rolecall\""
+    );
+    let bad = render(ApiError::InvalidToken(
+        "the token has expired (\"exp\" is in the past)".to_owned(),
+    ));
+    assert_eq!(
+        bad.headers["www-authenticate"],
+        "Bearer realm=\"rolecall\", error=\"invalid_token\", error_description=\"the token has expired ('exp' is in the past)\""
+    );
+    // 503: the issuer's keys cannot be had, on any route that authenticates a token.
+    let issuer = render(ApiError::IssuerUnavailable(
+        "no current signing keys for issuer `x`".to_owned(),
+    ));
+    assert_eq!(issuer.headers["retry-after"], "1");
+    for (method, path, _) in v1_operations() {
+        assert_documented(&method, &path, &none);
+        assert_documented(&method, &path, &bad);
+        assert_documented(&method, &path, &issuer);
+    }
+    assert!(
+        check_response("GET", "/readyz", 503, &issuer.body).is_err(),
+        "/readyz authenticates nothing"
+    );
+}
+
+#[test]
+fn check_requests_take_a_subject_token_or_a_principal_id() {
+    let body_schema = |path: &str| {
+        let operation = &spec()["paths"][path]["post"];
+        let body = resolve(&operation["requestBody"]).expect("resolves");
+        compile_schema(&body["content"]["application/json"]["schema"])
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let check = body_schema("/v1/check");
+    let batch = body_schema("/v1/check/batch");
+    let id = Uuid::new_v4();
+    let question = |subject: Value| json!({"subject": subject, "action": "contoso.reports/read", "resource": "/reports/1", "explain": true});
+    for subject in [
+        json!({"token": "x.y.z"}),
+        json!({"principalId": id}),
+        json!({"principalId": id, "groups": [Uuid::new_v4()], "wids": [Uuid::new_v4()]}),
+    ] {
+        let single = question(subject.clone());
+        assert!(check.is_valid(&single), "{single}");
+        let mut item = question(subject);
+        item.as_object_mut().unwrap().remove("explain");
+        let many = json!({"checks": [item]});
+        assert!(batch.is_valid(&many), "{many}");
+    }
+    for subject in [
+        json!({"token": "x.y.z", "principalId": id}),
+        json!({"token": "x.y.z", "groups": [id]}),
+        json!({"token": ""}),
+        json!({"groups": [id]}),
+        json!({}),
+    ] {
+        let single = question(subject.clone());
+        assert!(!check.is_valid(&single), "accepted {single}");
+        let many = json!({"checks": [{"subject": subject, "action": "a.b/c", "resource": "/"}]});
+        assert!(!batch.is_valid(&many), "accepted {many}");
+    }
 }
 
 // --- the checker itself ---

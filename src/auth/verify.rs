@@ -1,5 +1,6 @@
 //! [`Verifier`]: turns a bearer token into an [`Identity`], or says exactly why not.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +34,22 @@ impl Drop for AbortOnDrop {
 pub struct Verifier {
     issuers: Vec<Arc<Issuer>>,
     default_tenant: TenantId,
+    /// Tokens already validated, so a token presented again skips the signature check.
+    cache: std::sync::Mutex<HashMap<Box<str>, Verified>>,
     _refreshers: Vec<AbortOnDrop>,
+}
+
+/// How many validated tokens are remembered (the cache is emptied when full).
+const CACHE_CAPACITY: usize = 8192;
+
+/// A validated token, valid while its issuer still serves the same fresh key set and the
+/// token has not expired.
+struct Verified {
+    identity: Identity,
+    issuer: usize,
+    keys: Arc<KeySet>,
+    /// `exp` plus the leeway.
+    until: i64,
 }
 
 /// Header members that point at or carry key material: never followed, never trusted.
@@ -63,6 +79,7 @@ impl Verifier {
         Ok(Verifier {
             issuers,
             default_tenant,
+            cache: std::sync::Mutex::new(HashMap::new()),
             _refreshers: refreshers,
         })
     }
@@ -72,8 +89,53 @@ impl Verifier {
         self.issuers.is_empty()
     }
 
-    /// Validates `token` and reads its identity.
+    /// Validates `token` and reads its identity. A token validated before is answered from
+    /// a cache (the whole token is the key, so a token differing in any byte is validated
+    /// afresh) while it is unexpired and its issuer's key set is the same one, still within
+    /// the staleness bound: a rotation or refresh of the keys revalidates every token.
     pub async fn verify(&self, token: &str) -> Result<Identity, TokenError> {
+        if let Some(identity) = self.cached(token) {
+            return Ok(identity);
+        }
+        let (identity, issuer, keys, until) = self.verify_uncached(token).await?;
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(
+                token.into(),
+                Verified {
+                    identity: identity.clone(),
+                    issuer,
+                    keys,
+                    until,
+                },
+            );
+        }
+        Ok(identity)
+    }
+
+    fn cached(&self, token: &str) -> Option<Identity> {
+        let mut cache = self.cache.lock().ok()?;
+        let hit = cache.get(token)?;
+        let issuer = self.issuers.get(hit.issuer)?;
+        let current = issuer.keys.current();
+        let fresh = current.as_ref().is_some_and(|c| {
+            Arc::ptr_eq(c, &hit.keys)
+                && (matches!(issuer.spec.source, KeySource::Static(_))
+                    || c.fetched_at.elapsed() <= issuer.spec.max_stale)
+        });
+        if fresh && chrono::Utc::now().timestamp() <= hit.until {
+            return Some(hit.identity.clone());
+        }
+        cache.remove(token);
+        None
+    }
+
+    async fn verify_uncached(
+        &self,
+        token: &str,
+    ) -> Result<(Identity, usize, Arc<KeySet>, i64), TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::invalid(format!(
                 "the token is over {MAX_TOKEN_BYTES} bytes"
@@ -94,10 +156,11 @@ impl Verifier {
             .get("iss")
             .and_then(Value::as_str)
             .ok_or_else(|| TokenError::invalid("the token has no `iss` claim"))?;
-        let (issuer, bound_tenant) = self
+        let (index, issuer, bound_tenant) = self
             .issuers
             .iter()
-            .find_map(|i| i.spec.matcher.matches(iss).map(|t| (i, t)))
+            .enumerate()
+            .find_map(|(n, i)| i.spec.matcher.matches(iss).map(|t| (n, i, t)))
             .ok_or_else(|| TokenError::invalid(format!("issuer `{iss}` is not trusted")))?;
         let spec = &issuer.spec;
         if !spec.algorithms.contains(&alg) {
@@ -111,7 +174,7 @@ impl Verifier {
             None => Err(TokenError::invalid("header `kid` is not a string")),
         });
         let kid = kid.transpose()?;
-        let set = issuer.fresh_keys().await?;
+        let mut set = issuer.fresh_keys().await?;
         let refreshed;
         let key = match set.find(kid, alg) {
             Some(key) => key,
@@ -119,6 +182,9 @@ impl Verifier {
                 // One refetch for a key we have not seen: the issuer may have rotated.
                 issuer.keys.refresh_forced(spec.min_refetch).await;
                 refreshed = issuer.keys.current();
+                if let Some(r) = &refreshed {
+                    set = r.clone();
+                }
                 refreshed
                     .as_deref()
                     .and_then(|s| s.find(kid, alg))
@@ -148,6 +214,11 @@ impl Verifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &validation)
             .map_err(|e| TokenError::invalid(describe(e.kind(), spec)))?;
+        let until = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .saturating_add(spec.leeway as i64);
         // The signature holds: the claims read below are the issuer's.
         let now = chrono::Utc::now().timestamp();
         if let Some(iat) = claims.get("iat") {
@@ -160,7 +231,8 @@ impl Verifier {
                 ));
             }
         }
-        self.identity(spec, iss, bound_tenant, &claims)
+        let identity = self.identity(spec, iss, bound_tenant, &claims)?;
+        Ok((identity, index, set, until))
     }
 
     fn identity(
