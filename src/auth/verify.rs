@@ -61,7 +61,9 @@ impl Verifier {
     /// per issuer with a remote key source, which fetches at once and then on schedule.
     pub fn start(issuers: Vec<IssuerSpec>, default_tenant: TenantId) -> anyhow::Result<Verifier> {
         let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::limited(3))
+            // Key locations are checked once (https, or loopback http); a redirect could lead
+            // anywhere, so none is followed.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("rolecall/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let issuers: Vec<Arc<Issuer>> = issuers
