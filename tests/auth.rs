@@ -856,6 +856,80 @@ async fn assigning_a_role_one_does_not_hold_is_refused_as_escalation() {
         assert_eq!(join(plain).await.status, StatusCode::CREATED);
         let reply = join(powerful).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+        // Joining would hand it the group's assignment, which it could not create itself.
+        assert_eq!(reply.body["action"], MANAGE_ASSIGNMENTS);
+        // Leaving a group escapes its deny assignments: refused too, while leaving a plain
+        // group is fine.
+        let fenced = create_group(&env.app, "Fenced").await;
+        let reply = env
+            .app
+            .post(
+                &format!("/v1/groups/{fenced}/members"),
+                &json!({"id": manager, "type": "user"}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        let reply = env
+            .app
+            .post(
+                "/v1/denyAssignments",
+                &json!({
+                    "displayName": "No secrets",
+                    "principalId": fenced,
+                    "principalType": "group",
+                    "actions": ["contoso.apps/secrets/*"],
+                    "directoryScopeId": "/",
+                }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        let leave = |group: Uuid| {
+            let path = format!("/v1/groups/{group}/members/{manager}");
+            let (app, token) = (&env.app, token.clone());
+            async move { call_as(app, Some(&token), Method::DELETE, &path, None).await }
+        };
+        assert_eq!(leave(plain).await.status, StatusCode::OK);
+        let reply = leave(fenced).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+        assert_eq!(reply.body["action"], MANAGE_ASSIGNMENTS);
+
+        // Editing a role changes what every holder may do: a role editor cannot widen a
+        // role it holds beyond its own permissions.
+        let editor_role = create_role(
+            &env.app,
+            "Role Editor",
+            &[
+                "microsoft.directory/roleDefinitions/allProperties/allTasks",
+                "contoso.apps/settings/read",
+            ],
+        )
+        .await;
+        let editor = Uuid::new_v4();
+        assign(&env.app, editor, "user", &editor_role, "/").await;
+        let token = env.token(editor);
+        let patch = |actions: Value| {
+            let body = json!({"rolePermissions": [{"allowedResourceActions": actions}]});
+            let path = format!("/v1/roleDefinitions/{editor_role}");
+            let (app, token) = (&env.app, token.clone());
+            async move { call_as(app, Some(&token), Method::PATCH, &path, Some(&body)).await }
+        };
+        let reply = patch(json!([
+            "microsoft.directory/roleDefinitions/allProperties/allTasks",
+            "contoso.apps/settings/read",
+            "contoso.apps/settings/update",
+        ]))
+        .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+        assert_eq!(reply.problem(), "escalation-refused");
+        assert_eq!(
+            reply.body["missing"],
+            json!(["contoso.apps/settings/update"])
+        );
+        let reply = patch(json!([
+            "microsoft.directory/roleDefinitions/allProperties/allTasks",
+        ]))
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "narrowing is fine: {reply:?}");
     }
 }
 

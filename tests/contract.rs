@@ -1176,6 +1176,7 @@ fn every_v1_operation_may_answer_401_and_403_and_operations_routes_need_no_crede
         let escalates = matches!(
             (method.as_str(), path.as_str()),
             ("POST", "/v1/roleAssignments")
+                | ("PATCH", "/v1/roleDefinitions/{id}")
                 | ("POST", "/v1/groups/{id}/members")
                 | ("DELETE", "/v1/groups/{id}/members/{memberId}")
         );
@@ -1276,6 +1277,7 @@ fn authorization_problems_are_written_as_the_spec_says() {
     assert_eq!(escalation.body["scope"], "/applications/a");
     for (method, path) in [
         ("POST", "/v1/roleAssignments"),
+        ("PATCH", "/v1/roleDefinitions/{id}"),
         ("POST", "/v1/groups/{id}/members"),
         ("DELETE", "/v1/groups/{id}/members/{memberId}"),
     ] {

@@ -178,26 +178,70 @@ pub fn object_scope(collection: &str, id: Uuid) -> Scope {
 }
 
 impl Caller {
-    /// Changing the members of `group`: [`UPDATE_GROUP_MEMBERS`] at `/groups/{id}`, and,
-    /// since a new member inherits every role assignment of the group and of the groups it
-    /// is nested in, the right to create each of those assignments (no escalation through
-    /// membership). Removing members is checked the same way.
-    pub async fn authorize_membership(&self, app: &AppState, group: Uuid) -> Result<(), ApiError> {
+    /// Changing the members of `group` needs [`UPDATE_GROUP_MEMBERS`] at `/groups/{id}`,
+    /// and no escalation through membership: a new member inherits every role assignment of
+    /// the group and of the groups it is nested in, so adding one needs the right to create
+    /// each of those assignments; a leaving member escapes every deny assignment reaching it
+    /// through the group, so removing one needs assignment management at each of their
+    /// scopes. Callers managing assignments at `/` pass both.
+    pub async fn authorize_membership(
+        &self,
+        app: &AppState,
+        group: Uuid,
+        adding: bool,
+    ) -> Result<(), ApiError> {
         self.authorize(app, UPDATE_GROUP_MEMBERS, &object_scope("groups", group))?;
         if matches!(self.kind, CallerKind::AdminKey)
             || self.holds(app, MANAGE_ASSIGNMENTS, &Scope::root())
         {
             return Ok(());
         }
-        let inherited = app
-            .directory()
-            .snapshot()
-            .grants_through_group(self.tenant, group);
-        for (role, scope) in inherited {
-            let scope = Scope::parse(&scope).unwrap_or_else(|_| Scope::root());
-            self.authorize_assignment(app, role, &scope).await?;
+        let through = app.directory().snapshot().through_group(self.tenant, group);
+        if adding {
+            for (role, scope) in through.grants {
+                let scope = Scope::parse(&scope).unwrap_or_else(|_| Scope::root());
+                self.authorize_assignment(app, role, &scope).await?;
+            }
+        } else {
+            for scope in through.deny_scopes {
+                let scope = Scope::parse(&scope).unwrap_or_else(|_| Scope::root());
+                self.authorize(app, MANAGE_ASSIGNMENTS, &scope)?;
+            }
         }
         Ok(())
+    }
+
+    /// Changing a role's permissions (or enabling it) changes what every holder may do:
+    /// unless the caller manages assignments at `/`, it must hold every permission of the
+    /// changed role at `/` (403 `escalation-refused` otherwise).
+    pub fn authorize_role_change(
+        &self,
+        app: &AppState,
+        changed: &crate::model::RoleDefinition,
+    ) -> Result<(), ApiError> {
+        let CallerKind::Token(identity) = &self.kind else {
+            return Ok(());
+        };
+        let root = Scope::root();
+        if self.holds(app, MANAGE_ASSIGNMENTS, &root) {
+            return Ok(());
+        }
+        let missing = app.directory().snapshot().missing_permissions(
+            self.tenant,
+            &identity.subject(),
+            changed,
+            &root,
+            chrono::Utc::now(),
+        );
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::EscalationRefused {
+                role: changed.display_name.clone(),
+                scope: root.as_str().to_owned(),
+                missing,
+            })
+        }
     }
 }
 

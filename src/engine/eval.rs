@@ -12,7 +12,7 @@ use super::role::{ActionKey, CompiledRole, RoleMatch};
 use super::{
     Access, CheckRequest, Decision, DenyReason, EffectiveDeny, EffectivePermission,
     EffectivePermissions, GrantReason, GrantSource, Miss, MissReason, Reason, Subject,
-    MAX_EXPLAINED_MISSES,
+    ThroughGroup, MAX_EXPLAINED_MISSES,
 };
 use crate::model::{Action, PrincipalType, Scope, TenantId, Timestamp, MAX_ACTION_LEN};
 
@@ -515,20 +515,28 @@ impl Snapshot {
         out
     }
 
-    /// The role assignments a new member of `group` would come to hold: those of the group
-    /// and of every group it is (transitively) a member of, as `(role, scope)`. Time windows
-    /// are ignored (a grant that is not active yet will be).
-    pub fn grants_through_group(&self, tenant: TenantId, group: Uuid) -> Vec<(Uuid, String)> {
+    /// What membership of `group` carries: the role assignments a new member comes to hold
+    /// and the scopes of the deny assignments a leaving member escapes, from the group and
+    /// every group it is (transitively) a member of. Grants are `(role, scope)`; time
+    /// windows are ignored (a grant that is not active yet will be).
+    pub fn through_group(&self, tenant: TenantId, group: Uuid) -> ThroughGroup {
         let t = self.tenant(tenant);
         let p = Principals::expand(t, group, &[], self.max_group_depth);
-        let mut out = Vec::new();
+        let mut out = ThroughGroup::default();
         for v in &p.visits {
-            if let Some(grants) = v.node.and_then(|n| n.grants.as_ref()) {
-                grants.for_each(|g| out.push((g.role, g.scope.text.to_string())));
+            let Some(node) = v.node else { continue };
+            if let Some(grants) = &node.grants {
+                grants.for_each(|g| out.grants.push((g.role, g.scope.text.to_string())));
+            }
+            for d in node.denies() {
+                out.deny_scopes
+                    .push(d.def.directory_scope_id.as_str().to_owned());
             }
         }
-        out.sort();
-        out.dedup();
+        out.grants.sort();
+        out.grants.dedup();
+        out.deny_scopes.sort();
+        out.deny_scopes.dedup();
         out
     }
 

@@ -326,6 +326,15 @@ pub struct Access {
     pub via: Vec<Uuid>,
 }
 
+/// What belonging to a group carries (see [`Snapshot::through_group`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThroughGroup {
+    /// Role assignments a member holds through the group: `(role, scope)`.
+    pub grants: Vec<(Uuid, String)>,
+    /// Scopes of deny assignments that reach a member through the group.
+    pub deny_scopes: Vec<String>,
+}
+
 /// Why a batch of changes could not be applied. The caller reloads a full snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {

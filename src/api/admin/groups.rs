@@ -110,7 +110,7 @@ pub async fn add_member(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<GroupMemberInput>,
 ) -> Result<Created<GroupMember>, ApiError> {
-    caller.authorize_membership(&app, id).await?;
+    caller.authorize_membership(&app, id, true).await?;
     let member = body.validate()?;
     let written = app
         .store()
@@ -127,7 +127,7 @@ pub async fn remove_member(
     Tenant(tenant): Tenant,
     IdAndMember(id, member): IdAndMember,
 ) -> Result<Deleted, ApiError> {
-    caller.authorize_membership(&app, id).await?;
+    caller.authorize_membership(&app, id, false).await?;
     let member = uuid::Uuid::parse_str(&member)
         .map_err(|_| ApiError::invalid("memberId", format!("`{member}` is not a uuid")))?;
     let written = app

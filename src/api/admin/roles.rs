@@ -101,6 +101,15 @@ pub async fn update(
 ) -> Result<Updated<RoleDefinition>, ApiError> {
     caller.authorize(&app, MANAGE_ROLES, &Scope::root())?;
     let patch = body.validate()?;
+    if patch.role_permissions.is_some() || patch.is_enabled == Some(true) {
+        let mut changed = app.store().get_role_definition(tenant, id).await?.value;
+        if let Some(permissions) = &patch.role_permissions {
+            changed.role_permissions = permissions.clone();
+        }
+        if !changed.is_built_in {
+            caller.authorize_role_change(&app, &changed)?;
+        }
+    }
     let written = app
         .store()
         .update_role_definition(tenant, &caller.actor, id, patch, if_match)
