@@ -16,7 +16,6 @@ use rolecall::engine::Snapshot;
 use rolecall::model::{Catalog, TenantId};
 use uuid::Uuid;
 
-#[allow(dead_code)]
 #[path = "../tests/common/idp.rs"]
 mod idp;
 

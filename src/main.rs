@@ -190,12 +190,11 @@ fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
-    let mut o = overrides(args.common);
-    o.default_tenant = args.tenant;
-    // Bootstrapping needs no credential; give the validator a placeholder it accepts.
+/// Loads the config for a command that only touches the database, connects, and migrates.
+async fn open_store(mut o: Overrides) -> anyhow::Result<(Config, SqlStore)> {
+    // Such commands need no credential; give the validator a placeholder it accepts.
     o.admin_key
-        .get_or_insert_with(|| "bootstrap-needs-no-admin-key".to_owned());
+        .get_or_insert_with(|| "store-commands-need-no-admin-key".to_owned());
     let config = Config::load(o)?;
     init_tracing(&config.log);
     if config.database_url.starts_with("sqlite:") {
@@ -203,6 +202,13 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     }
     let store = SqlStore::connect(&config.database_url, Arc::new(Catalog::builtin()?)).await?;
     store.migrate().await?;
+    Ok((config, store))
+}
+
+async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
+    let mut o = overrides(args.common);
+    o.default_tenant = args.tenant;
+    let (config, store) = open_store(o).await?;
     let created =
         rolecall::bootstrap(&store, config.default_tenant, args.admin, "bootstrap-cli").await?;
     if created {
@@ -220,17 +226,7 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
 }
 
 async fn migrate(common: CommonArgs) -> anyhow::Result<()> {
-    let mut o = overrides(common);
-    // Migrating needs no admin key; give the validator a placeholder it accepts.
-    o.admin_key
-        .get_or_insert_with(|| "migrate-needs-no-admin-key".to_owned());
-    let config = Config::load(o)?;
-    init_tracing(&config.log);
-    if config.database_url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir)?;
-    }
-    let store = SqlStore::connect(&config.database_url, Arc::new(Catalog::builtin()?)).await?;
-    store.migrate().await?;
+    open_store(overrides(common)).await?;
     println!("rolecall: migrations applied");
     Ok(())
 }

@@ -692,20 +692,27 @@ async fn a_groups_overage_uses_stored_memberships_and_says_so() {
 
 // --- delegated administration and escalation ---
 
+/// An "App Assignment Admin" (assignment management plus `contoso.apps/settings/read`)
+/// assigned at `/applications/a`, and an "App Reader" role: (admin role, reader role, the
+/// admin's id, its token).
+async fn app_admin(env: &Env) -> (String, String, Uuid, String) {
+    let admin_role = create_role(
+        &env.app,
+        "App Assignment Admin",
+        &[MANAGE_ASSIGNMENTS, "contoso.apps/settings/read"],
+    )
+    .await;
+    let reader = create_role(&env.app, "App Reader", &["contoso.apps/settings/read"]).await;
+    let admin = Uuid::new_v4();
+    assign(&env.app, admin, "user", &admin_role, "/applications/a").await;
+    (admin_role, reader, admin, env.token(admin))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_scoped_to_one_application_manages_only_that_application() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let env = env_on(backend, |_, _, _| {}).await;
-        let app_admin = create_role(
-            &env.app,
-            "App Assignment Admin",
-            &[MANAGE_ASSIGNMENTS, "contoso.apps/allEntities/read"],
-        )
-        .await;
-        let reader = create_role(&env.app, "App Reader", &["contoso.apps/settings/read"]).await;
-        let admin = Uuid::new_v4();
-        assign(&env.app, admin, "user", &app_admin, "/applications/a").await;
-        let token = env.token(admin);
+        let (_, reader, admin, token) = app_admin(&env).await;
         let user = Uuid::new_v4();
         let post = |scope: &str, role: &str| {
             let body = assignment_body(user, "user", role, scope);
@@ -778,22 +785,13 @@ async fn an_admin_scoped_to_one_application_manages_only_that_application() {
 async fn assigning_a_role_one_does_not_hold_is_refused_as_escalation() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let env = env_on(backend, |_, _, _| {}).await;
-        let app_admin = create_role(
-            &env.app,
-            "App Assignment Admin",
-            &[MANAGE_ASSIGNMENTS, "contoso.apps/settings/read"],
-        )
-        .await;
-        let reader = create_role(&env.app, "App Reader", &["contoso.apps/settings/read"]).await;
+        let (app_admin, reader, _, token) = app_admin(&env).await;
         let writer = create_role(
             &env.app,
             "App Writer",
             &["contoso.apps/settings/read", "contoso.apps/settings/update"],
         )
         .await;
-        let admin = Uuid::new_v4();
-        assign(&env.app, admin, "user", &app_admin, "/applications/a").await;
-        let token = env.token(admin);
         let user = Uuid::new_v4();
         let post = |role: &str| {
             let body = assignment_body(user, "user", role, "/applications/a");
