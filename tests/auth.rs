@@ -121,6 +121,17 @@ async fn call_as(
     TestApp::reply(request.send().await.expect("request sent")).await
 }
 
+/// Like [`call_as`], taking the body by value (so closures can build it).
+async fn send_as(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: impl AsRef<str>,
+    body: Option<Value>,
+) -> Reply {
+    call_as(app, Some(token), method, path.as_ref(), body.as_ref()).await
+}
+
 /// A check of oneself: always allowed to ask, so the status says only whether the token
 /// authenticated.
 async fn self_check(app: &TestApp, token: &str, oid: Uuid) -> Reply {
@@ -715,18 +726,13 @@ async fn an_admin_scoped_to_one_application_manages_only_that_application() {
         let (_, reader, admin, token) = app_admin(&env).await;
         let user = Uuid::new_v4();
         let post = |scope: &str, role: &str| {
-            let body = assignment_body(user, "user", role, scope);
-            let (app, token) = (&env.app, token.clone());
-            async move {
-                call_as(
-                    app,
-                    Some(&token),
-                    Method::POST,
-                    "/v1/roleAssignments",
-                    Some(&body),
-                )
-                .await
-            }
+            send_as(
+                &env.app,
+                &token,
+                Method::POST,
+                "/v1/roleAssignments",
+                Some(assignment_body(user, "user", role, scope)),
+            )
         };
         let reply = post("/applications/a", &reader).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
@@ -794,18 +800,13 @@ async fn assigning_a_role_one_does_not_hold_is_refused_as_escalation() {
         .await;
         let user = Uuid::new_v4();
         let post = |role: &str| {
-            let body = assignment_body(user, "user", role, "/applications/a");
-            let (app, token) = (&env.app, token.clone());
-            async move {
-                call_as(
-                    app,
-                    Some(&token),
-                    Method::POST,
-                    "/v1/roleAssignments",
-                    Some(&body),
-                )
-                .await
-            }
+            send_as(
+                &env.app,
+                &token,
+                Method::POST,
+                "/v1/roleAssignments",
+                Some(assignment_body(user, "user", role, "/applications/a")),
+            )
         };
         assert_eq!(post(&reader).await.status, StatusCode::CREATED);
         let reply = post(&writer).await;
@@ -846,10 +847,13 @@ async fn assigning_a_role_one_does_not_hold_is_refused_as_escalation() {
         let plain = create_group(&env.app, "Plain").await;
         let token = env.token(manager);
         let join = |group: Uuid| {
-            let body = json!({"id": manager, "type": "user"});
-            let path = format!("/v1/groups/{group}/members");
-            let (app, token) = (&env.app, token.clone());
-            async move { call_as(app, Some(&token), Method::POST, &path, Some(&body)).await }
+            send_as(
+                &env.app,
+                &token,
+                Method::POST,
+                format!("/v1/groups/{group}/members"),
+                Some(json!({"id": manager, "type": "user"})),
+            )
         };
         assert_eq!(join(plain).await.status, StatusCode::CREATED);
         let reply = join(powerful).await;
@@ -882,9 +886,13 @@ async fn assigning_a_role_one_does_not_hold_is_refused_as_escalation() {
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
         let leave = |group: Uuid| {
-            let path = format!("/v1/groups/{group}/members/{manager}");
-            let (app, token) = (&env.app, token.clone());
-            async move { call_as(app, Some(&token), Method::DELETE, &path, None).await }
+            send_as(
+                &env.app,
+                &token,
+                Method::DELETE,
+                format!("/v1/groups/{group}/members/{manager}"),
+                None,
+            )
         };
         assert_eq!(leave(plain).await.status, StatusCode::OK);
         let reply = leave(fenced).await;
@@ -906,10 +914,13 @@ async fn assigning_a_role_one_does_not_hold_is_refused_as_escalation() {
         assign(&env.app, editor, "user", &editor_role, "/").await;
         let token = env.token(editor);
         let patch = |actions: Value| {
-            let body = json!({"rolePermissions": [{"allowedResourceActions": actions}]});
-            let path = format!("/v1/roleDefinitions/{editor_role}");
-            let (app, token) = (&env.app, token.clone());
-            async move { call_as(app, Some(&token), Method::PATCH, &path, Some(&body)).await }
+            send_as(
+                &env.app,
+                &token,
+                Method::PATCH,
+                format!("/v1/roleDefinitions/{editor_role}"),
+                Some(json!({"rolePermissions": [{"allowedResourceActions": actions}]})),
+            )
         };
         let reply = patch(json!([
             "microsoft.directory/roleDefinitions/allProperties/allTasks",
@@ -951,8 +962,7 @@ async fn checking_others_needs_the_checker_role_at_the_resource() {
             "action": "contoso.apps/settings/read",
             "resource": resource,
         });
-        let (app, token) = (&env.app, token.clone());
-        async move { call_as(app, Some(&token), Method::POST, "/v1/check", Some(&body)).await }
+        send_as(&env.app, &token, Method::POST, "/v1/check", Some(body))
     };
     assert_eq!(
         ask("/applications/a/x", someone).await.status,
