@@ -64,9 +64,21 @@ pub enum CallerKind {
 }
 
 /// The authenticated caller of a `/v1` route, and the tenant it acts in. Extracted once per
-/// request (cached in the request's extensions).
+/// request (kept in the request's extensions); cloning it clones an `Arc`.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub struct Caller(Arc<CallerInfo>);
+
+impl std::ops::Deref for Caller {
+    type Target = CallerInfo;
+
+    fn deref(&self) -> &CallerInfo {
+        &self.0
+    }
+}
+
+/// What [`Caller`] holds.
+#[derive(Debug)]
+pub struct CallerInfo {
     /// Recorded in `changes.actor`: the principal id, or `admin-key`.
     pub actor: Actor,
     /// The tenant the call acts in: the token's, or for the admin key the
@@ -297,11 +309,11 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
     if let Some(key) = &state.config().admin_key {
         // INVARIANT: constant-time comparison, so response timing says nothing about the key.
         if bool::from(credential.as_bytes().ct_eq(key.expose().as_bytes())) {
-            return Ok(Caller {
+            return Ok(Caller(Arc::new(CallerInfo {
                 actor: Actor("admin-key".to_owned()),
                 tenant: header_tenant.unwrap_or(state.config().default_tenant),
                 kind: CallerKind::AdminKey,
-            });
+            })));
         }
     }
     if state.verifier().is_empty() {
@@ -323,9 +335,9 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
             identity.tenant
         )));
     }
-    Ok(Caller {
+    Ok(Caller(Arc::new(CallerInfo {
         actor: Actor(identity.principal_id.to_string()),
         tenant: identity.tenant,
         kind: CallerKind::Token(Arc::new(identity)),
-    })
+    })))
 }
