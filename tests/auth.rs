@@ -973,6 +973,20 @@ async fn checking_others_needs_the_checker_role_at_the_resource() {
     assert_eq!(reply.body["action"], "rolecall/decisions/check");
     // Oneself: always.
     assert_eq!(ask("/applications/b", service).await.status, StatusCode::OK);
+    // Vouching for groups or wids, even about oneself, is what the checker role is for.
+    let vouching = send_as(
+        &env.app,
+        &token,
+        Method::POST,
+        "/v1/check",
+        Some(json!({
+            "subject": {"principalId": service, "wids": [GLOBAL_ADMIN]},
+            "action": "contoso.apps/settings/read",
+            "resource": "/applications/b",
+        })),
+    )
+    .await;
+    assert_eq!(vouching.status, StatusCode::FORBIDDEN, "{vouching:?}");
     // Batch: every item is authorized.
     let reply = call_as(
         &env.app,

@@ -180,6 +180,27 @@ fn uuid_at(errors: &mut ValidationErrors, pointer: String, raw: &str) -> Option<
     )
 }
 
+/// One validated question.
+struct Question {
+    request: CheckRequest,
+    /// The subject's token had a groups overage.
+    overage: bool,
+    /// The caller vouched for `groups` or `wids` (given, not read from a validated token).
+    vouched: bool,
+}
+
+impl Question {
+    /// Asking about oneself is free only with nothing vouched for: claiming groups or
+    /// `wids`, even one's own, is what the checker role is for.
+    fn authorize(&self, app: &AppState, caller: &Caller) -> Result<(), ApiError> {
+        if self.vouched {
+            caller.authorize(app, CHECK_OTHERS, &self.request.resource)
+        } else {
+            caller.authorize_check(app, &self.request.subject, &self.request.resource)
+        }
+    }
+}
+
 /// Validates one question, recording errors under `base` (`""` or `/checks/{i}`).
 fn request(
     errors: &mut ValidationErrors,
@@ -187,7 +208,8 @@ fn request(
     subject: Option<SubjectSource>,
     action: &str,
     resource: &str,
-) -> Option<(CheckRequest, bool)> {
+) -> Option<Question> {
+    let mut vouched_claims = false;
     let (id, groups, wids, overage) = match subject {
         None => (None, Vec::new(), Vec::new(), false),
         Some(SubjectSource::Token(identity)) => (
@@ -216,6 +238,7 @@ fn request(
                 .enumerate()
                 .filter_map(|(i, w)| uuid_at(errors, format!("{base}/subject/wids/{i}"), w))
                 .collect();
+            vouched_claims = !subject.groups.is_empty() || !subject.wids.is_empty();
             (id, groups, wids, false)
         }
     };
@@ -227,8 +250,8 @@ fn request(
         format!("{base}/resource"),
         Scope::parse(resource).map_err(|e| format!("`{resource}` is not a resource path: {e}")),
     );
-    Some((
-        CheckRequest {
+    Some(Question {
+        request: CheckRequest {
             subject: Subject {
                 id: id?,
                 groups,
@@ -238,7 +261,8 @@ fn request(
             resource: resource?,
         },
         overage,
-    ))
+        vouched: vouched_claims,
+    })
 }
 
 /// Evaluates one question, noting a groups overage first when explaining.
@@ -295,11 +319,14 @@ async fn check(
     let mut errors = ValidationErrors::new();
     let subject = resolve_subject(&app, &caller, &mut errors, "", body.subject).await?;
     let request = request(&mut errors, "", subject, &body.action, &body.resource);
-    let (request, overage) = match request {
-        Some(r) if errors.is_empty() => r,
+    let question = match request {
+        Some(q) if errors.is_empty() => q,
         _ => return Err(errors.into()),
     };
-    caller.authorize_check(&app, &request.subject, &request.resource)?;
+    question.authorize(&app, &caller)?;
+    let Question {
+        request, overage, ..
+    } = question;
     let snapshot = snapshot_for(&app, body.consistency).await?;
     let decision = decide(
         &snapshot,
@@ -341,16 +368,16 @@ async fn check_batch(
         .into_iter()
         .filter_map(|(request, explain)| request.map(|r| (r, explain)))
         .collect();
-    for ((request, _), _) in &items {
-        caller.authorize_check(&app, &request.subject, &request.resource)?;
+    for (question, _) in &items {
+        question.authorize(&app, &caller)?;
     }
     let snapshot = snapshot_for(&app, body.consistency).await?;
     let now = chrono::Utc::now();
     let results = items
         .into_iter()
-        .map(|((request, overage), explain)| {
+        .map(|(q, explain)| {
             DecisionBody::new(
-                decide(&snapshot, tenant.0, &request, overage, now, explain),
+                decide(&snapshot, tenant.0, &q.request, q.overage, now, explain),
                 None,
             )
         })
