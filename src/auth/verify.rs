@@ -35,12 +35,21 @@ pub struct Verifier {
     issuers: Vec<Arc<Issuer>>,
     default_tenant: TenantId,
     /// Tokens already validated, so a token presented again skips the signature check.
-    cache: std::sync::Mutex<HashMap<Box<str>, Verified>>,
+    cache: std::sync::Mutex<TokenCache>,
     _refreshers: Vec<AbortOnDrop>,
 }
 
 /// How many validated tokens are remembered (the cache is emptied when full).
 const CACHE_CAPACITY: usize = 8192;
+/// How many bytes of token text the cache may hold.
+const CACHE_BYTES: usize = 8 << 20;
+
+/// Validated tokens by their whole text, and the bytes of text held.
+#[derive(Default)]
+struct TokenCache {
+    entries: HashMap<Box<str>, Verified>,
+    bytes: usize,
+}
 
 /// A validated token, valid while its issuer still serves the same fresh key set and the
 /// token has not expired.
@@ -81,7 +90,7 @@ impl Verifier {
         Ok(Verifier {
             issuers,
             default_tenant,
-            cache: std::sync::Mutex::new(HashMap::new()),
+            cache: std::sync::Mutex::new(TokenCache::default()),
             _refreshers: refreshers,
         })
     }
@@ -101,25 +110,27 @@ impl Verifier {
         }
         let (identity, issuer, keys, until) = self.verify_uncached(token).await?;
         if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= CACHE_CAPACITY {
-                cache.clear();
+            // Emptied wholesale when full: cheap, and every entry is revalidated in time.
+            if cache.entries.len() >= CACHE_CAPACITY || cache.bytes + token.len() > CACHE_BYTES {
+                cache.entries.clear();
+                cache.bytes = 0;
             }
-            cache.insert(
-                token.into(),
-                Verified {
-                    identity: identity.clone(),
-                    issuer,
-                    keys,
-                    until,
-                },
-            );
+            let entry = Verified {
+                identity: identity.clone(),
+                issuer,
+                keys,
+                until,
+            };
+            if cache.entries.insert(token.into(), entry).is_none() {
+                cache.bytes += token.len();
+            }
         }
         Ok(identity)
     }
 
     fn cached(&self, token: &str) -> Option<Identity> {
         let mut cache = self.cache.lock().ok()?;
-        let hit = cache.get(token)?;
+        let hit = cache.entries.get(token)?;
         let issuer = self.issuers.get(hit.issuer)?;
         let current = issuer.keys.current();
         let fresh = current.as_ref().is_some_and(|c| {
@@ -130,7 +141,9 @@ impl Verifier {
         if fresh && chrono::Utc::now().timestamp() <= hit.until {
             return Some(hit.identity.clone());
         }
-        cache.remove(token);
+        if cache.entries.remove(token).is_some() {
+            cache.bytes = cache.bytes.saturating_sub(token.len());
+        }
         None
     }
 
