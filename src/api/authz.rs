@@ -163,22 +163,34 @@ impl Caller {
             Err(crate::store::StoreError::NotFound { .. }) => return Ok(()),
             Err(other) => return Err(other.into()),
         };
-        let missing = app.directory().snapshot().missing_permissions(
-            self.tenant,
-            &identity.subject(),
-            &role,
-            scope,
-            chrono::Utc::now(),
-        );
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::EscalationRefused {
-                role: role.display_name,
-                scope: scope.as_str().to_owned(),
-                missing,
-            })
-        }
+        holds_every_permission(app, self.tenant, identity, &role, scope)
+    }
+}
+
+/// 403 `escalation-refused` unless `identity` already holds every permission of `role` at
+/// `scope` (see `engine::escalation`).
+fn holds_every_permission(
+    app: &AppState,
+    tenant: TenantId,
+    identity: &Identity,
+    role: &crate::model::RoleDefinition,
+    scope: &Scope,
+) -> Result<(), ApiError> {
+    let missing = app.directory().snapshot().missing_permissions(
+        tenant,
+        &identity.subject(),
+        role,
+        scope,
+        chrono::Utc::now(),
+    );
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::EscalationRefused {
+            role: role.display_name.clone(),
+            scope: scope.as_str().to_owned(),
+            missing,
+        })
     }
 }
 
@@ -203,9 +215,8 @@ impl Caller {
         adding: bool,
     ) -> Result<(), ApiError> {
         self.authorize(app, UPDATE_GROUP_MEMBERS, &object_scope("groups", group))?;
-        if matches!(self.kind, CallerKind::AdminKey)
-            || self.holds(app, MANAGE_ASSIGNMENTS, &Scope::root())
-        {
+        // The admin key holds everything, this included.
+        if self.holds(app, MANAGE_ASSIGNMENTS, &Scope::root()) {
             return Ok(());
         }
         let through = app.directory().snapshot().through_group(self.tenant, group);
@@ -238,22 +249,7 @@ impl Caller {
         if self.holds(app, MANAGE_ASSIGNMENTS, &root) {
             return Ok(());
         }
-        let missing = app.directory().snapshot().missing_permissions(
-            self.tenant,
-            &identity.subject(),
-            changed,
-            &root,
-            chrono::Utc::now(),
-        );
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::EscalationRefused {
-                role: changed.display_name.clone(),
-                scope: root.as_str().to_owned(),
-                missing,
-            })
-        }
+        holds_every_permission(app, self.tenant, identity, changed, &root)
     }
 }
 

@@ -133,11 +133,9 @@ impl Verifier {
         let hit = cache.entries.get(token)?;
         let issuer = self.issuers.get(hit.issuer)?;
         let current = issuer.keys.current();
-        let fresh = current.as_ref().is_some_and(|c| {
-            Arc::ptr_eq(c, &hit.keys)
-                && (matches!(issuer.spec.source, KeySource::Static(_))
-                    || c.fetched_at.elapsed() <= issuer.spec.max_stale)
-        });
+        let fresh = current
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, &hit.keys) && issuer.within_staleness(c));
         if fresh && chrono::Utc::now().timestamp() <= hit.until {
             return Some(hit.identity.clone());
         }
@@ -323,21 +321,23 @@ impl Verifier {
 }
 
 impl Issuer {
+    /// True while `set` may be used: static keys always, fetched ones up to `max_stale`.
+    fn within_staleness(&self, set: &KeySet) -> bool {
+        matches!(self.spec.source, KeySource::Static(_))
+            || set.fetched_at.elapsed() <= self.spec.max_stale
+    }
+
     /// The key set to verify with: the cached one while within the staleness bound, else
     /// a fetch now; none at all fails closed.
     async fn fresh_keys(&self) -> Result<Arc<KeySet>, TokenError> {
-        let stale = |set: &KeySet| {
-            !matches!(self.spec.source, KeySource::Static(_))
-                && set.fetched_at.elapsed() > self.spec.max_stale
-        };
         if let Some(set) = self.keys.current() {
-            if !stale(&set) {
+            if self.within_staleness(&set) {
                 return Ok(set);
             }
         }
         self.keys.refresh_forced(self.spec.min_refetch).await;
         match self.keys.current() {
-            Some(set) if !stale(&set) => Ok(set),
+            Some(set) if self.within_staleness(&set) => Ok(set),
             _ => Err(TokenError::KeysUnavailable(format!(
                 "no current signing keys for issuer `{}`: {}",
                 self.spec.name,
