@@ -1642,7 +1642,9 @@ fn compare(
             }
             Reason::GroupDepthLimit { .. } => bound = true,
             Reason::NoAssignments { .. } | Reason::MoreNotGranted { .. } => {}
-            Reason::GroupsOverage {} => prop_assert!(false, "the engine never adds this"),
+            Reason::GroupsOverage {} | Reason::Withheld { .. } => {
+                prop_assert!(false, "the engine never adds this")
+            }
         }
     }
     prop_assert_eq!(bound, expected.bound_hit);

@@ -10,7 +10,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::authz::{Caller, CHECK_OTHERS};
+use super::authz::{Caller, CHECK_OTHERS, READ_ASSIGNMENTS};
 use super::extract::{page_request, ApiJson, ApiQuery, IdPath, Tenant};
 use super::respond::next_link;
 use super::{route, ApiError, AppState, Route};
@@ -265,6 +265,64 @@ fn request(
     })
 }
 
+/// Evaluates one question, noting a groups overage first when explaining, and leaving out
+/// of the explanation what the caller may not read.
+fn decide_for(
+    app: &AppState,
+    caller: &Caller,
+    snapshot: &Snapshot,
+    tenant: crate::model::TenantId,
+    question: &Question,
+    now: crate::model::Timestamp,
+    explain: bool,
+) -> Decision {
+    let decision = decide(
+        snapshot,
+        tenant,
+        &question.request,
+        question.overage,
+        now,
+        explain,
+    );
+    if !explain || caller.principal_id() == Some(question.request.subject.id) {
+        return decision;
+    }
+    visible_to(app, caller, decision)
+}
+
+/// Keeps the reasons at scopes where the caller may read assignments; the others are
+/// counted in one `withheld` reason. Asked about oneself, nothing is withheld.
+fn visible_to(app: &AppState, caller: &Caller, decision: Decision) -> Decision {
+    let mut withheld = 0usize;
+    let mut reasons: Vec<Reason> = decision
+        .reasons
+        .into_iter()
+        .filter(|reason| {
+            let scope = match reason {
+                Reason::Grant(r) => &r.scope,
+                Reason::Deny(r) => &r.scope,
+                Reason::NotGranted(r) => &r.scope,
+                _ => return true,
+            };
+            let readable = Scope::parse(scope).is_ok_and(|scope| {
+                caller.holds(app, READ_ASSIGNMENTS, &scope)
+                    || caller.holds(app, CHECK_OTHERS, &scope)
+            });
+            if !readable {
+                withheld += 1;
+            }
+            readable
+        })
+        .collect();
+    if withheld > 0 {
+        reasons.push(Reason::Withheld { count: withheld });
+    }
+    Decision {
+        allowed: decision.allowed,
+        reasons,
+    }
+}
+
 /// Evaluates one question, noting a groups overage first when explaining.
 fn decide(
     snapshot: &Snapshot,
@@ -324,15 +382,13 @@ async fn check(
         _ => return Err(errors.into()),
     };
     question.authorize(&app, &caller)?;
-    let Question {
-        request, overage, ..
-    } = question;
     let snapshot = snapshot_for(&app, body.consistency).await?;
-    let decision = decide(
+    let decision = decide_for(
+        &app,
+        &caller,
         &snapshot,
         tenant.0,
-        &request,
-        overage,
+        &question,
         chrono::Utc::now(),
         body.explain,
     );
@@ -377,7 +433,7 @@ async fn check_batch(
         .into_iter()
         .map(|(q, explain)| {
             DecisionBody::new(
-                decide(&snapshot, tenant.0, &q.request, q.overage, now, explain),
+                decide_for(&app, &caller, &snapshot, tenant.0, &q, now, explain),
                 None,
             )
         })

@@ -2,6 +2,7 @@
 //! validate through the model, call the store or the engine, and shape the answer.
 
 pub mod admin;
+mod authn;
 pub mod authz;
 mod check;
 pub mod error;

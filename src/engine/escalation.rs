@@ -13,27 +13,41 @@
 //!
 //! A holder of a wider pattern written another way may be refused; it is never wrongly
 //! allowed.
+//!
+//! The rest of this module answers the other questions the admin plane asks before a
+//! change: which deny assignments bind an administrator near a scope, whether a deny may
+//! overlap a set of permissions, which principals a subject acts as, and until when a grant
+//! lasts. Each answer errs towards refusing.
 
+use smallvec::SmallVec;
+use uuid::Uuid;
+
+use super::eval::{covered, lowercase, Principals};
+use super::index::canonical;
 use super::pattern::Matcher;
+use super::role::{ActionKey, RoleMatch};
 use super::{CheckRequest, Snapshot, Subject};
-use crate::model::{Action, RoleDefinition, Scope, TenantId, Timestamp};
+use crate::model::{
+    Action, ActionPattern, DenyAssignment, RolePermission, Scope, TenantId, Timestamp,
+    MAX_ACTION_LEN,
+};
 
 const KEYWORDS: [&str; 3] = ["allentities", "allproperties", "alltasks"];
 
 impl Snapshot {
-    /// The patterns of `role` that `subject` does not hold at `scope` (empty: it holds them
-    /// all, so assigning `role` there grants nothing new).
+    /// The allowed patterns of `entries` (a role's permissions) that `subject` does not hold
+    /// at `scope` (empty: it holds them all, so granting them there grants nothing new).
     pub fn missing_permissions(
         &self,
         tenant: TenantId,
         subject: &Subject,
-        role: &RoleDefinition,
+        entries: &[RolePermission],
         scope: &Scope,
         now: Timestamp,
     ) -> Vec<String> {
         let held = self.effective_permissions(tenant, subject, scope, now);
         let mut missing = Vec::new();
-        for entry in &role.role_permissions {
+        for entry in entries {
             let role_exclusions: Vec<String> = entry
                 .excluded_resource_actions
                 .iter()
@@ -70,6 +84,168 @@ impl Snapshot {
         }
         missing
     }
+}
+
+impl Snapshot {
+    /// The subject's id and every group it belongs to (token groups and stored memberships,
+    /// transitively, up to the depth bound).
+    pub fn principals_of(&self, tenant: TenantId, subject: &Subject) -> Vec<Uuid> {
+        let t = self.tenant(tenant);
+        Principals::expand(t, subject.id, &subject.groups, self.max_group_depth).ids()
+    }
+
+    /// Deny assignments reaching `subject` (directly or through its groups) whose scope
+    /// covers `scope` or lies at or below it (a unit scope counts as covering its member
+    /// resources): every deny that fences the subject somewhere an assignment at `scope`
+    /// would reach.
+    pub fn denies_near(
+        &self,
+        tenant: TenantId,
+        subject: &Subject,
+        scope: &Scope,
+    ) -> Vec<DenyAssignment> {
+        let t = self.tenant(tenant);
+        let target = canonical(scope.as_str());
+        let mut above = SmallVec::new();
+        t.cover(&target, &mut above);
+        let p = Principals::expand(t, subject.id, &subject.groups, self.max_group_depth);
+        let mut out: Vec<DenyAssignment> = Vec::new();
+        for v in &p.visits {
+            let Some(node) = v.node else { continue };
+            for d in node.denies() {
+                let reaches = covered(&above, d.scope.hash, &d.scope.text) || {
+                    let mut below = SmallVec::new();
+                    t.cover(&d.scope.text, &mut below);
+                    below.iter().any(|c| c.text == &*target)
+                };
+                if reaches && !out.iter().any(|o| o.id == d.def.id) {
+                    out.push(d.def.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `group` has any direct member.
+    pub fn has_members(&self, tenant: TenantId, group: Uuid) -> bool {
+        self.tenant(tenant)
+            .members
+            .get(&group)
+            .is_some_and(|members| !members.is_empty())
+    }
+
+    /// Deny assignments whose scope is exactly `scope` (compared canonically).
+    pub fn denies_at(&self, tenant: TenantId, scope: &Scope) -> Vec<DenyAssignment> {
+        let t = self.tenant(tenant);
+        let target = canonical(scope.as_str());
+        let mut out: Vec<DenyAssignment> = t
+            .denies
+            .values()
+            .filter(|d| *d.scope.text == *target)
+            .map(|d| d.def.clone())
+            .collect();
+        out.sort_by_key(|d| d.id);
+        out
+    }
+
+    /// Role assignments held by `principal` itself: `(assignment id, scope)`.
+    pub fn assignments_of(&self, tenant: TenantId, principal: Uuid) -> Vec<(Uuid, Scope)> {
+        let t = self.tenant(tenant);
+        let mut out = Vec::new();
+        if let Some(grants) = t.nodes.get(&principal).and_then(|n| n.grants.as_ref()) {
+            grants.for_each(|g| {
+                // A stored scope always parses; should it not, `/` is the stricter place.
+                let scope = Scope::parse(&g.scope.text).unwrap_or_else(|_| Scope::root());
+                out.push((g.id, scope));
+            });
+        }
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// Until when `subject` may perform `action` on `resource`: `None` when it may not now,
+    /// `Some(None)` when some allowing grant has no end (a `wids` claim included), else
+    /// `Some(Some(t))` with `t` the latest end among the allowing grants.
+    pub fn allowed_until(
+        &self,
+        tenant: TenantId,
+        request: &CheckRequest,
+        now: Timestamp,
+    ) -> Option<Option<Timestamp>> {
+        if !self.check(tenant, request, now, false).allowed {
+            return None;
+        }
+        let t = self.tenant(tenant);
+        let mut buf = [0u8; MAX_ACTION_LEN];
+        let action = ActionKey::new(lowercase(request.action.as_str(), &mut buf));
+        let subject = &request.subject;
+        for wid in &subject.wids {
+            if let Some(role) = self.builtins.by_template.get(wid) {
+                if matches!(role.match_action(action), RoleMatch::Allowed { .. }) {
+                    return Some(None);
+                }
+            }
+        }
+        let resource = canonical(request.resource.as_str());
+        let mut cover = SmallVec::new();
+        t.cover(&resource, &mut cover);
+        let p = Principals::expand(t, subject.id, &subject.groups, self.max_group_depth);
+        let mut latest: Option<Timestamp> = None;
+        let mut unbounded = false;
+        for v in &p.visits {
+            if let Some(grants) = v.node.and_then(|n| n.grants_near(&cover)) {
+                grants.any_covering(&cover, |g| {
+                    if self.grant_allows(t, g, action, now) {
+                        match g.end() {
+                            None => unbounded = true,
+                            Some(end) => latest = Some(latest.map_or(end, |l| l.max(end))),
+                        }
+                    }
+                    unbounded
+                });
+            }
+            if unbounded {
+                return Some(None);
+            }
+        }
+        Some(latest)
+    }
+}
+
+/// Whether `deny` may take away something `entries` give: true unless provably not. An exact
+/// allowed action overlaps when the deny (with its exclusions) matches it; a wildcard
+/// overlaps unless every denied pattern's literal prefix is incompatible with its own.
+pub fn deny_overlaps(deny: &DenyAssignment, entries: &[RolePermission]) -> bool {
+    let denied: Vec<String> = deny
+        .actions
+        .iter()
+        .map(|a| a.as_str().to_ascii_lowercase())
+        .collect();
+    entries
+        .iter()
+        .flat_map(|e| e.allowed_resource_actions.iter())
+        .any(|allowed| {
+            let p = allowed.as_str().to_ascii_lowercase();
+            if is_exact(&p) {
+                denies_action(&deny.actions, &deny.excluded_actions, &p)
+            } else {
+                denied.iter().any(|d| {
+                    let (a, b) = (literal_prefix(&p), literal_prefix(d));
+                    a.starts_with(b) || b.starts_with(a)
+                })
+            }
+        })
+}
+
+/// Whether a deny of `actions` minus `excluded` matches the exact action `action`.
+pub fn denies_action(actions: &[ActionPattern], excluded: &[ActionPattern], action: &str) -> bool {
+    let action = action.to_ascii_lowercase();
+    actions
+        .iter()
+        .any(|a| Matcher::compile(a.as_str()).matches(&action))
+        && !excluded
+            .iter()
+            .any(|x| Matcher::compile(x.as_str()).matches(&action))
 }
 
 /// No `*` and no keyword segment: the pattern names one action.

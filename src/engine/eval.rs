@@ -23,9 +23,9 @@ const LINEAR_SEEN: usize = 16;
 
 /// One principal reached from the subject.
 #[derive(Clone, Copy)]
-struct Visit<'a> {
-    id: Uuid,
-    node: Option<&'a Node>,
+pub(super) struct Visit<'a> {
+    pub id: Uuid,
+    pub node: Option<&'a Node>,
     /// The visit it was reached from (the subject is 0; token groups come from 0 too).
     from: u32,
     depth: u32,
@@ -34,14 +34,19 @@ struct Visit<'a> {
 }
 
 /// The subject and its groups, breadth first (so each chain is a shortest one).
-struct Principals<'a> {
-    visits: SmallVec<[Visit<'a>; 16]>,
+pub(super) struct Principals<'a> {
+    pub visits: SmallVec<[Visit<'a>; 16]>,
     seen: Option<HashTable<u32>>,
     bound_hit: bool,
 }
 
 impl<'a> Principals<'a> {
-    fn expand(t: &'a TenantIndex, subject: Uuid, token_groups: &[Uuid], max_depth: usize) -> Self {
+    pub fn expand(
+        t: &'a TenantIndex,
+        subject: Uuid,
+        token_groups: &[Uuid],
+        max_depth: usize,
+    ) -> Self {
         let mut p = Principals {
             visits: SmallVec::new(),
             seen: None,
@@ -134,13 +139,13 @@ impl<'a> Principals<'a> {
         (chain, self.visits[i].token)
     }
 
-    fn ids(&self) -> Vec<Uuid> {
+    pub fn ids(&self) -> Vec<Uuid> {
         self.visits.iter().map(|v| v.id).collect()
     }
 }
 
 /// Lowercases an action into `buf` (actions are ASCII and at most [`MAX_ACTION_LEN`] bytes).
-fn lowercase<'b>(action: &str, buf: &'b mut [u8; MAX_ACTION_LEN]) -> &'b str {
+pub(super) fn lowercase<'b>(action: &str, buf: &'b mut [u8; MAX_ACTION_LEN]) -> &'b str {
     let bytes = action.as_bytes();
     let n = bytes.len().min(MAX_ACTION_LEN);
     buf[..n].copy_from_slice(&bytes[..n]);
@@ -149,7 +154,7 @@ fn lowercase<'b>(action: &str, buf: &'b mut [u8; MAX_ACTION_LEN]) -> &'b str {
 }
 
 #[inline]
-fn covered(cover: &[Cover<'_>], hash: u64, text: &str) -> bool {
+pub(super) fn covered(cover: &[Cover<'_>], hash: u64, text: &str) -> bool {
     cover.iter().any(|c| c.hash == hash && c.text == text)
 }
 
@@ -161,7 +166,7 @@ fn deny_matches(cover: &[Cover<'_>], d: &DenyRec, action: ActionKey<'_>) -> Opti
 }
 
 impl Snapshot {
-    fn role<'a>(&'a self, t: &'a TenantIndex, id: &Uuid) -> Option<&'a CompiledRole> {
+    pub(super) fn role<'a>(&'a self, t: &'a TenantIndex, id: &Uuid) -> Option<&'a CompiledRole> {
         match self.builtins.by_id.get(id) {
             Some(role) => Some(&**role),
             None => t.role(id),
@@ -169,7 +174,7 @@ impl Snapshot {
     }
 
     #[inline]
-    fn grant_allows(
+    pub(super) fn grant_allows(
         &self,
         t: &TenantIndex,
         g: &Grant,
@@ -529,14 +534,13 @@ impl Snapshot {
                 grants.for_each(|g| out.grants.push((g.role, g.scope.text.to_string())));
             }
             for d in node.denies() {
-                out.deny_scopes
-                    .push(d.def.directory_scope_id.as_str().to_owned());
+                out.denies.push(d.def.clone());
             }
         }
         out.grants.sort();
         out.grants.dedup();
-        out.deny_scopes.sort();
-        out.deny_scopes.dedup();
+        out.denies.sort_by_key(|d| d.id);
+        out.denies.dedup_by_key(|d| d.id);
         out
     }
 

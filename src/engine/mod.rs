@@ -23,8 +23,9 @@
 
 mod cow;
 pub mod dataset;
-mod escalation;
+pub mod escalation;
 mod eval;
+mod groups;
 mod index;
 mod pattern;
 mod role;
@@ -133,6 +134,12 @@ pub enum Reason {
     /// The subject's token carried a groups overage marker instead of its groups, so only
     /// stored memberships were considered (added by the API, not the engine).
     GroupsOverage {},
+    /// This many reasons were left out because they lie at scopes where the caller may not
+    /// read assignments (added by the API, not the engine).
+    Withheld {
+        /// How many.
+        count: usize,
+    },
     /// More candidates failed than are listed (see [`MAX_EXPLAINED_MISSES`]).
     MoreNotGranted {
         /// How many were left out.
@@ -331,8 +338,9 @@ pub struct Access {
 pub struct ThroughGroup {
     /// Role assignments a member holds through the group: `(role, scope)`.
     pub grants: Vec<(Uuid, String)>,
-    /// Scopes of deny assignments that reach a member through the group.
-    pub deny_scopes: Vec<String>,
+    /// Deny assignments that reach a member through the group (the group's own and those
+    /// of every group it is nested in).
+    pub denies: Vec<crate::model::DenyAssignment>,
 }
 
 /// Why a batch of changes could not be applied. The caller reloads a full snapshot.

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod db;
+pub mod env;
 pub mod idp;
 pub mod spec;
 

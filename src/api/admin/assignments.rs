@@ -9,7 +9,7 @@ use crate::api::extract::{page_request, ApiJson, ApiQuery, IdPath, IfMatch, Tena
 use crate::api::respond::{Created, Deleted, List, One, Updated};
 use crate::api::{ApiError, AppState};
 use crate::model::{
-    DenyAssignment, DenyAssignmentInput, DenyAssignmentPatchInput, RoleAssignment,
+    DenyAssignment, DenyAssignmentInput, DenyAssignmentPatchInput, EntityType, RoleAssignment,
     RoleAssignmentInput, Scope,
 };
 use crate::store::RoleAssignmentFilter;
@@ -66,7 +66,10 @@ pub async fn get(
     IdPath(id): IdPath,
 ) -> Result<One<RoleAssignment>, ApiError> {
     let stored = app.store().get_role_assignment(tenant, id).await?;
-    caller.authorize(&app, READ_ASSIGNMENTS, &stored.value.directory_scope_id)?;
+    // Not even its scope is told to a caller who may not read there.
+    if !caller.holds(&app, READ_ASSIGNMENTS, &stored.value.directory_scope_id) {
+        return Err(not_found(EntityType::RoleAssignment, id));
+    }
     Ok(One(stored))
 }
 
@@ -77,9 +80,7 @@ pub async fn create(
     ApiJson(body): ApiJson<RoleAssignmentInput>,
 ) -> Result<Created<RoleAssignment>, ApiError> {
     let new = body.validate()?;
-    caller
-        .authorize_assignment(&app, new.role_definition_id, &new.directory_scope_id)
-        .await?;
+    caller.authorize_assignment(&app, &new).await?;
     let written = app
         .store()
         .create_role_assignment(tenant, &caller.actor, new)
@@ -139,7 +140,9 @@ pub async fn get_deny(
     IdPath(id): IdPath,
 ) -> Result<One<DenyAssignment>, ApiError> {
     let stored = app.store().get_deny_assignment(tenant, id).await?;
-    caller.authorize(&app, READ_ASSIGNMENTS, &stored.value.directory_scope_id)?;
+    if !caller.holds(&app, READ_ASSIGNMENTS, &stored.value.directory_scope_id) {
+        return Err(not_found(EntityType::DenyAssignment, id));
+    }
     Ok(One(stored))
 }
 
@@ -150,7 +153,7 @@ pub async fn create_deny(
     ApiJson(body): ApiJson<DenyAssignmentInput>,
 ) -> Result<Created<DenyAssignment>, ApiError> {
     let new = body.validate()?;
-    caller.authorize(&app, MANAGE_ASSIGNMENTS, &new.directory_scope_id)?;
+    caller.authorize_deny(&app, &new)?;
     let written = app
         .store()
         .create_deny_assignment(tenant, &caller.actor, new)
@@ -170,7 +173,7 @@ pub async fn update_deny(
 ) -> Result<Updated<DenyAssignment>, ApiError> {
     let patch = body.validate()?;
     let stored = app.store().get_deny_assignment(tenant, id).await?;
-    caller.authorize(&app, MANAGE_ASSIGNMENTS, &stored.value.directory_scope_id)?;
+    caller.authorize_deny_change(&app, &stored.value, &patch)?;
     let written = app
         .store()
         .update_deny_assignment(tenant, &caller.actor, id, patch, if_match)
@@ -187,11 +190,21 @@ pub async fn delete_deny(
     IfMatch(if_match): IfMatch,
 ) -> Result<Deleted, ApiError> {
     let stored = app.store().get_deny_assignment(tenant, id).await?;
-    caller.authorize(&app, MANAGE_ASSIGNMENTS, &stored.value.directory_scope_id)?;
+    caller.authorize_deny_delete(&app, &stored.value)?;
     let written = app
         .store()
         .delete_deny_assignment(tenant, &caller.actor, id, if_match)
         .await?;
     app.wait_for(written.revision).await?;
     Ok(written.into())
+}
+
+/// The 404 an unknown id gets, word for word, also given for an object the caller may not
+/// read.
+fn not_found(entity: EntityType, id: uuid::Uuid) -> ApiError {
+    crate::store::StoreError::NotFound {
+        kind: entity.as_str(),
+        id: id.to_string(),
+    }
+    .into()
 }

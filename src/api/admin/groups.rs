@@ -3,8 +3,7 @@
 use axum::extract::{OriginalUri, State};
 
 use crate::api::authz::{
-    object_scope, Caller, CREATE_GROUPS, DELETE_GROUPS, READ_GROUPS, READ_GROUP_MEMBERS,
-    UPDATE_GROUPS,
+    object_scope, Caller, Membership, CREATE_GROUPS, READ_GROUPS, READ_GROUP_MEMBERS, UPDATE_GROUPS,
 };
 use crate::api::extract::{ApiJson, ApiQuery, IdAndMember, IdPath, IfMatch, Tenant};
 use crate::api::respond::{Created, Deleted, List, One, Updated};
@@ -79,7 +78,7 @@ pub async fn delete(
     IdPath(id): IdPath,
     IfMatch(if_match): IfMatch,
 ) -> Result<Deleted, ApiError> {
-    caller.authorize(&app, DELETE_GROUPS, &object_scope("groups", id))?;
+    caller.authorize_group_delete(&app, id)?;
     let written = app
         .store()
         .delete_group(tenant, &caller.actor, id, if_match)
@@ -110,7 +109,9 @@ pub async fn add_member(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<GroupMemberInput>,
 ) -> Result<Created<GroupMember>, ApiError> {
-    caller.authorize_membership(&app, id, true).await?;
+    caller
+        .authorize_membership(&app, id, Membership::Add)
+        .await?;
     let member = body.validate()?;
     let written = app
         .store()
@@ -127,9 +128,11 @@ pub async fn remove_member(
     Tenant(tenant): Tenant,
     IdAndMember(id, member): IdAndMember,
 ) -> Result<Deleted, ApiError> {
-    caller.authorize_membership(&app, id, false).await?;
     let member = uuid::Uuid::parse_str(&member)
         .map_err(|_| ApiError::invalid("memberId", format!("`{member}` is not a uuid")))?;
+    caller
+        .authorize_membership(&app, id, Membership::Remove(member))
+        .await?;
     let written = app
         .store()
         .remove_group_member(tenant, &caller.actor, id, member)

@@ -4,7 +4,7 @@ use axum::extract::{OriginalUri, State};
 use serde::Deserialize;
 
 use super::parse_bool;
-use crate::api::authz::{Caller, MANAGE_ROLES, READ_ASSIGNMENTS, READ_ROLES};
+use crate::api::authz::{Caller, MANAGE_ASSIGNMENTS, MANAGE_ROLES, READ_ASSIGNMENTS, READ_ROLES};
 use crate::api::extract::{page_request, ApiJson, ApiQuery, IdPath, IfMatch, Tenant};
 use crate::api::respond::{Created, Deleted, List, One, Updated};
 use crate::api::{ApiError, AppState};
@@ -102,12 +102,16 @@ pub async fn update(
     caller.authorize(&app, MANAGE_ROLES, &Scope::root())?;
     let patch = body.validate()?;
     if patch.role_permissions.is_some() || patch.is_enabled == Some(true) {
-        let mut changed = app.store().get_role_definition(tenant, id).await?.value;
+        let before = app.store().get_role_definition(tenant, id).await?.value;
+        let mut changed = before.clone();
         if let Some(permissions) = &patch.role_permissions {
             changed.role_permissions = permissions.clone();
         }
+        if let Some(enabled) = patch.is_enabled {
+            changed.is_enabled = enabled;
+        }
         if !changed.is_built_in {
-            caller.authorize_role_change(&app, &changed)?;
+            caller.authorize_role_change(&app, &before, &changed)?;
         }
     }
     let written = app
@@ -135,6 +139,13 @@ pub async fn delete(
 ) -> Result<Deleted, ApiError> {
     caller.authorize(&app, MANAGE_ROLES, &Scope::root())?;
     let cascade = parse_bool("cascade", q.cascade.as_deref())?.unwrap_or(false);
+    if cascade {
+        // The cascade deletes every assignment of the role: each needs the right to delete
+        // it directly, at its own scope.
+        for scope in assignment_scopes(&app, tenant, id).await? {
+            caller.authorize(&app, MANAGE_ASSIGNMENTS, &scope)?;
+        }
+    }
     let written = app
         .store()
         .delete_role_definition(tenant, &caller.actor, id, cascade, if_match)
@@ -179,4 +190,36 @@ pub async fn assignments(
         .list_role_assignments(tenant, &filter, &page)
         .await?;
     Ok(List::of_stored(&uri, page))
+}
+
+/// The distinct scopes of every assignment of role `id`, read page by page from the store.
+async fn assignment_scopes(
+    app: &AppState,
+    tenant: crate::model::TenantId,
+    id: uuid::Uuid,
+) -> Result<Vec<Scope>, ApiError> {
+    let filter = RoleAssignmentFilter {
+        role_definition_id: Some(id),
+        ..RoleAssignmentFilter::default()
+    };
+    let mut page = crate::store::PageRequest {
+        limit: 1000,
+        cursor: None,
+    };
+    let mut scopes: Vec<Scope> = Vec::new();
+    loop {
+        let listed = app
+            .store()
+            .list_role_assignments(tenant, &filter, &page)
+            .await?;
+        for stored in listed.items {
+            if !scopes.contains(&stored.value.directory_scope_id) {
+                scopes.push(stored.value.directory_scope_id);
+            }
+        }
+        match listed.next {
+            Some(next) => page.cursor = Some(next),
+            None => return Ok(scopes),
+        }
+    }
 }

@@ -80,6 +80,7 @@ pub async fn delete(
     IfMatch(if_match): IfMatch,
 ) -> Result<Deleted, ApiError> {
     caller.authorize(&app, MANAGE_UNITS, &object_scope("administrativeUnits", id))?;
+    caller.authorize_unit_release(&app, id)?;
     let written = app
         .store()
         .delete_administrative_unit(tenant, &caller.actor, id, if_match)
@@ -146,6 +147,7 @@ pub async fn remove_member(
         )
     })?;
     caller.authorize(&app, MANAGE_UNITS, &resource)?;
+    caller.authorize_unit_release(&app, id)?;
     let written = app
         .store()
         .remove_administrative_unit_member(tenant, &caller.actor, id, &resource)
