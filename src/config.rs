@@ -16,6 +16,21 @@ use crate::model::TenantId;
 pub const DEFAULT_TENANT: Uuid = Uuid::from_u128(1);
 /// The shortest admin key accepted, in bytes.
 pub const MIN_ADMIN_KEY_LEN: usize = 16;
+/// `header_read_timeout_ms` unless configured: ample for any real client on any network, and
+/// it bounds what a silent or trickling connection holds.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `idle_timeout_ms` unless configured: longer than the pools that keep connections to
+/// Rolecall open (AWS ALB 60 s, nginx upstream keep-alive 60 s, reqwest/hyper and Go 90 s),
+/// so they, not Rolecall, close an idle connection and never send on one just closed.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// `max_connections` unless configured and unless the open-files limit calls for fewer.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
+/// File descriptors left for everything but client connections (the store pool of at most 16,
+/// SQLite's files, token-key fetches, the listener, logs) when `max_connections` is derived
+/// from the open-files limit; at most half the limit.
+pub const RESERVED_FILE_DESCRIPTORS: u64 = 128;
+/// The longest timeout accepted, so a deadline never overflows: a day.
+const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +126,13 @@ pub struct FileSettings {
     pub max_batch_checks: Option<usize>,
     /// `max_body_bytes = 1048576`.
     pub max_body_bytes: Option<usize>,
+    /// `header_read_timeout_ms = 10000`: how long a connection may take to send a request's
+    /// head (the first request's from accept, a later one's from its first byte).
+    pub header_read_timeout_ms: Option<u64>,
+    /// `idle_timeout_ms = 120000`: how long a keep-alive connection may wait between requests.
+    pub idle_timeout_ms: Option<u64>,
+    /// `max_connections = 10000`: connections served at once; more wait to be accepted.
+    pub max_connections: Option<u64>,
     /// `[auth]`: trusted issuers and bootstrap admins.
     #[serde(default)]
     pub auth: AuthSettings,
@@ -177,6 +199,15 @@ pub struct Config {
     pub max_batch_checks: usize,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// A connection is closed when a request head takes longer than this to arrive: the first
+    /// request's counted from accept, a later one's from its first byte. No request is in
+    /// flight then, so nothing is lost.
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection is closed after this long with no request.
+    pub idle_timeout: Duration,
+    /// Connections served at once. Beyond it Rolecall stops accepting: new connections wait
+    /// in the kernel's accept queue, holding no file descriptor, until one ends.
+    pub max_connections: u32,
     /// Dev mode (generated admin key).
     pub dev: bool,
     /// Where the generated dev admin key lives, when `--dev` generated or reused one.
@@ -303,6 +334,36 @@ impl Config {
             file.max_body_bytes.map(|v| v as u64),
             1 << 20,
         )? as usize;
+        let timeout = |key: &'static str, value: Option<u64>, default: Duration| {
+            let ms = positive(key, value, default.as_millis() as u64)?;
+            if ms > MAX_TIMEOUT_MS {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: format!("must be at most {MAX_TIMEOUT_MS} (a day)"),
+                });
+            }
+            Ok(Duration::from_millis(ms))
+        };
+        let header_read_timeout = timeout(
+            "header_read_timeout_ms",
+            file.header_read_timeout_ms,
+            DEFAULT_HEADER_READ_TIMEOUT,
+        )?;
+        let idle_timeout = timeout(
+            "idle_timeout_ms",
+            file.idle_timeout_ms,
+            DEFAULT_IDLE_TIMEOUT,
+        )?;
+        let max_connections = match file.max_connections {
+            None => default_max_connections(open_files_limit()),
+            Some(value) => {
+                let value = positive("max_connections", Some(value), 0)?;
+                u32::try_from(value).map_err(|_| ConfigError::Invalid {
+                    key: "max_connections",
+                    message: format!("must be at most {}", u32::MAX),
+                })?
+            }
+        };
         Ok(Config {
             listen,
             data_dir,
@@ -316,6 +377,9 @@ impl Config {
             consistency_timeout: Duration::from_millis(consistency_timeout_ms),
             max_batch_checks,
             max_body_bytes,
+            header_read_timeout,
+            idle_timeout,
+            max_connections,
             dev: o.dev,
             dev_key_file,
         })
@@ -336,10 +400,39 @@ impl Config {
             consistency_timeout: Duration::from_millis(2000),
             max_batch_checks: 1000,
             max_body_bytes: 1 << 20,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             dev: false,
             dev_key_file: None,
         }
     }
+}
+
+/// `max_connections` unless configured: [`DEFAULT_MAX_CONNECTIONS`], or fewer when the
+/// open-files limit would run out first, so the cap (not `accept` failing with EMFILE) is
+/// what turns connections away and the store can still open its own.
+fn default_max_connections(open_files_limit: Option<u64>) -> u32 {
+    match open_files_limit {
+        Some(limit) => {
+            let reserved = RESERVED_FILE_DESCRIPTORS.min(limit / 2);
+            // Lossless: clamped to a u32 constant.
+            (limit - reserved).clamp(1, u64::from(DEFAULT_MAX_CONNECTIONS)) as u32
+        }
+        None => DEFAULT_MAX_CONNECTIONS,
+    }
+}
+
+/// This process's soft open-files limit (`ulimit -n`), read from `/proc/self/limits`; `None`
+/// where there is no such file (not Linux) or the limit is `unlimited`.
+pub(crate) fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
@@ -486,6 +579,18 @@ algorithms = ["HS256"]
         assert!(err.to_string().contains("auth.issuers[0]"), "{err}");
         let typo = toml::from_str::<FileSettings>("[[auth.issuers]]\nisuer = \"x\"").unwrap_err();
         assert!(typo.to_string().contains("isuer"), "{typo}");
+    }
+
+    #[test]
+    fn the_connection_cap_leaves_file_descriptors_for_the_store() {
+        assert_eq!(default_max_connections(None), DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(
+            default_max_connections(Some(1 << 20)),
+            DEFAULT_MAX_CONNECTIONS
+        );
+        assert_eq!(default_max_connections(Some(1024)), 1024 - 128);
+        assert_eq!(default_max_connections(Some(100)), 50);
+        assert_eq!(default_max_connections(Some(0)), 1);
     }
 
     #[test]
