@@ -21,7 +21,7 @@ use crate::store::{Backend, Store, StoreError, NOTIFY_CHANNEL};
 const BATCH: u32 = 5_000;
 
 /// The read side every request uses: the current snapshot and a way to wait for a revision.
-pub struct Directory {
+pub struct Published {
     /// Swapped whole, never mutated: a check never waits on sync.
     current: ArcSwap<Snapshot>,
     /// The revision of `current`, for waiters.
@@ -40,10 +40,10 @@ pub struct NotYet {
     pub reached: Revision,
 }
 
-impl Directory {
-    fn new(snapshot: Snapshot) -> Directory {
+impl Published {
+    fn new(snapshot: Snapshot) -> Published {
         let revision = snapshot.revision();
-        Directory {
+        Published {
             current: ArcSwap::from_pointee(snapshot),
             applied: watch::Sender::new(revision),
             kick: Notify::new(),
@@ -85,14 +85,14 @@ impl Directory {
     }
 }
 
-/// The running sync: its directory and background tasks (aborted on drop).
-pub struct Sync {
+/// The running sync: the snapshot it publishes and its background tasks (aborted on drop).
+pub struct Follower {
     /// Shared with every request.
-    pub directory: Arc<Directory>,
+    pub published: Arc<Published>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl Drop for Sync {
+impl Drop for Follower {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
@@ -100,7 +100,7 @@ impl Drop for Sync {
     }
 }
 
-impl Sync {
+impl Follower {
     /// Loads the snapshot, then starts following the change log. On PostgreSQL, `listen_url`
     /// is the database to `LISTEN` on.
     #[tracing::instrument(skip_all)]
@@ -109,7 +109,7 @@ impl Sync {
         catalog: Arc<Catalog>,
         poll_interval: Duration,
         listen_url: Option<String>,
-    ) -> Result<Sync, StoreError> {
+    ) -> Result<Follower, StoreError> {
         let started = std::time::Instant::now();
         let snapshot = load(store.as_ref(), &catalog).await?;
         tracing::info!(
@@ -117,7 +117,7 @@ impl Sync {
             millis = started.elapsed().as_millis() as u64,
             "snapshot loaded"
         );
-        let directory = Arc::new(Directory::new(snapshot));
+        let directory = Arc::new(Published::new(snapshot));
         let mut tasks = vec![tokio::spawn(follow(
             store.clone(),
             catalog,
@@ -127,7 +127,10 @@ impl Sync {
         if let (Backend::Postgres, Some(url)) = (store.backend(), listen_url) {
             tasks.push(tokio::spawn(listen(url, directory.clone())));
         }
-        Ok(Sync { directory, tasks })
+        Ok(Follower {
+            published: directory,
+            tasks,
+        })
     }
 }
 
@@ -140,7 +143,7 @@ async fn load(store: &dyn Store, catalog: &Catalog) -> Result<Snapshot, StoreErr
 async fn follow(
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
-    directory: Arc<Directory>,
+    directory: Arc<Published>,
     poll: Duration,
 ) {
     loop {
@@ -160,7 +163,7 @@ async fn follow(
 async fn catch_up(
     store: &dyn Store,
     catalog: &Catalog,
-    directory: &Directory,
+    directory: &Published,
 ) -> Result<(), StoreError> {
     loop {
         let current = directory.snapshot();
@@ -180,7 +183,7 @@ async fn catch_up(
 
 /// `LISTEN rolecall_changes`, kicking the loop on each notification and after each
 /// reconnect (notifications may have been lost meanwhile).
-async fn listen(url: String, directory: Arc<Directory>) {
+async fn listen(url: String, directory: Arc<Published>) {
     loop {
         match sqlx::postgres::PgListener::connect(&url).await {
             Ok(mut listener) => match listener.listen(NOTIFY_CHANNEL).await {

@@ -33,6 +33,13 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    // Set by the request-id layer before any handler runs.
+    let request_id: Arc<str> = parts
+        .headers
+        .get(&super::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .into();
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::Unauthorized(
             "send `Authorization: Bearer <token>`",
@@ -71,6 +78,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
                 actor: Actor::new("admin-key"),
                 tenant: header_tenant.unwrap_or(state.config().default_tenant),
                 kind: CallerKind::AdminKey,
+                request_id,
             }));
         }
     }
@@ -90,7 +98,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
     // A group is not a principal that signs in: a token naming a group's id as its subject
     // would act with the group's assignments without being a member of anything.
     if state
-        .directory()
+        .decider()
         .snapshot()
         .is_group(identity.tenant, identity.principal_id)
     {
@@ -109,5 +117,6 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
         actor: Actor::with_issuer(identity.principal_id.to_string(), identity.issuer.as_str()),
         tenant: identity.tenant,
         kind: CallerKind::Token(Arc::new(identity)),
+        request_id,
     }))
 }

@@ -1,179 +1,35 @@
-//! Who is calling, and whether they may: the [`Caller`] extractor authenticates every `/v1`
-//! request (a bearer token from a trusted issuer, or the break-glass admin key), and
-//! [`Caller::authorize`] asks Rolecall's own engine whether the caller holds an action at a
-//! scope.
-//!
-//! Each admin operation is an action: Entra's name where Entra has one, Rolecall's own
-//! namespace (`rolecall/...`) where not. The constants below are the whole list; the README
-//! documents it.
-
-use std::sync::Arc;
+//! Whether the caller may: [`Caller::authorize`] asks the decision layer whether the caller
+//! holds an admin action (`decide::actions`) at a scope, and the rest of this module holds
+//! the admin plane's rules against escalation (README, "No privilege escalation"): each
+//! write is checked as the grants it amounts to and the deny assignments it lifts.
 
 use uuid::Uuid;
 
 use super::{ApiError, AppState};
 use crate::auth::Identity;
-use crate::engine::{escalation, CheckRequest, Snapshot, Subject};
+use crate::engine::{escalation, CheckRequest, Snapshot};
 use crate::model::{
     Action, ActionPattern, DenyAssignment, DenyAssignmentPatch, NewDenyAssignment,
     NewRoleAssignment, RoleDefinition, RolePermission, Scope, TenantId, Timestamp,
 };
-use crate::store::Actor;
 
-/// Read role definitions (at `/`).
-pub const READ_ROLES: &str = "microsoft.directory/roleDefinitions/standard/read";
-/// Create, change, clone and delete custom role definitions (at `/`).
-pub const MANAGE_ROLES: &str = "microsoft.directory/roleDefinitions/allProperties/allTasks";
-/// Read role and deny assignments (at their scope, or `/` for an unfiltered list).
-pub const READ_ASSIGNMENTS: &str = "microsoft.directory/roleAssignments/standard/read";
-/// Create and delete role and deny assignments (at their scope).
-pub const MANAGE_ASSIGNMENTS: &str = "microsoft.directory/roleAssignments/allProperties/allTasks";
-/// Read groups (`/groups/{id}`, or `/` to list).
-pub const READ_GROUPS: &str = "microsoft.directory/groups/standard/read";
-/// Create groups (at `/`).
-pub const CREATE_GROUPS: &str = "microsoft.directory/groups/create";
-/// Rename or describe a group (`/groups/{id}`).
-pub const UPDATE_GROUPS: &str = "microsoft.directory/groups/basic/update";
-/// Delete a group (`/groups/{id}`).
-pub const DELETE_GROUPS: &str = "microsoft.directory/groups/delete";
-/// List a group's members (`/groups/{id}`).
-pub const READ_GROUP_MEMBERS: &str = "microsoft.directory/groups/members/read";
-/// Add or remove a group's members (`/groups/{id}`).
-pub const UPDATE_GROUP_MEMBERS: &str = "microsoft.directory/groups/members/update";
-/// Read administrative units (`/administrativeUnits/{id}`, or `/` to list).
-pub const READ_UNITS: &str = "microsoft.directory/administrativeUnits/standard/read";
-/// List a unit's members (`/administrativeUnits/{id}`).
-pub const READ_UNIT_MEMBERS: &str = "microsoft.directory/administrativeUnits/members/read";
-/// Create, change and delete units, and change their members (`/administrativeUnits/{id}`;
-/// adding or removing a member also needs it at the member resource).
-pub const MANAGE_UNITS: &str = "microsoft.directory/administrativeUnits/allProperties/allTasks";
-/// Read the change log (at `/`).
-pub const READ_CHANGES: &str = "rolecall/changes/read";
-/// Ask for decisions about principals other than oneself (at the resource or scope asked
-/// about).
-pub const CHECK_OTHERS: &str = "rolecall/decisions/check";
-
-/// Every administrative action above: a deny assignment matching one of them fences
-/// Rolecall's own administration, so creating, changing or lifting it needs assignment
-/// management at `/`.
-pub const ADMIN_ACTIONS: &[&str] = &[
-    READ_ROLES,
-    MANAGE_ROLES,
-    READ_ASSIGNMENTS,
-    MANAGE_ASSIGNMENTS,
-    READ_GROUPS,
-    CREATE_GROUPS,
-    UPDATE_GROUPS,
-    DELETE_GROUPS,
-    READ_GROUP_MEMBERS,
-    UPDATE_GROUP_MEMBERS,
-    READ_UNITS,
-    READ_UNIT_MEMBERS,
-    MANAGE_UNITS,
-    READ_CHANGES,
-    CHECK_OTHERS,
-];
-
-/// How the caller authenticated.
-#[derive(Debug, Clone)]
-pub enum CallerKind {
-    /// The break-glass admin key: every operation is allowed.
-    AdminKey,
-    /// A validated bearer token.
-    Token(Arc<Identity>),
-}
-
-/// The authenticated caller of a `/v1` route, and the tenant it acts in. Extracted once per
-/// request (kept in the request's extensions); cloning it clones an `Arc`.
-#[derive(Debug, Clone)]
-pub struct Caller(Arc<CallerInfo>);
-
-impl std::ops::Deref for Caller {
-    type Target = CallerInfo;
-
-    fn deref(&self) -> &CallerInfo {
-        &self.0
-    }
-}
-
-/// What [`Caller`] holds.
-#[derive(Debug)]
-pub struct CallerInfo {
-    /// Recorded in `changes.actor`: the principal id, or `admin-key`.
-    pub actor: Actor,
-    /// The tenant the call acts in: the token's, or for the admin key the
-    /// `Rolecall-Tenant` header, else the default tenant.
-    pub tenant: TenantId,
-    /// How it authenticated.
-    pub kind: CallerKind,
-}
+pub use crate::decide::actions::*;
+pub use crate::decide::{Caller, CallerInfo, CallerKind};
 
 impl Caller {
-    /// Wraps what authentication found.
-    pub fn new(info: CallerInfo) -> Caller {
-        Caller(Arc::new(info))
-    }
-
-    /// The caller's principal id, when it is a token caller.
-    pub fn principal_id(&self) -> Option<Uuid> {
-        match &self.kind {
-            CallerKind::AdminKey => None,
-            CallerKind::Token(identity) => Some(identity.principal_id),
-        }
-    }
-
     /// Whether the caller holds `action` at `scope` (the admin key holds everything).
     pub fn holds(&self, app: &AppState, action: &str, scope: &Scope) -> bool {
-        let CallerKind::Token(identity) = &self.kind else {
-            return true;
-        };
-        let Ok(action) = Action::parse(action) else {
-            return false;
-        };
-        let request = CheckRequest {
-            subject: identity.subject(),
-            action,
-            resource: scope.clone(),
-        };
-        app.directory()
-            .snapshot()
-            .check(self.tenant, &request, chrono::Utc::now(), false)
-            .allowed
+        app.decider().holds(self, action, scope)
     }
 
     /// 403 `forbidden` naming `action` and `scope` unless the caller holds it there.
-    pub fn authorize(&self, app: &AppState, action: &str, scope: &Scope) -> Result<(), ApiError> {
-        if self.holds(app, action, scope) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden {
-                action: action.to_owned(),
-                scope: scope.as_str().to_owned(),
-            })
-        }
-    }
-
-    /// A decision question about `subject`: asking about oneself is always allowed; about
-    /// anyone else needs [`CHECK_OTHERS`] at `resource`.
-    pub fn authorize_check(
+    pub fn authorize(
         &self,
         app: &AppState,
-        subject: &Subject,
-        resource: &Scope,
+        action: &'static str,
+        scope: &Scope,
     ) -> Result<(), ApiError> {
-        if self.principal_id() == Some(subject.id) {
-            return Ok(());
-        }
-        self.authorize(app, CHECK_OTHERS, resource)
-    }
-
-    /// The validated token behind the caller; `None` for the admin key, which holds
-    /// everything and is bound by none of the rules below.
-    fn identity(&self) -> Option<&Identity> {
-        match &self.kind {
-            CallerKind::AdminKey => None,
-            CallerKind::Token(identity) => Some(identity),
-        }
+        Ok(app.decider().require(self, action, scope)?)
     }
 
     /// Creating a role assignment: see [`Caller::authorize_role_grant`].
@@ -219,8 +75,8 @@ impl Caller {
             Err(crate::store::StoreError::NotFound { .. }) => return Ok(()),
             Err(other) => return Err(other.into()),
         };
-        let snapshot = app.directory().snapshot();
-        let now = chrono::Utc::now();
+        let snapshot = app.decider().snapshot();
+        let now = app.decider().now();
         self.within_own_term(&snapshot, identity, scope, end, now)?;
         if !self.holds(app, MANAGE_ASSIGNMENTS, &Scope::root()) {
             holds_every_permission(
@@ -324,13 +180,13 @@ impl Caller {
             condition: None,
         }];
         holds_every_permission(
-            &app.directory().snapshot(),
+            &app.decider().snapshot(),
             self.tenant,
             identity,
             name,
             &entries,
             scope,
-            chrono::Utc::now(),
+            app.decider().now(),
         )
     }
 
@@ -367,7 +223,7 @@ impl Caller {
         app: &AppState,
         deny: &DenyAssignment,
     ) -> Result<(), ApiError> {
-        let escaping = self.is_or_is_inside(&app.directory().snapshot(), deny.principal_id);
+        let escaping = self.is_or_is_inside(&app.decider().snapshot(), deny.principal_id);
         self.authorize_deny_release(app, deny, escaping)
     }
 
@@ -413,7 +269,7 @@ impl Caller {
         change: Membership,
     ) -> Result<(), ApiError> {
         self.authorize(app, UPDATE_GROUP_MEMBERS, &object_scope("groups", group))?;
-        let snapshot = app.directory().snapshot();
+        let snapshot = app.decider().snapshot();
         let through = snapshot.through_group(self.tenant, group);
         match change {
             Membership::Add => {
@@ -439,7 +295,7 @@ impl Caller {
     pub fn authorize_group_delete(&self, app: &AppState, group: Uuid) -> Result<(), ApiError> {
         let scope = object_scope("groups", group);
         self.authorize(app, DELETE_GROUPS, &scope)?;
-        let snapshot = app.directory().snapshot();
+        let snapshot = app.decider().snapshot();
         if snapshot.has_members(self.tenant, group) {
             self.authorize(app, UPDATE_GROUP_MEMBERS, &scope)?;
         }
@@ -457,7 +313,7 @@ impl Caller {
     /// deny assignment scoped to the unit from those resources: see
     /// [`Caller::authorize_deny_release`].
     pub fn authorize_unit_release(&self, app: &AppState, unit: Uuid) -> Result<(), ApiError> {
-        let snapshot = app.directory().snapshot();
+        let snapshot = app.decider().snapshot();
         for deny in snapshot.denies_at(self.tenant, &object_scope("administrativeUnits", unit)) {
             let escaping = self.is_or_is_inside(&snapshot, deny.principal_id);
             self.authorize_deny_release(app, &deny, escaping)?;
@@ -479,7 +335,7 @@ impl Caller {
             return Ok(());
         };
         let root = Scope::root();
-        let snapshot = app.directory().snapshot();
+        let snapshot = app.decider().snapshot();
         if !self.holds(app, MANAGE_ASSIGNMENTS, &root) {
             holds_every_permission(
                 &snapshot,
@@ -488,7 +344,7 @@ impl Caller {
                 &changed.display_name,
                 &changed.role_permissions,
                 &root,
-                chrono::Utc::now(),
+                app.decider().now(),
             )?;
         }
         let added: Vec<RolePermission> = if changed.is_enabled && !before.is_enabled {

@@ -1,8 +1,6 @@
 //! Decisions: `/v1/check`, `/v1/check/batch`, effective permissions and who-can. All are
 //! answered from the in-memory snapshot; `consistency` lets a caller wait for a revision.
 
-use std::sync::Arc;
-
 use axum::extract::{OriginalUri, State};
 use axum::http::Method;
 use axum::routing::{get, post};
@@ -10,13 +8,12 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::authz::{Caller, CHECK_OTHERS, READ_ASSIGNMENTS};
-use super::extract::{page_request, ApiJson, ApiQuery, IdPath, Tenant};
+use super::authz::Caller;
+use super::extract::{page_request, ApiJson, ApiQuery, IdPath};
 use super::respond::next_link;
 use super::{route, ApiError, AppState, Route};
-use crate::engine::{
-    Access, CheckRequest, Decision, EffectivePermissions, Reason, Snapshot, Subject,
-};
+use crate::decide::{Consistency, Question, SubjectError, SubjectSpec, Verdict};
+use crate::engine::{Access, EffectivePermissions, Reason, Subject};
 use crate::model::{Action, Revision, Scope, ValidationErrors};
 
 /// The decision routes.
@@ -47,61 +44,96 @@ struct SubjectInput {
     token: Option<String>,
 }
 
-/// A subject given by id, or resolved from its token.
-enum SubjectSource {
-    Given(SubjectInput),
-    Token(crate::auth::Identity),
+/// Parses a subject's wire form, recording errors under `{base}/subject`; `None` when
+/// invalid. Uuids are checked here; the token, if any, by the decision layer.
+fn subject_spec(
+    errors: &mut ValidationErrors,
+    base: &str,
+    subject: SubjectInput,
+) -> Option<SubjectSpec> {
+    if let Some(token) = subject.token {
+        if subject.principal_id.is_some() || !subject.groups.is_empty() || !subject.wids.is_empty()
+        {
+            errors.push(
+                format!("{base}/subject"),
+                "give either `token` or `principalId` (with `groups` and `wids`), not both",
+            );
+            return None;
+        }
+        return Some(SubjectSpec::Token(token));
+    }
+    let id = match subject.principal_id.as_deref() {
+        Some(raw) => uuid_at(errors, format!("{base}/subject/principalId"), raw),
+        None => {
+            errors.push(format!("{base}/subject"), "give `principalId` or `token`");
+            None
+        }
+    };
+    let mut uuids = |name: &str, raw: &[String]| -> Vec<Uuid> {
+        raw.iter()
+            .enumerate()
+            .filter_map(|(i, g)| uuid_at(errors, format!("{base}/subject/{name}/{i}"), g))
+            .collect()
+    };
+    let groups = uuids("groups", &subject.groups);
+    let wids = uuids("wids", &subject.wids);
+    Some(SubjectSpec::Claims(Subject {
+        id: id?,
+        groups,
+        wids,
+    }))
 }
 
-/// Validates every token subject up front (they are the only asynchronous part), recording
-/// errors under `{base}/subject`.
-async fn resolve_subject(
+/// Validates one question (subject, action, resource), recording errors under `base`
+/// (`""` or `/checks/{i}`). Only a token subject needs IO.
+async fn question(
     app: &AppState,
     caller: &Caller,
     errors: &mut ValidationErrors,
     base: &str,
     subject: SubjectInput,
-) -> Result<Option<SubjectSource>, ApiError> {
-    let Some(token) = subject.token.as_deref() else {
-        return Ok(Some(SubjectSource::Given(subject)));
+    action: &str,
+    resource: &str,
+) -> Result<Option<Question>, ApiError> {
+    let spec = subject_spec(errors, base, subject);
+    let action = errors.check(
+        format!("{base}/action"),
+        Action::parse(action).map_err(|e| format!("`{action}` is not an action: {e}")),
+    );
+    let resource = errors.check(
+        format!("{base}/resource"),
+        Scope::parse(resource).map_err(|e| format!("`{resource}` is not a resource path: {e}")),
+    );
+    let subject = match spec {
+        None => None,
+        Some(spec) => match app.decider().resolve(caller, spec).await {
+            Ok(subject) => Some(subject),
+            Err(SubjectError::InvalidToken(reason)) => {
+                errors.push(format!("{base}/subject/token"), reason);
+                None
+            }
+            Err(SubjectError::KeysUnavailable(reason)) => {
+                return Err(ApiError::IssuerUnavailable(reason))
+            }
+        },
     };
-    if subject.principal_id.is_some() || !subject.groups.is_empty() || !subject.wids.is_empty() {
-        errors.push(
-            format!("{base}/subject"),
-            "give either `token` or `principalId` (with `groups` and `wids`), not both",
-        );
-        return Ok(None);
-    }
-    if app.verifier().is_empty() {
-        errors.push(
-            format!("{base}/subject/token"),
-            "no token issuer is configured",
-        );
-        return Ok(None);
-    }
-    match app.verifier().verify(token).await {
-        Ok(identity) if identity.tenant != caller.tenant => {
-            errors.push(
-                format!("{base}/subject/token"),
-                format!(
-                    "the token is for tenant {}, and this call acts in {}",
-                    identity.tenant, caller.tenant
-                ),
-            );
-            Ok(None)
+    Ok(match (subject, action, resource) {
+        (Some(subject), Some(action), Some(resource)) => {
+            Some(Question::new(subject, action, resource))
         }
-        Ok(identity) => Ok(Some(SubjectSource::Token(identity))),
-        Err(crate::auth::TokenError::Invalid(reason)) => {
-            errors.push(
-                format!("{base}/subject/token"),
-                format!("the subject's token is not valid: {reason}"),
-            );
-            Ok(None)
-        }
-        Err(crate::auth::TokenError::KeysUnavailable(reason)) => {
-            Err(ApiError::IssuerUnavailable(reason))
-        }
-    }
+        _ => None,
+    })
+}
+
+/// The caller's right to ask `question`.
+fn may_ask(app: &AppState, caller: &Caller, question: &Question) -> Result<(), ApiError> {
+    let request = &question.request;
+    Ok(app.decider().may_ask(
+        caller,
+        &request.subject,
+        question.vouched,
+        &request.resource,
+    )?)
 }
 
 /// `{"atLeast": "<revision>"}` or `{"fullyConsistent": true}`; absent = this replica's
@@ -111,6 +143,31 @@ async fn resolve_subject(
 struct ConsistencyInput {
     at_least: Option<Revision>,
     fully_consistent: Option<bool>,
+}
+
+impl ConsistencyInput {
+    /// The consistency asked for; absent means this replica's snapshot.
+    fn parse(input: Option<ConsistencyInput>) -> Result<Consistency, ApiError> {
+        match input {
+            None => Ok(Consistency::Local),
+            Some(ConsistencyInput {
+                at_least: Some(_),
+                fully_consistent: Some(true),
+            }) => Err(ApiError::invalid(
+                "/consistency",
+                "give either `atLeast` or `fullyConsistent`, not both",
+            )),
+            Some(ConsistencyInput {
+                at_least: Some(revision),
+                ..
+            }) => Ok(Consistency::AtLeast(revision)),
+            Some(ConsistencyInput {
+                fully_consistent: Some(true),
+                ..
+            }) => Ok(Consistency::Full),
+            Some(_) => Ok(Consistency::Local),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -157,12 +214,23 @@ struct DecisionBody {
 }
 
 impl DecisionBody {
-    fn new(decision: Decision, revision: Option<Revision>) -> Self {
+    /// The wire form: a groups overage is said first, withheld reasons counted last.
+    fn new(verdict: Verdict, explain: bool, revision: Option<Revision>) -> Self {
+        let mut reasons = Vec::new();
+        if explain && verdict.groups_overage {
+            reasons.push(Reason::GroupsOverage {});
+        }
+        reasons.extend(verdict.reasons);
+        if verdict.withheld > 0 {
+            reasons.push(Reason::Withheld {
+                count: verdict.withheld,
+            });
+        }
         DecisionBody {
-            allowed: decision.allowed,
-            decision: if decision.allowed { "allow" } else { "deny" },
+            allowed: verdict.allowed,
+            decision: if verdict.allowed { "allow" } else { "deny" },
             revision,
-            reasons: decision.reasons,
+            reasons,
         }
     }
 }
@@ -180,225 +248,41 @@ fn uuid_at(errors: &mut ValidationErrors, pointer: String, raw: &str) -> Option<
     )
 }
 
-/// One validated question.
-struct Question {
-    request: CheckRequest,
-    /// The subject's token had a groups overage.
-    overage: bool,
-    /// The caller vouched for `groups` or `wids` (given, not read from a validated token).
-    vouched: bool,
-}
-
-impl Question {
-    /// Asking about oneself is free only with nothing vouched for: claiming groups or
-    /// `wids`, even one's own, is what the checker role is for.
-    fn authorize(&self, app: &AppState, caller: &Caller) -> Result<(), ApiError> {
-        if self.vouched {
-            caller.authorize(app, CHECK_OTHERS, &self.request.resource)
-        } else {
-            caller.authorize_check(app, &self.request.subject, &self.request.resource)
-        }
-    }
-}
-
-/// Validates one question, recording errors under `base` (`""` or `/checks/{i}`).
-fn request(
-    errors: &mut ValidationErrors,
-    base: &str,
-    subject: Option<SubjectSource>,
-    action: &str,
-    resource: &str,
-) -> Option<Question> {
-    let mut vouched_claims = false;
-    let (id, groups, wids, overage) = match subject {
-        None => (None, Vec::new(), Vec::new(), false),
-        Some(SubjectSource::Token(identity)) => (
-            Some(identity.principal_id),
-            identity.groups,
-            identity.wids,
-            identity.groups_overage,
-        ),
-        Some(SubjectSource::Given(subject)) => {
-            let id = match subject.principal_id.as_deref() {
-                Some(raw) => uuid_at(errors, format!("{base}/subject/principalId"), raw),
-                None => {
-                    errors.push(format!("{base}/subject"), "give `principalId` or `token`");
-                    None
-                }
-            };
-            let groups: Vec<_> = subject
-                .groups
-                .iter()
-                .enumerate()
-                .filter_map(|(i, g)| uuid_at(errors, format!("{base}/subject/groups/{i}"), g))
-                .collect();
-            let wids: Vec<_> = subject
-                .wids
-                .iter()
-                .enumerate()
-                .filter_map(|(i, w)| uuid_at(errors, format!("{base}/subject/wids/{i}"), w))
-                .collect();
-            vouched_claims = !subject.groups.is_empty() || !subject.wids.is_empty();
-            (id, groups, wids, false)
-        }
-    };
-    let action = errors.check(
-        format!("{base}/action"),
-        Action::parse(action).map_err(|e| format!("`{action}` is not an action: {e}")),
-    );
-    let resource = errors.check(
-        format!("{base}/resource"),
-        Scope::parse(resource).map_err(|e| format!("`{resource}` is not a resource path: {e}")),
-    );
-    Some(Question {
-        request: CheckRequest {
-            subject: Subject {
-                id: id?,
-                groups,
-                wids,
-            },
-            action: action?,
-            resource: resource?,
-        },
-        overage,
-        vouched: vouched_claims,
-    })
-}
-
-/// Evaluates one question, noting a groups overage first when explaining, and leaving out
-/// of the explanation what the caller may not read.
-fn decide_for(
-    app: &AppState,
-    caller: &Caller,
-    snapshot: &Snapshot,
-    tenant: crate::model::TenantId,
-    question: &Question,
-    now: crate::model::Timestamp,
-    explain: bool,
-) -> Decision {
-    let decision = decide(
-        snapshot,
-        tenant,
-        &question.request,
-        question.overage,
-        now,
-        explain,
-    );
-    if !explain || caller.principal_id() == Some(question.request.subject.id) {
-        return decision;
-    }
-    visible_to(app, caller, decision)
-}
-
-/// Keeps the reasons at scopes where the caller may read assignments; the others are
-/// counted in one `withheld` reason. Asked about oneself, nothing is withheld.
-fn visible_to(app: &AppState, caller: &Caller, decision: Decision) -> Decision {
-    let mut withheld = 0usize;
-    let mut reasons: Vec<Reason> = decision
-        .reasons
-        .into_iter()
-        .filter(|reason| {
-            let scope = match reason {
-                Reason::Grant(r) => &r.scope,
-                Reason::Deny(r) => &r.scope,
-                Reason::NotGranted(r) => &r.scope,
-                _ => return true,
-            };
-            let readable = Scope::parse(scope).is_ok_and(|scope| {
-                caller.holds(app, READ_ASSIGNMENTS, &scope)
-                    || caller.holds(app, CHECK_OTHERS, &scope)
-            });
-            if !readable {
-                withheld += 1;
-            }
-            readable
-        })
-        .collect();
-    if withheld > 0 {
-        reasons.push(Reason::Withheld { count: withheld });
-    }
-    Decision {
-        allowed: decision.allowed,
-        reasons,
-    }
-}
-
-/// Evaluates one question, noting a groups overage first when explaining.
-fn decide(
-    snapshot: &Snapshot,
-    tenant: crate::model::TenantId,
-    request: &CheckRequest,
-    overage: bool,
-    now: crate::model::Timestamp,
-    explain: bool,
-) -> Decision {
-    let mut decision = snapshot.check(tenant, request, now, explain);
-    if explain && overage {
-        decision.reasons.insert(0, Reason::GroupsOverage {});
-    }
-    decision
-}
-
-/// The snapshot to answer from, honouring the requested consistency.
-async fn snapshot_for(
-    app: &AppState,
-    consistency: Option<ConsistencyInput>,
-) -> Result<Arc<Snapshot>, ApiError> {
-    match consistency {
-        None => Ok(app.directory().snapshot()),
-        Some(ConsistencyInput {
-            at_least: Some(revision),
-            fully_consistent: None | Some(false),
-        }) => app.wait_for(revision).await,
-        Some(ConsistencyInput {
-            at_least: None,
-            fully_consistent: Some(true),
-        }) => {
-            let revision = app.store().current_revision().await?;
-            app.wait_for(revision).await
-        }
-        Some(ConsistencyInput {
-            at_least: None,
-            fully_consistent: None | Some(false),
-        }) => Ok(app.directory().snapshot()),
-        Some(_) => Err(ApiError::invalid(
-            "/consistency",
-            "give either `atLeast` or `fullyConsistent`, not both",
-        )),
-    }
-}
-
 async fn check(
     State(app): State<AppState>,
     caller: Caller,
-    tenant: Tenant,
     ApiJson(body): ApiJson<CheckInput>,
 ) -> Result<Json<DecisionBody>, ApiError> {
     let mut errors = ValidationErrors::new();
-    let subject = resolve_subject(&app, &caller, &mut errors, "", body.subject).await?;
-    let request = request(&mut errors, "", subject, &body.action, &body.resource);
-    let question = match request {
+    let consistency = ConsistencyInput::parse(body.consistency)?;
+    let asked = question(
+        &app,
+        &caller,
+        &mut errors,
+        "",
+        body.subject,
+        &body.action,
+        &body.resource,
+    )
+    .await?;
+    let question = match asked {
         Some(q) if errors.is_empty() => q,
         _ => return Err(errors.into()),
     };
-    question.authorize(&app, &caller)?;
-    let snapshot = snapshot_for(&app, body.consistency).await?;
-    let decision = decide_for(
-        &app,
-        &caller,
-        &snapshot,
-        tenant.0,
-        &question,
-        chrono::Utc::now(),
+    may_ask(&app, &caller, &question)?;
+    let decider = app.decider();
+    let snapshot = decider.snapshot_at(consistency).await?;
+    let verdict = decider.decide(&caller, &snapshot, &question, body.explain);
+    Ok(Json(DecisionBody::new(
+        verdict,
         body.explain,
-    );
-    Ok(Json(DecisionBody::new(decision, Some(snapshot.revision()))))
+        Some(snapshot.revision()),
+    )))
 }
 
 async fn check_batch(
     State(app): State<AppState>,
     caller: Caller,
-    tenant: Tenant,
     ApiJson(body): ApiJson<BatchInput>,
 ) -> Result<Json<BatchBody>, ApiError> {
     let limit = app.config().max_batch_checks;
@@ -408,32 +292,38 @@ async fn check_batch(
             body.checks.len()
         )));
     }
+    let consistency = ConsistencyInput::parse(body.consistency)?;
     let mut errors = ValidationErrors::new();
     let mut items = Vec::with_capacity(body.checks.len());
     for (i, item) in body.checks.into_iter().enumerate() {
         let explain = item.explain.unwrap_or(body.explain);
         let base = format!("/checks/{i}");
-        let subject = resolve_subject(&app, &caller, &mut errors, &base, item.subject).await?;
-        let request = request(&mut errors, &base, subject, &item.action, &item.resource);
-        items.push((request, explain));
+        let asked = question(
+            &app,
+            &caller,
+            &mut errors,
+            &base,
+            item.subject,
+            &item.action,
+            &item.resource,
+        )
+        .await?;
+        items.extend(asked.map(|q| (q, explain)));
     }
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    let items: Vec<_> = items
-        .into_iter()
-        .filter_map(|(request, explain)| request.map(|r| (r, explain)))
-        .collect();
     for (question, _) in &items {
-        question.authorize(&app, &caller)?;
+        may_ask(&app, &caller, question)?;
     }
-    let snapshot = snapshot_for(&app, body.consistency).await?;
-    let now = chrono::Utc::now();
+    let decider = app.decider();
+    let snapshot = decider.snapshot_at(consistency).await?;
     let results = items
-        .into_iter()
+        .iter()
         .map(|(q, explain)| {
             DecisionBody::new(
-                decide_for(&app, &caller, &snapshot, tenant.0, &q, now, explain),
+                decider.decide(&caller, &snapshot, q, *explain),
+                *explain,
                 None,
             )
         })
@@ -463,7 +353,6 @@ struct PermissionsBody {
 async fn permissions(
     State(app): State<AppState>,
     caller: Caller,
-    tenant: Tenant,
     IdPath(id): IdPath,
     ApiQuery(q): ApiQuery<PermissionsQuery>,
 ) -> Result<Json<PermissionsBody>, ApiError> {
@@ -472,10 +361,10 @@ async fn permissions(
         Some(raw) => Scope::parse(&raw)
             .map_err(|e| ApiError::invalid("?scope", format!("`{raw}` is not a scope: {e}")))?,
     };
-    caller.authorize_check(&app, &Subject::new(id), &scope)?;
-    let snapshot = app.directory().snapshot();
-    let effective =
-        snapshot.effective_permissions(tenant.0, &Subject::new(id), &scope, chrono::Utc::now());
+    let snapshot = app.decider().snapshot();
+    let effective = app
+        .decider()
+        .effective_permissions(&caller, &snapshot, id, &scope)?;
     Ok(Json(PermissionsBody {
         principal_id: id,
         scope,
@@ -504,7 +393,6 @@ struct AccessBody {
 async fn access(
     State(app): State<AppState>,
     caller: Caller,
-    tenant: Tenant,
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<AccessQuery>,
 ) -> Result<Json<AccessBody>, ApiError> {
@@ -533,7 +421,6 @@ async fn access(
     let (Some(resource), Some(action)) = (resource, action) else {
         return Err(errors.into());
     };
-    caller.authorize(&app, CHECK_OTHERS, &resource)?;
     let after =
         match page.cursor.as_deref() {
             None => None,
@@ -541,8 +428,10 @@ async fn access(
                 ApiError::invalid("?cursor", "`cursor` is not one this API returned")
             })?),
         };
-    let snapshot = app.directory().snapshot();
-    let mut all = snapshot.who_can(tenant.0, &action, &resource, chrono::Utc::now());
+    let snapshot = app.decider().snapshot();
+    let mut all = app
+        .decider()
+        .who_can(&caller, &snapshot, &action, &resource)?;
     // INVARIANT: one entry per principal, ordered by id, so the cursor (the last id) pages
     // through the whole answer without loss or repeats.
     all.sort_by_key(|a| a.principal_id);

@@ -15,6 +15,11 @@ pub const PROBLEM_BASE: &str = "https://rolecall.dev/problems/";
 /// The 401 detail for a presented credential that is neither the admin key nor a token.
 pub const INVALID_CREDENTIAL: &str = "the bearer credential is not valid";
 
+/// The 503 `issuer-unavailable` detail: the same for every issuer and failure, so an
+/// unauthenticated caller learns no key location or network error.
+pub const ISSUER_UNAVAILABLE: &str =
+    "the token's issuer cannot be reached to verify it; retry later";
+
 /// Everything a request can fail with. Variants map one-to-one to problem types.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -85,6 +90,8 @@ pub enum ApiError {
     #[error("{0}")]
     ConsistencyTimeout(String),
     /// A token issuer's signing keys cannot be had (503 `issuer-unavailable`): fail closed.
+    /// The reason (key location, fetch error) is logged, never answered: the caller is not
+    /// authenticated yet.
     #[error("{0}")]
     IssuerUnavailable(String),
     /// The store is unreachable (503 `unavailable`).
@@ -226,6 +233,9 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Internal(source) => tracing::error!(error = ?source, "internal error"),
             ApiError::Unavailable(source) => tracing::warn!(error = ?source, "store unavailable"),
+            ApiError::IssuerUnavailable(reason) => {
+                tracing::warn!(error = %reason, "token issuer unavailable");
+            }
             _ => {}
         }
         let errors = match &self {
@@ -237,6 +247,7 @@ impl IntoResponse for ApiError {
             // ties it to the log line written above.
             ApiError::Internal(_) => "internal error".to_owned(),
             ApiError::Unavailable(_) => "the store is unavailable; retry later".to_owned(),
+            ApiError::IssuerUnavailable(_) => ISSUER_UNAVAILABLE.to_owned(),
             ApiError::Validation(e) | ApiError::Unprocessable(e) => e.to_string(),
             other => other.to_string(),
         };
@@ -309,4 +320,27 @@ fn quotable(text: &str) -> String {
             _ => '?',
         })
         .collect()
+}
+
+impl From<crate::sync::NotYet> for ApiError {
+    fn from(e: crate::sync::NotYet) -> Self {
+        ApiError::ConsistencyTimeout(format!(
+            "revision {} is committed but this replica's snapshot is at {}; retry with consistency {{\"atLeast\": \"{}\"}}",
+            e.wanted, e.reached, e.wanted
+        ))
+    }
+}
+
+impl From<crate::decide::DecideError> for ApiError {
+    fn from(e: crate::decide::DecideError) -> Self {
+        use crate::decide::DecideError;
+        match e {
+            DecideError::Forbidden { action, scope } => ApiError::Forbidden {
+                action: action.to_owned(),
+                scope: scope.as_str().to_owned(),
+            },
+            DecideError::NotYet(e) => e.into(),
+            DecideError::Store(e) => e.into(),
+        }
+    }
 }

@@ -28,10 +28,11 @@ pub use error::ApiError;
 
 use crate::auth::Verifier;
 use crate::config::Config;
+use crate::decide::{Clock, Decider, TracingHook};
 use crate::engine::Snapshot;
 use crate::model::Revision;
 use crate::store::Store;
-use crate::sync::Directory;
+use crate::sync::Published;
 
 /// The header carrying each request's id (set when absent, echoed in the response).
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -46,8 +47,8 @@ pub struct AppState(Arc<Shared>);
 struct Shared {
     /// The directory's persistence.
     store: Arc<dyn Store>,
-    /// The decision snapshot, kept in step with the store by sync.
-    directory: Arc<Directory>,
+    /// Every decision, the admin API's own authorization included, goes through it.
+    decider: Decider,
     /// Validated settings.
     config: Config,
     /// Validates bearer tokens.
@@ -58,13 +59,22 @@ impl AppState {
     /// Wraps the shared parts.
     pub fn new(
         store: Arc<dyn Store>,
-        directory: Arc<Directory>,
+        published: Arc<Published>,
         config: Config,
         verifier: Arc<Verifier>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
+        let decider = Decider::new(
+            published,
+            store.clone(),
+            verifier.clone(),
+            clock,
+            Arc::new(TracingHook),
+            config.consistency_timeout,
+        );
         AppState(Arc::new(Shared {
             store,
-            directory,
+            decider,
             config,
             verifier,
         }))
@@ -75,9 +85,9 @@ impl AppState {
         &self.0.verifier
     }
 
-    /// The decision snapshot's read side.
-    pub fn directory(&self) -> &Directory {
-        &self.0.directory
+    /// The decision layer.
+    pub fn decider(&self) -> &Decider {
+        &self.0.decider
     }
 
     /// The store.
@@ -93,15 +103,7 @@ impl AppState {
     /// Returns once this replica's snapshot includes `revision` (read-your-writes), or a
     /// 503 `consistency-timeout` after the configured timeout.
     pub async fn wait_for(&self, revision: Revision) -> Result<Arc<Snapshot>, ApiError> {
-        self.directory()
-            .at_least(revision, self.config().consistency_timeout)
-            .await
-            .map_err(|e| {
-                ApiError::ConsistencyTimeout(format!(
-                    "revision {} is committed but this replica's snapshot is at {}; retry with consistency {{\"atLeast\": \"{}\"}}",
-                    e.wanted, e.reached, e.wanted
-                ))
-            })
+        Ok(self.decider().wait_for(revision).await?)
     }
 }
 

@@ -41,7 +41,7 @@ async fn readyz(State(app): State<AppState>) -> Result<impl IntoResponse, ApiErr
                 Backend::Sqlite => "sqlite",
             },
             "revision": revision,
-            "snapshotRevision": app.directory().snapshot().revision(),
+            "snapshotRevision": app.decider().snapshot().revision(),
         })),
     ))
 }
