@@ -10,7 +10,7 @@ impl Snapshot {
     /// True when `id` is a group stored in `tenant` at this snapshot's revision, whether or
     /// not it has members or assignments. One hash lookup.
     pub fn is_group(&self, tenant: TenantId, id: Uuid) -> bool {
-        { let _ = (tenant, id); false }
+        self.tenant(tenant).groups.get(&id).is_some()
     }
 }
 
@@ -19,7 +19,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::model::{Catalog, Change, ChangeOp, EntityType, Revision};
+    use crate::model::{Catalog, Change, ChangeOp, Dump, EntityType, Group, Revision, TenantDump};
 
     fn group_change(revision: i64, op: ChangeOp, tenant: TenantId, id: Uuid) -> Change {
         let group = json!({
@@ -64,5 +64,35 @@ mod tests {
             .expect("applies");
         assert!(!deleted.is_group(tenant, id));
         assert!(created.is_group(tenant, id), "snapshots are immutable");
+    }
+
+    #[test]
+    fn an_empty_group_in_a_dump_is_a_group() {
+        let catalog = Catalog::parse(r#"{"roles":[]}"#).expect("catalog");
+        let tenant = TenantId(Uuid::new_v4());
+        let id = Uuid::new_v4();
+        let now = chrono::Utc::now();
+        let dump = Dump {
+            revision: Revision(1),
+            tenants: vec![TenantDump {
+                tenant,
+                role_definitions: Vec::new(),
+                role_assignments: Vec::new(),
+                deny_assignments: Vec::new(),
+                groups: vec![Group {
+                    id,
+                    display_name: "Empty".to_owned(),
+                    description: String::new(),
+                    created_date_time: now,
+                    last_modified_date_time: now,
+                }],
+                group_members: Vec::new(),
+                administrative_units: Vec::new(),
+                administrative_unit_members: Vec::new(),
+            }],
+        };
+        let snapshot = Snapshot::build(&dump, &catalog);
+        assert!(snapshot.is_group(tenant, id));
+        assert!(!snapshot.is_group(tenant, Uuid::new_v4()));
     }
 }

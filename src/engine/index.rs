@@ -5,6 +5,8 @@
 //!   and its deny assignments. One lookup per principal serves both group expansion and
 //!   grant collection.
 //! - `members`: group → direct members (for who-can and group deletion).
+//! - `groups`: every group that exists, members or not (so a group id is never taken for a
+//!   user or service principal).
 //! - `units_of`: member resource → the administrative units holding it (and their scope
 //!   keys), `unit_members`: unit → member resources.
 //! - `by_scope`: scope → assignment id → principal (for who-can); its keys also intern the
@@ -380,6 +382,8 @@ pub(crate) struct UnitRef {
 pub(crate) struct TenantIndex {
     pub nodes: CowMap<Uuid, Node>,
     pub members: CowMap<Uuid, CowMap<Uuid, PrincipalType>>,
+    /// Every stored group, including those with no members and no assignments.
+    pub groups: CowMap<Uuid, ()>,
     pub roles: CowMap<Uuid, Arc<CompiledRole>>,
     pub units_of: CowMap<Key, Arc<[UnitRef]>>,
     pub unit_members: CowMap<Uuid, CowMap<Key, ()>>,
@@ -611,6 +615,7 @@ impl TenantIndex {
     /// Removes a group with every edge touching it and every assignment made to it, as the
     /// store does, so a later logged removal of any of those finds nothing to do.
     fn remove_group(&mut self, group: Uuid) {
+        self.groups.remove(&group);
         let members: Vec<Uuid> = self
             .members
             .get(&group)
@@ -780,6 +785,9 @@ impl Snapshot {
                     .roles
                     .insert(role.id, Arc::new(CompiledRole::compile(role.clone())));
             }
+            for g in &t.groups {
+                index.groups.insert(g.id, ());
+            }
             for m in &t.group_members {
                 index.add_member(m.group_id, m.id, m.member_type);
             }
@@ -919,9 +927,12 @@ fn apply_one(t: &mut TenantIndex, change: &Change) -> Result<(), ApplyError> {
             }
         }
         EntityType::Group => {
-            let (before, _after) = objects::<Group>(change)?;
+            let (before, after) = objects::<Group>(change)?;
             if let (ChangeOp::Delete, Some(b)) = (change.op, before) {
                 t.remove_group(b.id);
+            }
+            if let Some(a) = after {
+                t.groups.insert(a.id, ());
             }
         }
         EntityType::GroupMember => {
