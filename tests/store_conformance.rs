@@ -30,7 +30,7 @@ fn tenant() -> TenantId {
 }
 
 fn actor() -> Actor {
-    Actor("tester".to_owned())
+    Actor::new("tester")
 }
 
 fn all() -> PageRequest {
@@ -1700,7 +1700,7 @@ async fn deleting_a_group_removes_its_edges_and_assignments(store: &dyn Store) {
 
 async fn every_write_takes_the_next_revision_and_logs_its_change(store: &dyn Store) {
     let t = tenant();
-    let someone = Actor("someone@example.com".to_owned());
+    let someone = Actor::new("someone@example.com");
     let start = store.current_revision().await.unwrap();
     let created = store
         .create_group(t, &someone, named("Audited"))

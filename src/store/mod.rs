@@ -68,9 +68,66 @@ impl From<sqlx::Error> for StoreError {
 /// Store result.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Who performed a write, recorded in `changes.actor`.
+/// Who performed a write, recorded in `changes.actor` and `changes.actor_issuer`.
+///
+/// A principal id alone does not say who vouched for it: two trusted issuers may both
+/// present the same `oid`. So a token caller is recorded with the issuer (`iss`) that
+/// signed its token, kept apart from the id so the audit trail can filter on either.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor(pub String);
+pub struct Actor {
+    /// The principal id, or a fixed name (`admin-key`, `bootstrap-config`, `bootstrap-cli`).
+    id: String,
+    /// The token issuer that vouched for `id`; `None` for the admin key and bootstrap.
+    issuer: Option<String>,
+}
+
+impl Actor {
+    /// An actor that no token issuer vouched for: the admin key, bootstrap, tools.
+    pub fn new(id: impl Into<String>) -> Actor {
+        Actor {
+            id: id.into(),
+            issuer: None,
+        }
+    }
+
+    /// A token holder: its principal id and the issuer (`iss`, as the token states it).
+    pub fn with_issuer(id: impl Into<String>, issuer: impl Into<String>) -> Actor {
+        Actor {
+            id: id.into(),
+            issuer: Some(issuer.into()),
+        }
+    }
+
+    /// The principal id or fixed name, stored in `changes.actor`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The issuer that vouched for the actor, stored in `changes.actor_issuer`.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+}
+
+/// One row of the change log as the audit trail lists it: the [`Change`] (also what sync
+/// replays) plus the issuer of the actor, which only the audit trail needs. Derefs to the
+/// change, so its fields read as before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedChange {
+    /// The change.
+    pub change: Change,
+    /// The token issuer that vouched for `change.actor`; `None` for the admin key,
+    /// bootstrap, and rows written before the column existed.
+    pub actor_issuer: Option<String>,
+}
+
+impl std::ops::Deref for LoggedChange {
+    type Target = Change;
+
+    fn deref(&self) -> &Change {
+        &self.change
+    }
+}
 
 /// A page request: up to `limit` items after the opaque `cursor` (a previous page's `next`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -397,13 +454,14 @@ pub trait Store: Send + Sync + 'static {
 
     // --- change log ---
 
-    /// This tenant's changes with revision > `since`, ordered by (revision, sequence).
+    /// This tenant's changes with revision > `since`, ordered by (revision, sequence), each
+    /// with its actor's issuer.
     async fn list_changes(
         &self,
         tenant: TenantId,
         since: Revision,
         page: &PageRequest,
-    ) -> StoreResult<Page<Change>>;
+    ) -> StoreResult<Page<LoggedChange>>;
 
     // --- sync feed (all tenants) ---
 

@@ -30,15 +30,15 @@ mod write;
 
 use rows::{
     builtin_stored, change_from_row, change_key, decode_cursor, fetch_keyed, from_json, get_row,
-    into_page, like_contains, list_page, page_limit, parse_change_key, Arg, Condition, KeyKind,
-    Table, CHANGE_COLUMNS, DENY_ASSIGNMENTS, GROUPS, GROUP_MEMBERS, ROLE_ASSIGNMENTS,
-    ROLE_DEFINITIONS, UNITS, UNIT_MEMBERS,
+    into_page, like_contains, list_page, logged_change_from_row, page_limit, parse_change_key, Arg,
+    Condition, KeyKind, Table, CHANGE_COLUMNS, DENY_ASSIGNMENTS, GROUPS, GROUP_MEMBERS,
+    LOGGED_CHANGE_COLUMNS, ROLE_ASSIGNMENTS, ROLE_DEFINITIONS, UNITS, UNIT_MEMBERS,
 };
 use write::WriteTx;
 
 use super::{
-    Actor, Dump, Page, PageRequest, RoleAssignmentFilter, RoleDefinitionFilter, Store, StoreError,
-    StoreResult, Stored, TenantDump, Written,
+    Actor, Dump, LoggedChange, Page, PageRequest, RoleAssignmentFilter, RoleDefinitionFilter,
+    Store, StoreError, StoreResult, Stored, TenantDump, Written,
 };
 use crate::model::{
     AdministrativeUnit, AdministrativeUnitMember, Catalog, Change, CloneRole, DenyAssignment,
@@ -886,7 +886,7 @@ impl Store for SqlStore {
         tenant: TenantId,
         since: Revision,
         page: &PageRequest,
-    ) -> StoreResult<Page<Change>> {
+    ) -> StoreResult<Page<LoggedChange>> {
         // Start after the later of (since, every sequence) and the cursor's (revision, sequence).
         let mut start = (since.0, i64::MAX);
         if let Some(cursor) = &page.cursor {
@@ -897,7 +897,7 @@ impl Store for SqlStore {
         }
         let limit = page_limit(page);
         let sql = format!(
-            "SELECT {CHANGE_COLUMNS} FROM changes \
+            "SELECT {LOGGED_CHANGE_COLUMNS} FROM changes \
              WHERE tenant_id = $1 AND (revision, sequence) > ($2, $3) \
              ORDER BY revision, sequence LIMIT $4"
         );
@@ -910,7 +910,7 @@ impl Store for SqlStore {
             .await?;
         let changes = rows
             .iter()
-            .map(|row| change_from_row(row).map(|c| (change_key(c.revision, c.sequence), c)))
+            .map(|row| logged_change_from_row(row).map(|c| (change_key(c.revision, c.sequence), c)))
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(into_page(changes, limit))
     }
@@ -1055,7 +1055,7 @@ mod tests {
             description: String::new(),
         };
         let written = store
-            .create_group(tenant, &Actor("t".to_owned()), new)
+            .create_group(tenant, &Actor::new("t"), new)
             .await
             .unwrap();
         let got = store.get_group(tenant, written.value.id).await.unwrap();

@@ -10,6 +10,7 @@ use crate::api::extract::{page_request, ApiQuery, Tenant};
 use crate::api::respond::List;
 use crate::api::{ApiError, AppState};
 use crate::model::{Change, Revision, Scope};
+use crate::store::LoggedChange;
 
 /// Query of `GET /v1/changes`.
 #[derive(Deserialize)]
@@ -25,8 +26,28 @@ pub struct ChangesQuery {
 #[serde(rename_all = "camelCase")]
 pub struct ChangesPage {
     #[serde(flatten)]
-    list: List<Change>,
+    list: List<ChangeEntry>,
     revision: Revision,
+}
+
+/// One change as `/v1/changes` shows it: the change's fields, then `actorIssuer`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeEntry {
+    /// The change itself.
+    #[serde(flatten)]
+    change: Change,
+    /// The token issuer that vouched for `actor`; null for the admin key and bootstrap.
+    actor_issuer: Option<String>,
+}
+
+impl From<LoggedChange> for ChangeEntry {
+    fn from(logged: LoggedChange) -> Self {
+        ChangeEntry {
+            change: logged.change,
+            actor_issuer: logged.actor_issuer,
+        }
+    }
 }
 
 impl IntoResponse for ChangesPage {
@@ -54,7 +75,7 @@ pub async fn list(
     // Read after the page, so it is at least the newest change listed.
     let revision = app.store().current_revision().await?;
     Ok(ChangesPage {
-        list: List::new(&uri, page, |c| c),
+        list: List::new(&uri, page, ChangeEntry::from),
         revision,
     })
 }

@@ -17,7 +17,7 @@ use crate::model::{
     Change, ChangeOp, EntityType, Revision, RoleDefinition, Scope, TenantId, Timestamp,
     ValidationErrors,
 };
-use crate::store::{Page, PageRequest, StoreError, StoreResult, Stored};
+use crate::store::{LoggedChange, Page, PageRequest, StoreError, StoreResult, Stored};
 
 /// One table: its name (never user input, so it may be formatted into SQL) and the kind
 /// of object its rows hold.
@@ -322,6 +322,18 @@ pub(super) fn like_contains(needle: &str) -> String {
 
 pub(super) const CHANGE_COLUMNS: &str =
     "revision, sequence, tenant_id, entity_type, entity_id, op, before, after, actor, at";
+
+/// [`CHANGE_COLUMNS`] and the actor's issuer, for the audit trail.
+pub(super) const LOGGED_CHANGE_COLUMNS: &str =
+    "revision, sequence, tenant_id, entity_type, entity_id, op, before, after, actor, at, actor_issuer";
+
+/// A row selected with [`LOGGED_CHANGE_COLUMNS`].
+pub(super) fn logged_change_from_row(row: &AnyRow) -> StoreResult<LoggedChange> {
+    Ok(LoggedChange {
+        change: change_from_row(row)?,
+        actor_issuer: row.try_get(10)?,
+    })
+}
 
 pub(super) fn change_from_row(row: &AnyRow) -> StoreResult<Change> {
     let corrupt =

@@ -37,7 +37,7 @@ pub(super) struct WriteTx {
     tx: Transaction<'static, Any>,
     backend: Backend,
     tenant: TenantId,
-    actor: String,
+    actor: Actor,
     revision: Revision,
     now: Timestamp,
     sequence: i64,
@@ -73,7 +73,7 @@ impl WriteTx {
             tx,
             backend,
             tenant,
-            actor: actor.0.clone(),
+            actor: actor.clone(),
             revision: Revision(value),
             now,
             sequence: 0,
@@ -145,8 +145,8 @@ impl WriteTx {
         let before = before.map(to_json).transpose()?;
         let after = after.map(to_json).transpose()?;
         sqlx::query(
-            "INSERT INTO changes (revision, sequence, tenant_id, entity_type, entity_id, op, before, after, actor, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO changes (revision, sequence, tenant_id, entity_type, entity_id, op, before, after, actor, at, actor_issuer) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(self.revision.0)
         .bind(self.sequence)
@@ -156,8 +156,9 @@ impl WriteTx {
         .bind(op.as_str())
         .bind(before)
         .bind(after)
-        .bind(self.actor.clone())
+        .bind(self.actor.id().to_owned())
         .bind(time_text(self.now))
+        .bind(self.actor.issuer().map(str::to_owned))
         .execute(&mut *self.tx)
         .await?;
         self.sequence += 1;
