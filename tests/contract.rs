@@ -16,7 +16,8 @@ use axum::response::IntoResponse;
 use chrono::Utc;
 use rolecall::api::error::PROBLEM_BASE;
 use rolecall::api::respond::{Created, Deleted, List, One, Updated};
-use rolecall::api::ApiError;
+use rolecall::api::{wire, ApiError};
+use rolecall::decide::Verdict;
 use rolecall::engine::{
     Access, DenyReason, EffectiveDeny, EffectivePermission, EffectivePermissions, GrantReason,
     GrantSource, Miss, MissReason, Reason,
@@ -845,8 +846,6 @@ fn decision_explanations_are_written_as_the_spec_says() {
         why,
     };
     let reasons = vec![
-        // A token subject with a groups overage marker: always first.
-        Reason::GroupsOverage {},
         Reason::Grant(grant),
         Reason::Deny(DenyReason {
             deny_assignment_id: Uuid::new_v4(),
@@ -875,11 +874,23 @@ fn decision_explanations_are_written_as_the_spec_says() {
         Reason::GroupDepthLimit { max_depth: 32 },
         Reason::MoreNotGranted { omitted: 3 },
     ];
-    for reason in &reasons {
-        assert_valid("Reason", &serde_json::to_value(reason).expect("serializes"));
+    // A token subject with a groups overage marker: said first; withheld reasons: counted
+    // last.
+    let verdict = Verdict {
+        allowed: false,
+        reasons,
+        groups_overage: true,
+        withheld: 2,
+    };
+    let reasons = serde_json::to_value(wire::reasons(verdict, true)).expect("serializes");
+    for reason in reasons.as_array().expect("a list") {
+        assert_valid("Reason", reason);
     }
-    let reasons = serde_json::to_value(&reasons).expect("serializes");
     assert_eq!(reasons[0], json!({"kind": "groupsOverage"}));
+    assert_eq!(
+        reasons.as_array().and_then(|r| r.last()),
+        Some(&json!({"kind": "withheld", "count": 2}))
+    );
     let check = json!({"allowed": false, "decision": "deny", "revision": "3", "reasons": reasons});
     assert_response_matches("POST", "/v1/check", 200, &check);
     let overage = json!({"allowed": true, "decision": "allow", "revision": "3", "reasons": [
@@ -935,7 +946,7 @@ fn decision_explanations_are_written_as_the_spec_says() {
         group_depth_limited: false,
     };
     // The handler flattens this into its body next to the principal, scope and revision.
-    let mut body = serde_json::to_value(&effective).expect("serializes");
+    let mut body = serde_json::to_value(wire::Effective::from(effective)).expect("serializes");
     body["principalId"] = json!(Uuid::new_v4());
     body["scope"] = json!("/projects/p1");
     body["revision"] = json!(Revision(4));
@@ -951,7 +962,7 @@ fn decision_explanations_are_written_as_the_spec_says() {
         scope: "/".to_owned(),
         via: vec![Uuid::new_v4()],
     };
-    let body = json!({"value": [access], "nextLink": "/v1/access?resource=%2Fw&action=contoso.w%2Fread&cursor=x", "revision": "4"});
+    let body = json!({"value": [wire::Holder::from(access)], "nextLink": "/v1/access?resource=%2Fw&action=contoso.w%2Fread&cursor=x", "revision": "4"});
     assert_response_matches("GET", "/v1/access", 200, &body);
 }
 

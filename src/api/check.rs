@@ -11,9 +11,10 @@ use uuid::Uuid;
 use super::authz::Caller;
 use super::extract::{page_request, ApiJson, ApiQuery, IdPath};
 use super::respond::next_link;
+use super::wire;
 use super::{route, ApiError, AppState, Route};
 use crate::decide::{Consistency, Question, SubjectError, SubjectSpec, Verdict};
-use crate::engine::{Access, EffectivePermissions, Reason, Subject};
+use crate::engine::Subject;
 use crate::model::{Action, Revision, Scope, ValidationErrors};
 
 /// The decision routes.
@@ -210,27 +211,16 @@ struct DecisionBody {
     decision: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     revision: Option<Revision>,
-    reasons: Vec<Reason>,
+    reasons: Vec<wire::Reason>,
 }
 
 impl DecisionBody {
-    /// The wire form: a groups overage is said first, withheld reasons counted last.
     fn new(verdict: Verdict, explain: bool, revision: Option<Revision>) -> Self {
-        let mut reasons = Vec::new();
-        if explain && verdict.groups_overage {
-            reasons.push(Reason::GroupsOverage {});
-        }
-        reasons.extend(verdict.reasons);
-        if verdict.withheld > 0 {
-            reasons.push(Reason::Withheld {
-                count: verdict.withheld,
-            });
-        }
         DecisionBody {
             allowed: verdict.allowed,
             decision: if verdict.allowed { "allow" } else { "deny" },
             revision,
-            reasons,
+            reasons: wire::reasons(verdict, explain),
         }
     }
 }
@@ -347,7 +337,7 @@ struct PermissionsBody {
     scope: Scope,
     revision: Revision,
     #[serde(flatten)]
-    effective: EffectivePermissions,
+    effective: wire::Effective,
 }
 
 async fn permissions(
@@ -369,7 +359,7 @@ async fn permissions(
         principal_id: id,
         scope,
         revision: snapshot.revision(),
-        effective,
+        effective: effective.into(),
     }))
 }
 
@@ -385,7 +375,7 @@ struct AccessQuery {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct AccessBody {
-    value: Vec<Access>,
+    value: Vec<wire::Holder>,
     next_link: Option<String>,
     revision: Revision,
 }
@@ -442,7 +432,12 @@ async fn access(
     let next =
         (rest.len() > limit).then(|| next_link(&uri, &rest[limit - 1].principal_id.to_string()));
     Ok(Json(AccessBody {
-        value: rest.iter().take(limit).cloned().collect(),
+        value: rest
+            .iter()
+            .take(limit)
+            .cloned()
+            .map(wire::Holder::from)
+            .collect(),
         next_link: next,
         revision: snapshot.revision(),
     }))

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 mod ops;
 pub mod respond;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;

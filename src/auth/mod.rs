@@ -8,7 +8,9 @@
 //! `x5u`, `x5c`, `jwk` (key material or key locations are never followed) or `crit`
 //! headers, has a bad signature, is expired, not yet valid or issued in the future beyond
 //! the leeway, comes from an unknown issuer, is for another audience, lacks a subject or
-//! tenant, or names a tenant the issuer may not vouch for.
+//! tenant, or names a tenant the issuer may not vouch for: its `allowed_tenants` when
+//! configured, else for an exact issuer the default tenant only, and for a `{tid}` template
+//! the tenant its `iss` names (see [`TenantRule`]).
 
 pub mod dev;
 mod keys;
@@ -16,12 +18,12 @@ mod settings;
 mod verify;
 
 pub use keys::KeySource;
-pub use settings::{ClaimNames, IssuerMatch, IssuerSettings, IssuerSpec};
+pub use settings::{ClaimNames, IssuerMatch, IssuerSettings, IssuerSpec, TenantRule};
 pub use verify::Verifier;
 
 use uuid::Uuid;
 
-use crate::engine::Subject;
+use crate::model::Subject;
 use crate::model::TenantId;
 
 /// The largest token accepted, in bytes.

@@ -3,7 +3,7 @@
 
 use super::{Caller, Decider};
 use crate::auth::TokenError;
-use crate::engine::Subject;
+use crate::model::Subject;
 
 /// How a question names its subject.
 #[derive(Debug, Clone)]

@@ -30,11 +30,12 @@ mod index;
 mod pattern;
 mod role;
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::{Action, ActionPattern, PrincipalType, Revision, Scope, Timestamp};
 
+/// The engine's subject is the model's (re-exported so engine callers need one import).
+pub use crate::model::Subject;
 pub use index::Snapshot;
 
 /// How many memberships away from the subject group expansion goes by default. Deeper
@@ -45,36 +46,8 @@ pub const MAX_GROUP_DEPTH: usize = 32;
 /// [`Reason::MoreNotGranted`].
 pub const MAX_EXPLAINED_MISSES: usize = 64;
 
-/// Who is asking: a principal, plus what its token asserts.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Subject {
-    /// The principal's object id (`oid`).
-    pub id: Uuid,
-    /// Group ids from the token's `groups` claim: treated as direct memberships, then
-    /// expanded through stored memberships like any other group.
-    #[serde(default)]
-    pub groups: Vec<Uuid>,
-    /// Role template ids from the token's `wids` claim, from an issuer trusted to assert
-    /// them: each one naming a built-in role grants it at `/`.
-    #[serde(default)]
-    pub wids: Vec<Uuid>,
-}
-
-impl Subject {
-    /// A principal with nothing asserted by a token.
-    pub fn new(id: Uuid) -> Subject {
-        Subject {
-            id,
-            groups: Vec::new(),
-            wids: Vec::new(),
-        }
-    }
-}
-
 /// One question: may `subject` perform `action` on `resource`?
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckRequest {
     /// Who.
     pub subject: Subject,
@@ -85,8 +58,7 @@ pub struct CheckRequest {
 }
 
 /// The answer to a [`CheckRequest`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     /// True only when some grant allows and no deny assignment matches.
     pub allowed: bool,
@@ -97,8 +69,7 @@ pub struct Decision {
 }
 
 /// Where a grant comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantSource {
     /// A stored role assignment.
     Assignment,
@@ -106,13 +77,8 @@ pub enum GrantSource {
     WidsClaim,
 }
 
-/// One line of an explanation. On the wire: an object with `kind` and camelCase fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(
-    tag = "kind",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
+/// One line of an explanation (its wire form is `api::wire::Reason`).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Reason {
     /// A grant that allows the action.
     Grant(GrantReason),
@@ -131,15 +97,6 @@ pub enum Reason {
         /// The bound, in memberships.
         max_depth: usize,
     },
-    /// The subject's token carried a groups overage marker instead of its groups, so only
-    /// stored memberships were considered (added by the API, not the engine).
-    GroupsOverage {},
-    /// This many reasons were left out because they lie at scopes where the caller may not
-    /// read assignments (added by the API, not the engine).
-    Withheld {
-        /// How many.
-        count: usize,
-    },
     /// More candidates failed than are listed (see [`MAX_EXPLAINED_MISSES`]).
     MoreNotGranted {
         /// How many were left out.
@@ -148,8 +105,7 @@ pub enum Reason {
 }
 
 /// A grant that allows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantReason {
     /// The role assignment; `None` for a `wids` claim.
     pub assignment_id: Option<Uuid>,
@@ -173,8 +129,7 @@ pub struct GrantReason {
 }
 
 /// A deny assignment that matched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DenyReason {
     /// The deny assignment.
     pub deny_assignment_id: Uuid,
@@ -193,8 +148,7 @@ pub struct DenyReason {
 }
 
 /// A candidate grant that does not allow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissReason {
     /// The role assignment; `None` for a `wids` claim.
     pub assignment_id: Option<Uuid>,
@@ -216,13 +170,8 @@ pub struct MissReason {
     pub why: Miss,
 }
 
-/// Why a candidate grant does not allow. On the wire: an object with `code`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    tag = "code",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
+/// Why a candidate grant does not allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Miss {
     /// The assignment's scope does not cover the resource.
     ScopeDoesNotCover,
@@ -250,8 +199,7 @@ pub enum Miss {
 
 /// What a subject may do at a scope: every permission entry of every grant covering it,
 /// and every deny assignment covering it.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EffectivePermissions {
     /// One row per permission entry of each active, enabled grant whose scope covers the
     /// asked scope.
@@ -263,8 +211,7 @@ pub struct EffectivePermissions {
 }
 
 /// One permission entry that a grant gives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EffectivePermission {
     /// What the entry allows.
     pub allowed_resource_actions: Vec<ActionPattern>,
@@ -289,8 +236,7 @@ pub struct EffectivePermission {
 }
 
 /// A deny assignment in force for a subject at a scope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EffectiveDeny {
     /// The deny assignment.
     pub deny_assignment_id: Uuid,
@@ -311,8 +257,7 @@ pub struct EffectiveDeny {
 }
 
 /// A principal that may perform an action on a resource, and the grant that lets it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
     /// The principal: directly assigned, or a transitive member of an assigned group.
     pub principal_id: Uuid,

@@ -7,6 +7,7 @@ mod dump;
 mod entities;
 mod input;
 mod scope;
+mod subject;
 mod validation;
 
 pub use action::{Action, ActionError, ActionPattern, MAX_ACTION_LEN, MAX_ACTION_SEGMENTS};
@@ -15,4 +16,5 @@ pub use dump::{Dump, TenantDump};
 pub use entities::*;
 pub use input::*;
 pub use scope::{Scope, ScopeError, MAX_SCOPE_DEPTH, MAX_SCOPE_LEN};
+pub use subject::Subject;
 pub use validation::{FieldError, ValidationErrors};
