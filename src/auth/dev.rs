@@ -11,7 +11,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use uuid::Uuid;
 
 use super::keys::KeySource;
-use super::settings::{ClaimNames, IssuerMatch, IssuerSpec};
+use super::settings::{ClaimNames, IssuerMatch, IssuerSpec, TenantRule};
 
 /// The `iss` of dev tokens.
 pub const DEV_ISSUER: &str = "rolecall-dev";
@@ -86,7 +86,8 @@ impl DevKey {
         serde_json::from_value(value).unwrap_or(JwkSet { keys: Vec::new() })
     }
 
-    /// The dev issuer: this key, `wids` trusted, tokens without `tid` in the default tenant.
+    /// The dev issuer: this key, `wids` trusted, tokens without `tid` in the default tenant,
+    /// any `tid` accepted (`rolecall dev-token --tid`).
     pub fn issuer(&self) -> IssuerSpec {
         IssuerSpec {
             name: DEV_ISSUER.to_owned(),
@@ -96,7 +97,7 @@ impl DevKey {
             algorithms: vec![Algorithm::EdDSA],
             trust_wids: true,
             leeway: 60,
-            allowed_tenants: Vec::new(),
+            tenants: TenantRule::Any,
             require_tenant: false,
             claims: ClaimNames::default(),
             refresh: Duration::from_secs(3600),

@@ -43,7 +43,8 @@ pub struct IssuerSettings {
     pub trust_wids: bool,
     /// Clock skew allowed on `exp`, `nbf` and `iat`; default 60.
     pub leeway_seconds: Option<u64>,
-    /// Tenants this issuer may vouch for; empty: any (a template still binds `tid`).
+    /// Tenants this issuer may vouch for. Empty: an exact issuer acts in `default_tenant`
+    /// only, and a `{tid}` template in the tenant its `iss` names.
     #[serde(default)]
     pub allowed_tenants: Vec<String>,
     /// Whether tokens must carry a tenant claim; default true. When false, a token without
@@ -136,6 +137,33 @@ impl IssuerMatch {
     }
 }
 
+/// Which tenants an issuer may vouch for: the tenant a token acts in must pass this rule,
+/// so one issuer cannot administer a tenant it was not configured for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantRule {
+    /// Only these (`allowed_tenants`). A template's `iss` must also name the token's tenant.
+    Listed(Vec<Uuid>),
+    /// Nothing configured: an exact issuer acts in the default tenant only; a `{tid}`
+    /// template in the tenant its `iss` names.
+    Default,
+    /// Any tenant. Only for the dev issuer, whose signing key the server itself keeps and
+    /// whose tokens may claim any `wids` anyway: a tenant bound adds nothing there.
+    Any,
+}
+
+impl TenantRule {
+    /// True when a token of an issuer matched by `matcher` may act in `tenant`.
+    pub fn allows(&self, matcher: &IssuerMatch, tenant: Uuid, default_tenant: Uuid) -> bool {
+        match (self, matcher) {
+            (TenantRule::Listed(list), _) => list.contains(&tenant),
+            (TenantRule::Default, IssuerMatch::Exact(_)) => tenant == default_tenant,
+            // INVARIANT: the template's `iss` already bound `tenant` (checked by the caller).
+            (TenantRule::Default, IssuerMatch::Template { .. }) => true,
+            (TenantRule::Any, _) => true,
+        }
+    }
+}
+
 /// A validated trusted issuer.
 #[derive(Debug, Clone)]
 pub struct IssuerSpec {
@@ -153,8 +181,8 @@ pub struct IssuerSpec {
     pub trust_wids: bool,
     /// Clock skew allowed, in seconds.
     pub leeway: u64,
-    /// Tenants this issuer may vouch for (empty: any).
-    pub allowed_tenants: Vec<Uuid>,
+    /// Tenants this issuer may vouch for.
+    pub tenants: TenantRule,
     /// Whether the tenant claim is required.
     pub require_tenant: bool,
     /// Claim names.
@@ -222,7 +250,7 @@ impl IssuerSpec {
                 .map(|raw| parse_algorithm(raw))
                 .collect::<Result<_, _>>()?,
         };
-        let allowed_tenants = s
+        let allowed_tenants: Vec<Uuid> = s
             .allowed_tenants
             .iter()
             .map(|raw| {
@@ -230,6 +258,11 @@ impl IssuerSpec {
                     .map_err(|_| format!("`allowed_tenants`: `{raw}` is not a uuid"))
             })
             .collect::<Result<_, _>>()?;
+        let tenants = if allowed_tenants.is_empty() {
+            TenantRule::Default
+        } else {
+            TenantRule::Listed(allowed_tenants)
+        };
         let require_tenant = s.require_tenant.unwrap_or(true);
         if !require_tenant && matches!(matcher, IssuerMatch::Template { .. }) {
             return Err("a `{tid}` template issuer always requires the tenant claim".to_owned());
@@ -267,7 +300,7 @@ impl IssuerSpec {
             algorithms,
             trust_wids: s.trust_wids,
             leeway: s.leeway_seconds.unwrap_or(60),
-            allowed_tenants,
+            tenants,
             require_tenant,
             claims,
             refresh,
@@ -341,6 +374,31 @@ mod tests {
             None
         );
         assert_eq!(spec.matcher.matches("https://evil.example.com/v2.0"), None);
+    }
+
+    #[test]
+    fn exact_issuers_act_in_the_default_tenant_unless_tenants_are_listed() {
+        let default = Uuid::new_v4();
+        let other = Uuid::new_v4();
+        let exact = IssuerSpec::from_settings(IssuerSettings {
+            issuer: "https://partner.example.com".to_owned(),
+            ..base()
+        })
+        .expect("valid");
+        assert_eq!(exact.tenants, TenantRule::Default);
+        assert!(exact.tenants.allows(&exact.matcher, default, default));
+        assert!(!exact.tenants.allows(&exact.matcher, other, default));
+        let listed = IssuerSpec::from_settings(IssuerSettings {
+            issuer: "https://partner.example.com".to_owned(),
+            allowed_tenants: vec![other.to_string()],
+            ..base()
+        })
+        .expect("valid");
+        assert!(listed.tenants.allows(&listed.matcher, other, default));
+        assert!(!listed.tenants.allows(&listed.matcher, default, default));
+        // A template acts in the tenant its `iss` names (the verifier checks that binding).
+        let template = IssuerSpec::from_settings(base()).expect("valid");
+        assert!(template.tenants.allows(&template.matcher, other, default));
     }
 
     #[test]

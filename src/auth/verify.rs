@@ -293,7 +293,10 @@ impl Verifier {
                 names.tenant
             )));
         }
-        if !spec.allowed_tenants.is_empty() && !spec.allowed_tenants.contains(&tenant) {
+        if !spec
+            .tenants
+            .allows(&spec.matcher, tenant, self.default_tenant.0)
+        {
             return Err(TokenError::invalid(format!(
                 "tenant {tenant} is not allowed for issuer `{}`",
                 spec.name
