@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-/// The largest JWKS or discovery document read, in bytes.
+/// The largest JWKS or discovery document read, in bytes: reading stops there.
 const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 
 /// Where an issuer's keys come from.
@@ -240,8 +240,12 @@ impl KeyCache {
         }
     }
 
+    /// GETs `url` and parses its JSON body, reading at most [`MAX_DOCUMENT_BYTES`]: a
+    /// declared length over the cap is refused before the body is read, and an undeclared
+    /// (chunked) body is read chunk by chunk and dropped, with its connection, as soon as it
+    /// passes the cap. So a hostile or broken key location costs at most the cap in memory.
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, String> {
-        let response = self
+        let mut response = self
             .http
             .get(url)
             .timeout(self.timeout)
@@ -251,22 +255,22 @@ impl KeyCache {
         if !response.status().is_success() {
             return Err(format!("GET {url}: status {}", response.status()));
         }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
-        {
-            return Err(format!(
-                "GET {url}: document over {MAX_DOCUMENT_BYTES} bytes"
-            ));
+        let too_big = || format!("GET {url}: document over {MAX_DOCUMENT_BYTES} bytes");
+        let declared = response.content_length();
+        if declared.is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64) {
+            return Err(too_big());
         }
-        let body = response
-            .bytes()
+        // INVARIANT: `declared` is at most the cap here, so this allocation is bounded.
+        let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        if body.len() > MAX_DOCUMENT_BYTES {
-            return Err(format!(
-                "GET {url}: document over {MAX_DOCUMENT_BYTES} bytes"
-            ));
+            .map_err(|e| format!("GET {url}: {e}"))?
+        {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&chunk);
         }
         serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not the JSON expected: {e}"))
     }
