@@ -7,200 +7,13 @@ mod common;
 use std::time::Duration;
 
 use common::app::{Reply, TestApp, ADMIN_KEY};
-use common::db;
-use common::idp::{self, Idp, SigningKey};
+use common::env::*;
+use common::idp::{self, SigningKey};
 use reqwest::{Method, StatusCode};
-use rolecall::auth::{IssuerSettings, IssuerSpec};
-use rolecall::config::{Config, DEFAULT_TENANT};
+use rolecall::config::DEFAULT_TENANT;
 use rolecall::store::Backend;
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-const AUDIENCE: &str = "api://rolecall";
-const PRA: &str = "e8611ab8-c189-46e8-94e1-60213ab1f814";
-const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
-const CHECKER: &str = "3c1ab9f2-7a54-4c41-9d0e-5f2b8e6d1a07";
-const MANAGE_ASSIGNMENTS: &str = "microsoft.directory/roleAssignments/allProperties/allTasks";
-
-/// An identity provider, an app trusting it, and the keys it publishes.
-struct Env {
-    idp: Idp,
-    app: TestApp,
-    rsa: SigningKey,
-    _db: db::TestDb,
-}
-
-impl Env {
-    /// The issuer string for the default tenant (the template's `{tid}` filled in).
-    fn iss(&self) -> String {
-        format!("{}/{DEFAULT_TENANT}/v2.0", self.idp.issuer())
-    }
-
-    /// Standard claims for `oid` in the default tenant, valid for an hour.
-    fn claims(&self, oid: Uuid) -> Value {
-        idp::claims(&self.iss(), AUDIENCE, oid, DEFAULT_TENANT, 3600)
-    }
-
-    /// A valid RS256 token for `oid`.
-    fn token(&self, oid: Uuid) -> String {
-        self.rsa.sign(&self.claims(oid))
-    }
-
-    /// A valid token for `oid` with extra claims merged in.
-    fn token_with(&self, oid: Uuid, extra: Value) -> String {
-        let mut claims = self.claims(oid);
-        merge(&mut claims, extra);
-        self.rsa.sign(&claims)
-    }
-}
-
-fn merge(into: &mut Value, extra: Value) {
-    if let (Some(into), Value::Object(extra)) = (into.as_object_mut(), extra) {
-        for (k, v) in extra {
-            if v.is_null() {
-                into.remove(&k);
-            } else {
-                into.insert(k, v);
-            }
-        }
-    }
-}
-
-/// The default trusted issuer: an Entra-style `{tid}` template on the fake provider.
-fn issuer_settings(idp: &Idp) -> IssuerSettings {
-    IssuerSettings {
-        issuer: format!("{}/{{tid}}/v2.0", idp.issuer()),
-        audiences: vec![AUDIENCE.to_owned()],
-        jwks_uri: Some(idp.jwks_uri()),
-        trust_wids: true,
-        ..IssuerSettings::default()
-    }
-}
-
-async fn env_on(
-    backend: Backend,
-    configure: impl FnOnce(&Idp, &mut IssuerSettings, &mut Config),
-) -> Env {
-    let rsa = SigningKey::rsa(1, "rsa-1");
-    let idp = Idp::start(&[&rsa]).await;
-    let db = db::fresh(backend).await;
-    let mut config = Config::for_tests(db.url.clone(), ADMIN_KEY);
-    let mut settings = issuer_settings(&idp);
-    configure(&idp, &mut settings, &mut config);
-    config
-        .issuers
-        .push(IssuerSpec::from_settings(settings).expect("valid issuer settings"));
-    let app = TestApp::spawn_with(config).await;
-    Env {
-        idp,
-        app,
-        rsa,
-        _db: db,
-    }
-}
-
-async fn env(configure: impl FnOnce(&Idp, &mut IssuerSettings, &mut Config)) -> Env {
-    env_on(Backend::Sqlite, configure).await
-}
-
-/// Sends a request with `token` as the bearer credential.
-async fn call_as(
-    app: &TestApp,
-    token: Option<&str>,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-) -> Reply {
-    let mut request = app.client.request(method, format!("{}{}", app.base, path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    TestApp::reply(request.send().await.expect("request sent")).await
-}
-
-/// Like [`call_as`], taking the body by value (so closures can build it).
-async fn send_as(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: impl AsRef<str>,
-    body: Option<Value>,
-) -> Reply {
-    call_as(app, Some(token), method, path.as_ref(), body.as_ref()).await
-}
-
-/// A check of oneself: always allowed to ask, so the status says only whether the token
-/// authenticated.
-async fn self_check(app: &TestApp, token: &str, oid: Uuid) -> Reply {
-    let body = json!({
-        "subject": {"principalId": oid},
-        "action": "contoso.expenses/reports/read",
-        "resource": "/",
-    });
-    call_as(app, Some(token), Method::POST, "/v1/check", Some(&body)).await
-}
-
-fn assert_invalid_token(reply: &Reply, needle: &str) {
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
-    assert_eq!(reply.problem(), "invalid-token", "{reply:?}");
-    let challenge = reply.header("www-authenticate").unwrap_or("");
-    assert!(
-        challenge.starts_with("Bearer ") && challenge.contains("error=\"invalid_token\""),
-        "{challenge}"
-    );
-    assert!(challenge.contains("error_description=\""), "{challenge}");
-    let detail = reply.body["detail"].as_str().unwrap_or("");
-    assert!(
-        detail.contains(needle),
-        "expected `{needle}` in the detail, got {reply:?}"
-    );
-}
-
-async fn create_role(app: &TestApp, name: &str, actions: &[&str]) -> String {
-    let reply = app
-        .post(
-            "/v1/roleDefinitions",
-            &json!({
-                "displayName": name,
-                "rolePermissions": [{"allowedResourceActions": actions}],
-            }),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
-    reply.body["id"].as_str().expect("id").to_owned()
-}
-
-async fn assign(app: &TestApp, principal: Uuid, kind: &str, role: &str, scope: &str) -> String {
-    let reply = app
-        .post(
-            "/v1/roleAssignments",
-            &assignment_body(principal, kind, role, scope),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
-    reply.body["id"].as_str().expect("id").to_owned()
-}
-
-fn assignment_body(principal: Uuid, kind: &str, role: &str, scope: &str) -> Value {
-    json!({
-        "principalId": principal,
-        "principalType": kind,
-        "roleDefinitionId": role,
-        "directoryScopeId": scope,
-    })
-}
-
-async fn create_group(app: &TestApp, name: &str) -> Uuid {
-    let reply = app.post("/v1/groups", &json!({"displayName": name})).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
-    reply.body["id"]
-        .as_str()
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .expect("group id")
-}
 
 // --- signatures and algorithms ---
 
@@ -1016,4 +829,274 @@ async fn bootstrap_admins_can_administer_with_plain_tokens() {
     .await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     assert_eq!(reply.body["value"][0]["roleDefinitionId"], PRA);
+}
+
+// --- issue 9: tenants, actors, key documents ---
+
+/// Claims for `oid` in tenant `tid` from issuer `iss`, carrying Global Administrator in
+/// `wids` (every issuer here is trusted for `wids`).
+fn admin_claims(iss: &str, oid: Uuid, tid: Uuid) -> Value {
+    let mut claims = idp::claims(iss, AUDIENCE, oid, tid, 600);
+    claims["wids"] = json!([GLOBAL_ADMIN]);
+    claims
+}
+
+/// The attack: a token makes its own subject Global Administrator at `/`.
+async fn self_promote(env: &Env, token: &str, oid: Uuid) -> Reply {
+    send_as(
+        &env.app,
+        token,
+        Method::POST,
+        "/v1/roleAssignments",
+        Some(assignment_body(oid, "user", GLOBAL_ADMIN, "/")),
+    )
+    .await
+}
+
+/// Role assignments in `tenant`, read with the admin key.
+async fn assignments_in(env: &Env, tenant: Uuid) -> Vec<Value> {
+    let reply = env
+        .app
+        .call(
+            Method::GET,
+            "/v1/roleAssignments",
+            None,
+            &[("Rolecall-Tenant", &tenant.to_string())],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    reply.body["value"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exact_issuer_without_allowed_tenants_acts_only_in_the_default_tenant() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        // A partner's issuer, trusted by its exact `iss` and nothing else configured.
+        let env = env_on(backend, |idp, s, _| s.issuer = idp.issuer()).await;
+        let victim = Uuid::new_v4();
+        let oid = Uuid::new_v4();
+        let token = env.rsa.sign(&admin_claims(&env.idp.issuer(), oid, victim));
+        let reply = self_promote(&env, &token, oid).await;
+        assert_invalid_token(&reply, "is not allowed for issuer");
+        assert!(assignments_in(&env, victim).await.is_empty(), "{backend:?}");
+        // In the default tenant, the same issuer's token works.
+        let home = env.rsa.sign(&idp::claims(
+            &env.idp.issuer(),
+            AUDIENCE,
+            oid,
+            DEFAULT_TENANT,
+            600,
+        ));
+        let reply = self_check(&env.app, &home, oid).await;
+        assert_eq!(reply.status, StatusCode::OK, "{backend:?}: {reply:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exact_issuer_with_allowed_tenants_acts_only_in_those() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let partner = Uuid::new_v4();
+        let env = env_on(backend, |idp, s, _| {
+            s.issuer = idp.issuer();
+            s.allowed_tenants = vec![partner.to_string()];
+        })
+        .await;
+        let oid = Uuid::new_v4();
+        for tenant in [DEFAULT_TENANT, Uuid::new_v4()] {
+            let token = env.rsa.sign(&admin_claims(&env.idp.issuer(), oid, tenant));
+            let reply = self_promote(&env, &token, oid).await;
+            assert_invalid_token(&reply, "is not allowed for issuer");
+            assert!(assignments_in(&env, tenant).await.is_empty(), "{backend:?}");
+        }
+        let token = env.rsa.sign(&admin_claims(&env.idp.issuer(), oid, partner));
+        let reply = self_promote(&env, &token, oid).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{backend:?}: {reply:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_issuer_binds_tid_to_iss_and_still_honours_allowed_tenants() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let allowed = Uuid::new_v4();
+        let env = env_on(backend, |_, s, _| {
+            s.allowed_tenants = vec![allowed.to_string()];
+        })
+        .await;
+        let template_iss = |tid: Uuid| format!("{}/{tid}/v2.0", env.idp.issuer());
+        let oid = Uuid::new_v4();
+        let other = Uuid::new_v4();
+        let token = env
+            .rsa
+            .sign(&admin_claims(&template_iss(other), oid, other));
+        assert_invalid_token(
+            &self_promote(&env, &token, oid).await,
+            "is not allowed for issuer",
+        );
+        // The `iss` of the allowed tenant does not carry a token into another tenant.
+        let token = env
+            .rsa
+            .sign(&admin_claims(&template_iss(allowed), oid, other));
+        assert_invalid_token(
+            &self_promote(&env, &token, oid).await,
+            "does not match the tenant in `iss`",
+        );
+        assert!(assignments_in(&env, other).await.is_empty(), "{backend:?}");
+        let token = env
+            .rsa
+            .sign(&admin_claims(&template_iss(allowed), oid, allowed));
+        let reply = self_check(&env.app, &token, oid).await;
+        assert_eq!(reply.status, StatusCode::OK, "{backend:?}: {reply:?}");
+
+        // Without `allowed_tenants`, a template acts in whichever tenant its `iss` names.
+        let open = env_on(backend, |_, _, _| {}).await;
+        let iss = format!("{}/{other}/v2.0", open.idp.issuer());
+        let token = open.rsa.sign(&idp::claims(&iss, AUDIENCE, oid, other, 600));
+        let reply = self_check(&open.app, &token, oid).await;
+        assert_eq!(reply.status, StatusCode::OK, "{backend:?}: {reply:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_whose_subject_is_a_group_is_refused() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let env = env_on(backend, |_, _, _| {}).await;
+        // A group holding Global Administrator: its id as `oid` would act with that role.
+        let admins = create_group(&env.app, "Admins").await;
+        assign(&env.app, admins, "group", GLOBAL_ADMIN, "/").await;
+        let reply = self_promote(&env, &env.token(admins), admins).await;
+        assert_invalid_token(&reply, "is a group");
+        // A group with no members and no assignments is a group too.
+        let empty = create_group(&env.app, "Empty").await;
+        let token = env.token(empty);
+        assert_invalid_token(&self_check(&env.app, &token, empty).await, "is a group");
+        // Once deleted, the id is nobody's: the same token is an ordinary principal.
+        let reply = env.app.delete(&format!("/v1/groups/{empty}")).await;
+        assert!(reply.status.is_success(), "{reply:?}");
+        let reply = self_check(&env.app, &token, empty).await;
+        assert_eq!(reply.status, StatusCode::OK, "{backend:?}: {reply:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_log_records_the_token_issuer_beside_the_actor() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let admin = Uuid::new_v4();
+        let env = env_on(backend, |_, _, config| {
+            config.bootstrap_admins = vec![admin]
+        })
+        .await;
+        let user = Uuid::new_v4();
+        let reply = send_as(
+            &env.app,
+            &env.token(admin),
+            Method::POST,
+            "/v1/roleAssignments",
+            Some(assignment_body(user, "user", CHECKER, "/")),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        create_group(&env.app, "By the admin key").await;
+
+        let changes = env.app.get("/v1/changes").await;
+        assert_eq!(changes.status, StatusCode::OK, "{changes:?}");
+        let rows = changes.body["value"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let actors: Vec<(Value, Value)> = rows
+            .iter()
+            .map(|c| {
+                let row = c.as_object().expect("a change is an object");
+                assert!(row.contains_key("actorIssuer"), "{c}");
+                (c["actor"].clone(), c["actorIssuer"].clone())
+            })
+            .collect();
+        assert_eq!(
+            actors,
+            vec![
+                (json!("bootstrap-config"), Value::Null),
+                (json!(admin.to_string()), json!(env.iss())),
+                (json!("admin-key"), Value::Null),
+            ],
+            "{backend:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_key_document_is_cut_off_at_the_cap_while_it_streams() {
+    use common::idp::{Oversized, OVERSIZED_BYTES};
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        for how in [Oversized::Chunked, Oversized::Declared] {
+            let env = env_on(backend, |idp, s, _| {
+                idp.serve_oversized_keys(Some(how));
+                // Long enough that only the size cap, not the timeout, can end the fetch.
+                s.jwks_timeout_ms = Some(120_000);
+            })
+            .await;
+            let oid = Uuid::new_v4();
+            let started = std::time::Instant::now();
+            let reply = self_check(&env.app, &env.token(oid), oid).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{how:?}: {reply:?}"
+            );
+            assert_eq!(reply.problem(), "issuer-unavailable");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{how:?}: refused only after {:?}",
+                started.elapsed()
+            );
+            assert!(
+                !reply.body.to_string().contains("document over"),
+                "{reply:?}"
+            );
+            // The provider saw the client hang up long before the end of the document.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let answers = loop {
+                let answers = env.idp.oversized_answers();
+                if !answers.is_empty() || std::time::Instant::now() > deadline {
+                    break answers;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            assert!(!answers.is_empty(), "{how:?}: no oversized answer ended");
+            for answer in answers {
+                assert!(
+                    !answer.finished && answer.sent < OVERSIZED_BYTES / 4,
+                    "{how:?}: {answer:?} of {OVERSIZED_BYTES} bytes"
+                );
+            }
+            // The app still serves.
+            assert_eq!(env.app.get("/v1/groups").await.status, StatusCode::OK);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_issuer_is_503_without_its_key_url_or_the_fetch_error() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let env = env_on(backend, |idp, _, _| idp.set_down(true)).await;
+        let oid = Uuid::new_v4();
+        let reply = self_check(&env.app, &env.token(oid), oid).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+        assert_eq!(reply.problem(), "issuer-unavailable");
+        assert_eq!(
+            reply.body["detail"],
+            rolecall::api::error::ISSUER_UNAVAILABLE,
+            "{reply:?}"
+        );
+        let body = reply.body.to_string();
+        for leak in [
+            env.idp.jwks_uri(),
+            env.idp.issuer(),
+            "127.0.0.1".to_owned(),
+            "Service Unavailable".to_owned(),
+            "GET ".to_owned(),
+            "status 503".to_owned(),
+        ] {
+            assert!(!body.contains(&leak), "`{leak}` leaked: {body}");
+        }
+    }
 }

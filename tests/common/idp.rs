@@ -261,10 +261,34 @@ pub fn claims(
     })
 }
 
+/// How many bytes an oversized key document has: far over Rolecall's 1 MiB cap, so a
+/// client that reads it whole is told apart from one that stops at the cap.
+pub const OVERSIZED_BYTES: usize = 256 << 20;
+
+/// How `GET /keys` answers with an oversized document (see [`Idp::serve_oversized_keys`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oversized {
+    /// Chunked transfer encoding: no length is declared, so only counting while reading
+    /// can stop it.
+    Chunked,
+    /// `Content-Length: OVERSIZED_BYTES`, declared up front.
+    Declared,
+}
+
+/// What became of one oversized answer, as the server side saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OversizedAnswer {
+    /// Body bytes handed to the connection before it ended.
+    pub sent: usize,
+    /// True when every byte was handed over; false when the client hung up first.
+    pub finished: bool,
+}
+
 /// What the fake provider serves; changed by tests while it runs.
 struct IdpState {
     jwks: Vec<Value>,
     down: bool,
+    oversized: Option<Oversized>,
 }
 
 #[derive(Clone)]
@@ -272,6 +296,8 @@ struct Shared {
     state: Arc<Mutex<IdpState>>,
     fetches: Arc<AtomicUsize>,
     issuer: String,
+    /// Oversized answers that have ended, in the order they ended.
+    oversized_answers: Arc<Mutex<Vec<OversizedAnswer>>>,
 }
 
 impl Shared {
@@ -297,7 +323,65 @@ async fn serve_keys(State(shared): State<Shared>) -> Response {
     if state.down {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
+    if let Some(how) = state.oversized {
+        return oversized_body(how, shared.oversized_answers.clone());
+    }
     Json(json!({ "keys": state.jwks })).into_response()
+}
+
+/// The body of an oversized answer, fed in 64 KiB chunks: when the stream ends or is
+/// dropped (the client hung up), it records how far it got.
+struct Feed {
+    chunk: axum::body::Bytes,
+    sent: usize,
+    answers: Arc<Mutex<Vec<OversizedAnswer>>>,
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        let answer = OversizedAnswer {
+            sent: self.sent,
+            finished: self.sent >= OVERSIZED_BYTES,
+        };
+        self.answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(answer);
+    }
+}
+
+/// `{"keys": [], "padding": "xxxx...` for [`OVERSIZED_BYTES`]: JSON that never closes, so
+/// only its size can make a client give up.
+fn oversized_body(how: Oversized, answers: Arc<Mutex<Vec<OversizedAnswer>>>) -> Response {
+    let mut first = br#"{"keys": [], "padding": ""#.to_vec();
+    first.resize(64 * 1024, b'x');
+    let feed = Feed {
+        chunk: axum::body::Bytes::from(first),
+        sent: 0,
+        answers,
+    };
+    let stream = futures::stream::unfold(feed, |mut feed| async move {
+        let n = feed.chunk.len().min(OVERSIZED_BYTES - feed.sent);
+        if n == 0 {
+            return None;
+        }
+        feed.sent += n;
+        let chunk = feed.chunk.slice(..n);
+        Some((Ok::<_, std::convert::Infallible>(chunk), feed))
+    });
+    let mut response = axum::body::Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    if how == Oversized::Declared {
+        headers.insert(
+            axum::http::header::CONTENT_LENGTH,
+            axum::http::HeaderValue::from(OVERSIZED_BYTES),
+        );
+    }
+    response
 }
 
 fn jwks_of(keys: &[&SigningKey]) -> Vec<Value> {
@@ -322,9 +406,11 @@ impl Idp {
             state: Arc::new(Mutex::new(IdpState {
                 jwks: jwks_of(keys),
                 down: false,
+                oversized: None,
             })),
             fetches: Arc::new(AtomicUsize::new(0)),
             issuer: format!("http://127.0.0.1:{port}"),
+            oversized_answers: Arc::new(Mutex::new(Vec::new())),
         };
         let router = Router::new()
             .route("/.well-known/openid-configuration", get(serve_discovery))
@@ -361,6 +447,21 @@ impl Idp {
     /// How many `GET /keys` requests have arrived, including those answered 503.
     pub fn fetches(&self) -> usize {
         self.shared.fetches.load(Ordering::SeqCst)
+    }
+
+    /// From now on `GET /keys` answers 200 with an [`OVERSIZED_BYTES`] document sent `how`
+    /// (`None`: the published keys again).
+    pub fn serve_oversized_keys(&self, how: Option<Oversized>) {
+        self.shared.lock().oversized = how;
+    }
+
+    /// Oversized answers that have ended (finished, or cut off by the client hanging up).
+    pub fn oversized_answers(&self) -> Vec<OversizedAnswer> {
+        self.shared
+            .oversized_answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
