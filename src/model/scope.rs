@@ -32,10 +32,13 @@ pub enum ScopeError {
     BadCharacter(char),
 }
 
-/// A validated scope path. Holding one means it is well formed.
+/// A validated scope path in canonical form. Holding one means it is well formed and that
+/// its uuid segments are spelled one way (see [`Scope::parse`]).
 ///
 /// Coverage is by whole segments: `/applications/ab` covers `/applications/ab/keys/k1`
-/// but never `/applications/abc`. Comparison is exact (case-sensitive).
+/// but never `/applications/abc`. Comparison is exact (case-sensitive) on the canonical
+/// form, so `/applications/{ID}` and `/applications/{id}` are one scope when `id` is a uuid,
+/// and every copy of a scope (stored row, snapshot, request) compares equal to every other.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Scope(String);
 
@@ -45,7 +48,15 @@ impl Scope {
         Scope("/".to_owned())
     }
 
-    /// Validates `path` as a scope.
+    /// Validates `path` as a scope and puts it in canonical form: each segment that is a
+    /// uuid in hyphenated form (8-4-4-4-12 hex digits, any case) is lowercased, and the id
+    /// in `/administrativeUnits/{id}...` (always a uuid) is rewritten to the lowercase
+    /// hyphenated form from any form [`uuid::Uuid::parse_str`] reads. Every other segment is
+    /// kept byte for byte, case included.
+    ///
+    /// The 32-digit simple form is rewritten only as a unit id: elsewhere it cannot be told
+    /// from a hash or another hex key, and rewriting a segment that is not a uuid would
+    /// change what the caller named.
     pub fn parse(path: &str) -> Result<Self, ScopeError> {
         if !path.starts_with('/') {
             return Err(ScopeError::NotAbsolute);
@@ -75,10 +86,15 @@ impl Scope {
                 return Err(ScopeError::BadCharacter(bad));
             }
         }
-        Ok(Scope(path.to_owned()))
+        let canonical = canonical_form(path);
+        // A unit id in simple form grows by four hyphens.
+        if canonical.len() > MAX_SCOPE_LEN {
+            return Err(ScopeError::TooLong);
+        }
+        Ok(Scope(canonical))
     }
 
-    /// The path as written.
+    /// The path in canonical form (see [`Scope::parse`]).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -127,6 +143,30 @@ impl Scope {
             _ => None,
         }
     }
+}
+
+/// `path` (valid, not `/`) with its uuid segments in canonical form; see [`Scope::parse`].
+fn canonical_form(path: &str) -> String {
+    let in_unit = path.starts_with("/administrativeUnits/");
+    let mut out = String::with_capacity(path.len() + 4);
+    let mut buf = uuid::Uuid::encode_buffer();
+    for (i, segment) in path[1..].split('/').enumerate() {
+        out.push('/');
+        if in_unit && i == 1 {
+            if let Ok(id) = uuid::Uuid::parse_str(segment) {
+                out.push_str(id.hyphenated().encode_lower(&mut buf));
+                continue;
+            }
+        }
+        // INVARIANT: a 36-character string parses as a uuid only in the hyphenated form, so
+        // this lowercases hex digits and nothing else.
+        if segment.len() == 36 && uuid::Uuid::parse_str(segment).is_ok() {
+            out.extend(segment.chars().map(|c| c.to_ascii_lowercase()));
+        } else {
+            out.push_str(segment);
+        }
+    }
+    out
 }
 
 impl fmt::Display for Scope {
@@ -205,5 +245,98 @@ mod tests {
                 .administrative_unit(),
             None
         );
+    }
+
+    #[test]
+    fn uuid_segments_are_lowercased_and_no_other_segment_changes() {
+        let upper = "0A1B2C3D-4E5F-4A6B-8C7D-9E0FA1B2C3D4";
+        let lower = upper.to_ascii_lowercase();
+        let canonical = |raw: &str| Scope::parse(raw).unwrap().as_str().to_owned();
+        assert_eq!(
+            canonical(&format!("/applications/{upper}")),
+            format!("/applications/{lower}")
+        );
+        assert_eq!(
+            canonical(&format!("/Applications/{upper}/Credentials/{upper}")),
+            format!("/Applications/{lower}/Credentials/{lower}")
+        );
+        // Not uuids: kept byte for byte, however uuid-like.
+        for kept in [
+            "/applications/ABC",
+            "/files/0A1B2C3D4E5F4A6B8C7D9E0FA1B2C3D4",
+            "/keys/0A1B2C3D4-E5F-4A6B-8C7D-9E0FA1B2C3D4",
+            "/keys/0A1B2C3D-4E5F-4A6B-8C7D-9E0FA1B2C3DG",
+            "/keys/urn:uuid:0A1B2C3D-4E5F-4A6B-8C7D-9E0FA1B2C3D4",
+            "/x/administrativeUnits/0A1B2C3D4E5F4A6B8C7D9E0FA1B2C3D4",
+            "/administrativeUnits/Finance",
+        ] {
+            assert_eq!(canonical(kept), kept);
+        }
+    }
+
+    #[test]
+    fn a_unit_id_in_any_uuid_form_becomes_lowercase_hyphenated() {
+        let id = uuid::Uuid::new_v4();
+        let want = format!("/administrativeUnits/{id}/applications/a");
+        for form in [
+            id.hyphenated().to_string().to_uppercase(),
+            id.simple().to_string(),
+            id.simple().to_string().to_uppercase(),
+            id.urn().to_string(),
+        ] {
+            let scope =
+                Scope::parse(&format!("/administrativeUnits/{form}/applications/a")).unwrap();
+            assert_eq!(scope.as_str(), want);
+        }
+        // Growing a simple-form unit id must not make a scope longer than the limit.
+        let head = format!("/administrativeUnits/{}", id.simple());
+        let path = format!("{head}/{}", "a".repeat(MAX_SCOPE_LEN - head.len() - 1));
+        assert_eq!(path.len(), MAX_SCOPE_LEN);
+        assert_eq!(Scope::parse(&path), Err(ScopeError::TooLong));
+    }
+
+    #[test]
+    fn scopes_that_differ_only_in_uuid_case_are_one_scope() {
+        let id = uuid::Uuid::new_v4().to_string();
+        let upper = Scope::parse(&format!("/applications/{}", id.to_uppercase())).unwrap();
+        let lower = Scope::parse(&format!("/applications/{id}")).unwrap();
+        assert_eq!(upper, lower);
+        let below = Scope::parse(&format!("/applications/{}/keys/k", id.to_uppercase())).unwrap();
+        assert!(lower.covers(&below));
+        // Deserializing (request bodies, stored rows) goes through the same canonical form.
+        let wire = format!("\"/applications/{}\"", id.to_uppercase());
+        let read: Scope = serde_json::from_str(&wire).unwrap();
+        assert_eq!(read, lower);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_form_is_stable_and_changes_only_case(
+            segments in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[a-zA-Z0-9._~:@-]{1,12}",
+                    "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+                    "[0-9a-fA-F]{32}",
+                    proptest::strategy::Just("administrativeUnits".to_owned()),
+                ],
+                1..6,
+            )
+        ) {
+            let raw = format!("/{}", segments.join("/"));
+            proptest::prop_assume!(!segments.iter().any(|s| s == "." || s == ".."));
+            let scope = Scope::parse(&raw).unwrap();
+            // Parsing the canonical form gives it back.
+            let again = Scope::parse(scope.as_str()).unwrap();
+            proptest::prop_assert_eq!(again.as_str(), scope.as_str());
+            if !raw.starts_with("/administrativeUnits/") {
+                // Outside a unit id only the case of uuid segments may change.
+                proptest::prop_assert!(scope.as_str().eq_ignore_ascii_case(&raw));
+                for (got, was) in scope.segments().zip(&segments) {
+                    if got != was.as_str() {
+                        proptest::prop_assert!(was.len() == 36 && uuid::Uuid::parse_str(was).is_ok());
+                    }
+                }
+            }
+        }
     }
 }
