@@ -1045,4 +1045,522 @@ on_both_stores!(
     every_write_shows_up_in_changes_with_before_and_after,
     pagination_walks_every_page_in_a_stable_order,
     operations_endpoints_answer,
+    uuid_segments_compare_in_any_case_through_units_before_and_after_a_restart,
 );
+
+/// `POST /v1/check` with the admin key: may `principal` do `action` on `resource`?
+async fn allowed(app: &TestApp, principal: Uuid, action: &str, resource: &str) -> bool {
+    let r = app
+        .post(
+            "/v1/check",
+            &json!({"subject": {"principalId": principal}, "action": action, "resource": resource}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body["allowed"].as_bool().unwrap()
+}
+
+/// Whether `granted` and `denied` may update credentials on each of `resources`.
+async fn decisions(
+    app: &TestApp,
+    granted: Uuid,
+    denied: Uuid,
+    resources: &[String],
+) -> Vec<(bool, bool)> {
+    let mut out = Vec::new();
+    for resource in resources {
+        out.push((
+            allowed(app, granted, UPDATE_CREDENTIALS, resource).await,
+            allowed(app, denied, UPDATE_CREDENTIALS, resource).await,
+        ));
+    }
+    out
+}
+
+const UPDATE_CREDENTIALS: &str = "microsoft.directory/applications/credentials/update";
+
+async fn uuid_segments_compare_in_any_case_through_units_before_and_after_a_restart(app: &TestApp) {
+    let unit = app
+        .post("/v1/administrativeUnits", &json!({"displayName": "Apps"}))
+        .await;
+    expect(&unit, 201, "POST", "/v1/administrativeUnits");
+    let unit = unit.body["id"].as_str().unwrap().to_owned();
+    let unit_upper = unit.to_uppercase();
+    let members = format!("/v1/administrativeUnits/{unit_upper}/members");
+    // One member added in uppercase, one in lowercase.
+    let (upper_app, lower_app) = (Uuid::new_v4(), Uuid::new_v4());
+    let upper_path = format!("/applications/{}", upper_app.to_string().to_uppercase());
+    let added = app.post(&members, &json!({"resource": upper_path})).await;
+    expect(&added, 201, "POST", "/v1/administrativeUnits/{id}/members");
+    assert_eq!(added.body["resource"], format!("/applications/{upper_app}"));
+    let added = app
+        .post(
+            &members,
+            &json!({"resource": format!("/applications/{lower_app}")}),
+        )
+        .await;
+    expect(&added, 201, "POST", "/v1/administrativeUnits/{id}/members");
+
+    // A grant through the unit (named in uppercase), and a deny through it.
+    let (granted, denied) = (Uuid::new_v4(), Uuid::new_v4());
+    let scoped = app
+        .post(
+            "/v1/roleAssignments",
+            &assignment(
+                granted,
+                APP_ADMIN,
+                &format!("/administrativeUnits/{unit_upper}"),
+            ),
+        )
+        .await;
+    expect(&scoped, 201, "POST", "/v1/roleAssignments");
+    assert_eq!(
+        scoped.body["directoryScopeId"],
+        format!("/administrativeUnits/{unit}")
+    );
+    let everywhere = app
+        .post("/v1/roleAssignments", &assignment(denied, APP_ADMIN, "/"))
+        .await;
+    expect(&everywhere, 201, "POST", "/v1/roleAssignments");
+    let deny = app
+        .post(
+            "/v1/denyAssignments",
+            &json!({"displayName": "Not these apps", "principalId": denied,
+                    "principalType": "servicePrincipal",
+                    "actions": ["microsoft.directory/applications/credentials/*"],
+                    "directoryScopeId": format!("/administrativeUnits/{unit_upper}")}),
+        )
+        .await;
+    expect(&deny, 201, "POST", "/v1/denyAssignments");
+
+    // Each member asked about in both spellings, and a resource outside the unit.
+    let outside = format!("/applications/{}", Uuid::new_v4());
+    let mut resources = Vec::new();
+    for id in [upper_app, lower_app] {
+        resources.push(format!("/applications/{id}"));
+        resources.push(format!(
+            "/applications/{}/credentials/k1",
+            id.to_string().to_uppercase()
+        ));
+    }
+    let expected: Vec<(bool, bool)> = resources
+        .iter()
+        .map(|_| (true, false))
+        .chain([(false, true)])
+        .collect();
+    resources.push(outside);
+    assert_eq!(
+        decisions(app, granted, denied, &resources).await,
+        expected,
+        "{resources:?}"
+    );
+
+    // The store agrees: a filter in either case finds the assignment, and adding a member
+    // in the other case finds the one already there.
+    let filtered = app
+        .get(&format!(
+            "/v1/roleAssignments?directoryScopeId=/administrativeUnits/{unit_upper}"
+        ))
+        .await;
+    expect(&filtered, 200, "GET", "/v1/roleAssignments");
+    assert_eq!(filtered.body["value"].as_array().unwrap().len(), 1);
+    let again = app
+        .post(
+            &members,
+            &json!({"resource": format!("/applications/{upper_app}")}),
+        )
+        .await;
+    expect(&again, 200, "POST", "/v1/administrativeUnits/{id}/members");
+
+    // A restart rebuilds the snapshot from the store: the same decisions.
+    let restarted = TestApp::spawn(app.database_url.clone()).await;
+    assert_eq!(
+        decisions(&restarted, granted, denied, &resources).await,
+        expected,
+        "{resources:?}"
+    );
+    let again = restarted
+        .post(
+            &members,
+            &json!({"resource": format!("/applications/{}", lower_app.to_string().to_uppercase())}),
+        )
+        .await;
+    expect(&again, 200, "POST", "/v1/administrativeUnits/{id}/members");
+    let listed = restarted.get(&members).await;
+    expect(&listed, 200, "GET", "/v1/administrativeUnits/{id}/members");
+    let mut listed: Vec<&str> = listed.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["resource"].as_str().unwrap())
+        .collect();
+    listed.sort_unstable();
+    let mut want = vec![
+        format!("/applications/{upper_app}"),
+        format!("/applications/{lower_app}"),
+    ];
+    want.sort_unstable();
+    assert_eq!(listed, want);
+}
+
+/// A database written before scopes were canonical, upgraded: the pre-0003 schema, rows as
+/// the old code wrote them (scope key columns and bodies spelled as the client sent them),
+/// then the current store migrates it on the app's first start.
+mod a_database_written_before_canonical_scopes_is_canonicalized_on_upgrade {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use rolecall::model::Catalog;
+    use rolecall::store::{Backend, SqlStore};
+    use serde_json::{json, Value};
+    use sqlx::AnyPool;
+    use uuid::Uuid;
+
+    use super::{allowed, expect, APP_ADMIN, UPDATE_CREDENTIALS};
+    use crate::common::app::TestApp;
+    use crate::common::db::{fresh, TestDb};
+
+    const TENANT: &str = "00000000-0000-0000-0000-000000000001";
+    const EARLY: &str = "2024-01-01T00:00:00.000000Z";
+    const LATE: &str = "2024-06-01T00:00:00.000000Z";
+    const ACTOR: &str = "migration-0003-canonical-uuid-scopes";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        upgrade(fresh(Backend::Sqlite).await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        upgrade(fresh(Backend::Postgres).await).await;
+    }
+
+    /// Applies the migrations before 0003, as the previous release did.
+    async fn old_schema(db: &TestDb) -> SqlStore {
+        let catalog = Arc::new(Catalog::builtin().unwrap());
+        let store = SqlStore::connect(&db.url, catalog).await.unwrap();
+        let dir = match db.backend {
+            Backend::Postgres => "migrations/postgres",
+            Backend::Sqlite => "migrations/sqlite",
+        };
+        let mut old = sqlx::migrate::Migrator::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+            .await
+            .unwrap();
+        old.migrations = old
+            .migrations
+            .iter()
+            .filter(|m| m.version < 3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        old.run(store.pool()).await.unwrap();
+        store
+    }
+
+    async fn row(pool: &AnyPool, table: &str, keys: &[(&str, String)], body: Value) {
+        let mut columns: Vec<&str> = vec!["tenant_id"];
+        columns.extend(keys.iter().map(|(c, _)| *c));
+        let n = columns.len();
+        let placeholders: Vec<String> = (1..=n + 1).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO {table} ({}, revision, body) VALUES ({}, 7, ${})",
+            columns.join(", "),
+            placeholders[..n].join(", "),
+            n + 1
+        );
+        let mut query = sqlx::query(&sql).bind(TENANT);
+        for (_, value) in keys {
+            query = query.bind(value.clone());
+        }
+        query.bind(body.to_string()).execute(pool).await.unwrap();
+    }
+
+    fn assignment(
+        id: Uuid,
+        principal: Uuid,
+        scope: &str,
+        created: &str,
+    ) -> (Vec<(&'static str, String)>, Value) {
+        let keys = vec![
+            ("id", id.to_string()),
+            ("principal_id", principal.to_string()),
+            ("role_definition_id", APP_ADMIN.to_owned()),
+            ("directory_scope_id", scope.to_owned()),
+        ];
+        // As the previous release serialized a `RoleAssignment`.
+        let body = json!({
+            "id": id, "principalId": principal, "principalType": "servicePrincipal",
+            "roleDefinitionId": APP_ADMIN, "directoryScopeId": scope,
+            "startDateTime": null, "endDateTime": null, "createdDateTime": created,
+        });
+        (keys, body)
+    }
+
+    fn member(unit: Uuid, resource: &str, created: &str) -> (Vec<(&'static str, String)>, Value) {
+        let keys = vec![
+            ("unit_id", unit.to_string()),
+            ("resource", resource.to_owned()),
+        ];
+        let body =
+            json!({"administrativeUnitId": unit, "resource": resource, "createdDateTime": created});
+        (keys, body)
+    }
+
+    fn up(id: Uuid) -> String {
+        id.to_string().to_uppercase()
+    }
+
+    async fn ids_of(app: &TestApp, principal: Uuid) -> Vec<(String, String)> {
+        let r = app
+            .get(&format!("/v1/roleAssignments?principalId={principal}"))
+            .await;
+        expect(&r, 200, "GET", "/v1/roleAssignments");
+        r.body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["id"].as_str().unwrap().to_owned(),
+                    a["directoryScopeId"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    async fn upgrade(db: TestDb) {
+        let store = old_schema(&db).await;
+        let pool = store.pool();
+        sqlx::query("UPDATE revision SET value = 20 WHERE id = 1")
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO tenants (tenant_id, created_revision, created_at) VALUES ($1, 1, $2)",
+        )
+        .bind(TENANT)
+        .bind(EARLY)
+        .execute(pool)
+        .await
+        .unwrap();
+        let (unit, a, b, c) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        row(
+            pool,
+            "administrative_units",
+            &[("id", unit.to_string())],
+            json!({
+                "id": unit, "displayName": "Apps", "description": "",
+                "createdDateTime": EARLY, "lastModifiedDateTime": EARLY,
+            }),
+        )
+        .await;
+        // Members: one resource in two spellings, one only in uppercase (with a non-uuid
+        // segment whose case is its own), one already canonical.
+        for (resource, created) in [
+            (format!("/applications/{}", up(a)), LATE),
+            (format!("/applications/{a}"), EARLY),
+            (format!("/applications/{}/Keys/K1", up(b)), EARLY),
+            (format!("/applications/{c}"), EARLY),
+        ] {
+            let (keys, body) = member(unit, &resource, created);
+            row(pool, "administrative_unit_members", &keys, body).await;
+        }
+        // Assignments: one at the unit named in uppercase; Q's pair differs in case (the
+        // canonical one stays, though younger); R's pair is spelled two other ways (the
+        // older stays, rewritten).
+        let (p, q, r, s) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        let ids: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+        let mixed = format!("/applications/{}{}", &up(a)[..4], &a.to_string()[4..]);
+        for (id, principal, scope, created) in [
+            (
+                ids[0],
+                p,
+                format!("/administrativeUnits/{}", up(unit)),
+                EARLY,
+            ),
+            (ids[1], q, format!("/applications/{a}"), LATE),
+            (ids[2], q, format!("/applications/{}", up(a)), EARLY),
+            (ids[3], r, format!("/applications/{}", up(a)), EARLY),
+            (ids[4], r, mixed.clone(), LATE),
+            (ids[5], s, "/".to_owned(), EARLY),
+        ] {
+            let (keys, body) = assignment(id, principal, &scope, created);
+            row(pool, "role_assignments", &keys, body).await;
+        }
+        let deny = Uuid::new_v4();
+        row(
+            pool,
+            "deny_assignments",
+            &[("id", deny.to_string()), ("principal_id", s.to_string())],
+            json!({
+                "id": deny, "displayName": "Not these apps", "description": "",
+                "principalId": s, "principalType": "servicePrincipal",
+                "actions": ["microsoft.directory/applications/credentials/*"],
+                "excludedActions": [],
+                "directoryScopeId": format!("/administrativeUnits/{}", up(unit)),
+                "createdDateTime": EARLY, "lastModifiedDateTime": EARLY,
+            }),
+        )
+        .await;
+        store.close().await;
+
+        // The first start migrates, and the pass runs.
+        let app = TestApp::spawn(db.url.clone()).await;
+        let members = format!("/v1/administrativeUnits/{unit}/members");
+        let listed = app.get(&members).await;
+        expect(&listed, 200, "GET", "/v1/administrativeUnits/{id}/members");
+        let listed: Vec<(String, String)> = listed.body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["resource"].as_str().unwrap().to_owned(),
+                    m["createdDateTime"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let mut want = vec![
+            (format!("/applications/{a}"), EARLY),
+            (format!("/applications/{b}/Keys/K1"), EARLY),
+            (format!("/applications/{c}"), EARLY),
+        ];
+        want.sort();
+        let want: Vec<(String, String)> = want
+            .into_iter()
+            .map(|(r, t)| (r, t.replace(".000000Z", "Z")))
+            .collect();
+        let listed: Vec<(String, String)> = listed
+            .into_iter()
+            .map(|(r, t)| (r, t.replace(".000000Z", "Z")))
+            .collect();
+        assert_eq!(listed, want);
+        let unit_scope = format!("/administrativeUnits/{unit}");
+        let app_scope = format!("/applications/{a}");
+        assert_eq!(
+            ids_of(&app, p).await,
+            [(ids[0].to_string(), unit_scope.clone())]
+        );
+        assert_eq!(
+            ids_of(&app, q).await,
+            [(ids[1].to_string(), app_scope.clone())]
+        );
+        assert_eq!(
+            ids_of(&app, r).await,
+            [(ids[3].to_string(), app_scope.clone())]
+        );
+        // The key columns were rewritten: a filter by scope and an idempotent add find them.
+        let filtered = app
+            .get(&format!(
+                "/v1/roleAssignments?directoryScopeId={unit_scope}"
+            ))
+            .await;
+        expect(&filtered, 200, "GET", "/v1/roleAssignments");
+        assert_eq!(filtered.body["value"][0]["id"], ids[0].to_string());
+        let again = app
+            .post(
+                &members,
+                &json!({"resource": format!("/applications/{}", up(a))}),
+            )
+            .await;
+        expect(&again, 200, "POST", "/v1/administrativeUnits/{id}/members");
+
+        // Every rewrite and merge is in the change log, removed rows as they were stored.
+        let changes = app.get("/v1/changes?since=20").await;
+        expect(&changes, 200, "GET", "/v1/changes");
+        let rows = changes.body["value"].as_array().unwrap().clone();
+        assert!(rows.iter().all(|c| c["actor"] == ACTOR), "{rows:#?}");
+        let mut seen: Vec<(String, String, String)> = rows
+            .iter()
+            .map(|c| {
+                (
+                    c["entityType"].as_str().unwrap().to_owned(),
+                    c["op"].as_str().unwrap().to_owned(),
+                    c["entityId"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        seen.sort();
+        let mut expected: Vec<(String, String, String)> = [
+            ("roleAssignment", "update", ids[0].to_string()),
+            ("roleAssignment", "delete", ids[2].to_string()),
+            ("roleAssignment", "update", ids[3].to_string()),
+            ("roleAssignment", "delete", ids[4].to_string()),
+            (
+                "administrativeUnitMember",
+                "delete",
+                format!("{unit}/applications/{}", up(a)),
+            ),
+            (
+                "administrativeUnitMember",
+                "delete",
+                format!("{unit}/applications/{a}"),
+            ),
+            (
+                "administrativeUnitMember",
+                "create",
+                format!("{unit}/applications/{a}"),
+            ),
+            (
+                "administrativeUnitMember",
+                "delete",
+                format!("{unit}/applications/{}/Keys/K1", up(b)),
+            ),
+            (
+                "administrativeUnitMember",
+                "create",
+                format!("{unit}/applications/{b}/Keys/K1"),
+            ),
+        ]
+        .into_iter()
+        .map(|(t, o, i)| (t.to_owned(), o.to_owned(), i))
+        .collect();
+        expected.sort();
+        assert_eq!(seen, expected);
+        let removed = rows
+            .iter()
+            .find(|c| c["entityId"] == ids[4].to_string())
+            .unwrap();
+        assert_eq!(removed["before"]["directoryScopeId"], mixed);
+
+        // Decisions through the unit, in either spelling; non-uuid segments keep their case.
+        let keys = |id: String| format!("/applications/{id}/Keys/K1");
+        let resources = [
+            format!("/applications/{}", up(a)),
+            format!("/applications/{c}"),
+            keys(up(b)),
+            keys(b.to_string()).replace("/Keys/", "/keys/"),
+            format!("/applications/{}", Uuid::new_v4()),
+        ];
+        let expected = [
+            (true, false),
+            (true, false),
+            (true, false),
+            (false, true),
+            (false, true),
+        ];
+        for target in [&app, &TestApp::spawn(db.url.clone()).await] {
+            let mut got = Vec::new();
+            for resource in &resources {
+                got.push((
+                    allowed(target, p, UPDATE_CREDENTIALS, resource).await,
+                    allowed(target, s, UPDATE_CREDENTIALS, resource).await,
+                ));
+            }
+            assert_eq!(got, expected, "{resources:?}");
+        }
+        // The pass ran once: the restart logged nothing more.
+        let after = app.get("/v1/changes?since=20").await;
+        assert_eq!(after.body["value"].as_array().unwrap().len(), rows.len());
+    }
+}

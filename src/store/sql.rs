@@ -188,7 +188,9 @@ impl SqlStore {
     }
 
     /// Applies the migrations embedded for this backend (idempotent; PostgreSQL takes an
-    /// advisory lock, so replicas starting together migrate once).
+    /// advisory lock, so replicas starting together migrate once), then any data fix a
+    /// migration left pending for Rust (migration 0003: scope keys in canonical form; each
+    /// fix is a logged write, idempotent, and safe to run from two replicas at once).
     #[tracing::instrument(skip_all)]
     pub async fn migrate(&self) -> StoreResult<()> {
         let migrator = match self.backend {
@@ -198,7 +200,8 @@ impl SqlStore {
         migrator
             .run(&self.pool)
             .await
-            .map_err(|error| StoreError::Unavailable(error.into()))
+            .map_err(|error| StoreError::Unavailable(error.into()))?;
+        write::canonical_uuid_scopes(&self.pool, self.backend).await
     }
 
     /// The pool, for callers that need raw access (tests, tools).

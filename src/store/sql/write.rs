@@ -21,6 +21,10 @@ use crate::model::{
 };
 use crate::store::{Actor, StoreError, StoreResult, Stored, Written};
 
+mod canonical;
+
+pub(super) use canonical::canonical_uuid_scopes;
+
 /// What a write did, before it commits.
 pub(super) enum Done<T> {
     /// A new object: commit, `created: true`.
