@@ -4,7 +4,6 @@
 #[macro_use]
 mod common;
 
-use std::time::Duration;
 
 use common::app::{Reply, TestApp};
 use reqwest::{Method, StatusCode};
@@ -257,21 +256,14 @@ async fn time_windows_start_and_expire_on_their_own(app: &TestApp) {
                "startDateTime": start.to_rfc3339(), "endDateTime": end.to_rfc3339()})
     };
     let secs = chrono::Duration::seconds;
-    app.post(
-        "/v1/roleAssignments",
-        &window(early, now + secs(2), now + secs(3600)),
-    )
-    .await;
-    app.post(
-        "/v1/roleAssignments",
-        &window(late, now - secs(60), now + secs(2)),
-    )
-    .await;
-    app.post(
-        "/v1/roleAssignments",
-        &window(past, now - secs(120), now - secs(60)),
-    )
-    .await;
+    for body in [
+        window(early, now + secs(60), now + secs(3600)),
+        window(late, now - secs(60), now + secs(60)),
+        window(past, now - secs(120), now - secs(60)),
+    ] {
+        let reply = app.post("/v1/roleAssignments", &body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    }
     let before = decide(app, early, "contoso.shift/work", "/").await;
     assert_eq!(before.body["allowed"], false);
     assert_eq!(
@@ -280,7 +272,7 @@ async fn time_windows_start_and_expire_on_their_own(app: &TestApp) {
     );
     assert!(allowed(app, late, "contoso.shift/work", "/").await);
     assert!(!allowed(app, past, "contoso.shift/work", "/").await);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.clock.advance(secs(90));
     // No write happened in between.
     assert!(allowed(app, early, "contoso.shift/work", "/").await);
     assert!(!allowed(app, late, "contoso.shift/work", "/").await);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub use caller::{Caller, CallerInfo, CallerKind};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, SystemClock};
 pub use record::{DecisionHook, DecisionRecord, Purpose, TracingHook};
 pub use subject::{ResolvedSubject, SubjectError, SubjectSpec};
 

@@ -1,6 +1,8 @@
 //! Starts the real app on loopback (bind port 0 first, then spawn: no test sleeps) and
 //! talks to it over real HTTP.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -20,6 +22,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The database URL the app uses.
     pub database_url: String,
+    /// The app's decision clock: the system time plus an offset a test moves forward.
+    pub clock: Arc<TestClock>,
     /// Stops the server when dropped.
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -65,7 +69,10 @@ impl TestApp {
     pub async fn spawn_with(config: Config) -> TestApp {
         init_logs();
         let database_url = config.database_url.clone();
-        let app = App::build(config).await.expect("app builds");
+        let clock = Arc::new(TestClock::default());
+        let app = App::build_with_clock(config, clock.clone())
+            .await
+            .expect("app builds");
         let addr = app.local_addr().expect("bound");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -82,6 +89,7 @@ impl TestApp {
                 .build()
                 .expect("client"),
             database_url,
+            clock,
             _shutdown: tx,
         }
     }
@@ -151,5 +159,26 @@ fn init_logs() {
             )
             .with_test_writer()
             .try_init();
+    }
+}
+
+/// The decision clock tests run on: the system time shifted by an offset that only grows,
+/// so a test jumps ahead instead of sleeping, and every other test sees real time.
+#[derive(Debug, Default)]
+pub struct TestClock {
+    offset_ms: AtomicI64,
+}
+
+impl TestClock {
+    /// Moves the app's decisions `by` into the future.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.offset_ms
+            .fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+    }
+}
+
+impl rolecall::decide::Clock for TestClock {
+    fn now(&self) -> rolecall::model::Timestamp {
+        chrono::Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
     }
 }
