@@ -202,10 +202,12 @@ pub struct GroupDeny {
 ///
 /// It makes `principal` Privileged Role Administrator at `/` (replacing such an assignment
 /// that is not in force), and deletes every deny assignment naming `principal` itself that
-/// denies one of [`api::authz::ADMIN_ACTIONS`] at any scope, whatever else it denies; other deny
-/// assignments on it stay. A deny assignment naming one of its groups binds every member,
-/// so it is deleted only when `remove_group_denies`; otherwise it is reported. Matching is
-/// the engine's own (a check of each admin action at each deny scope, with explanation).
+/// denies one of [`api::authz::ADMIN_ACTIONS`] at any scope, whatever else it denies;
+/// other deny assignments on it stay. A deny assignment naming one of its groups binds
+/// every member, so it is deleted only when `remove_group_denies`; otherwise it is
+/// reported. Matching is the engine's own (a check of each admin action at each deny
+/// scope, with explanation), so patterns, exclusions, nesting and its depth bound, and
+/// unit scopes count exactly as in any decision.
 /// Every write is logged with `actor`. Finally the engine is asked again, on a fresh
 /// snapshot, whether `principal` holds at `/` each admin action that Privileged Role
 /// Administrator grants: [`Recovery::still_denied`] lists the ones it does not.

@@ -27,8 +27,9 @@ enum Command {
     Migrate(CommonArgs),
     /// Mint a token from the dev issuer's key (the key `serve --dev` trusts).
     DevToken(DevTokenArgs),
-    /// Assign Privileged Role Administrator at `/` to a principal, so a fresh deployment
-    /// can be administered with real tokens.
+    /// Make a principal Privileged Role Administrator at `/` and lift the deny assignments
+    /// on it that fence the admin API: sets up a fresh deployment, or recovers a locked-out
+    /// one, without the admin key.
     Bootstrap(BootstrapArgs),
 }
 
@@ -64,6 +65,10 @@ struct BootstrapArgs {
     /// The tenant; default: the configured default tenant.
     #[arg(long, env = "ROLECALL_DEFAULT_TENANT")]
     tenant: Option<String>,
+    /// Also delete deny assignments on the admin's groups that fence the admin API. They
+    /// bind every member of those groups, so by default they are only reported.
+    #[arg(long)]
+    remove_group_denies: bool,
 }
 
 #[derive(Args, Clone)]
@@ -209,20 +214,69 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     let mut o = overrides(args.common);
     o.default_tenant = args.tenant;
     let (config, store) = open_store(o).await?;
-    let created =
-        rolecall::bootstrap(&store, config.default_tenant, args.admin, "bootstrap-cli").await?;
-    if created {
+    let (admin, tenant) = (args.admin, config.default_tenant);
+    let recovery = rolecall::recover_admin(
+        &store,
+        tenant,
+        admin,
+        "bootstrap-cli",
+        args.remove_group_denies,
+    )
+    .await?;
+    for old in &recovery.replaced {
         println!(
-            "rolecall: {} is now Privileged Role Administrator at / in tenant {}",
-            args.admin, config.default_tenant
-        );
-    } else {
-        println!(
-            "rolecall: {} already holds Privileged Role Administrator at / in tenant {}",
-            args.admin, config.default_tenant
+            "rolecall: removed role assignment {} (Privileged Role Administrator at /, not in force now)",
+            old.id
         );
     }
+    if recovery.assigned {
+        println!("rolecall: {admin} is now Privileged Role Administrator at / in tenant {tenant}");
+    } else {
+        println!(
+            "rolecall: {admin} already holds Privileged Role Administrator at / in tenant {tenant}"
+        );
+    }
+    for deny in &recovery.removed {
+        println!("rolecall: removed deny assignment {}", describe(deny));
+    }
+    for group in &recovery.group_denies {
+        let via: Vec<String> = group.via.iter().map(ToString::to_string).collect();
+        if group.removed {
+            println!(
+                "rolecall: removed deny assignment {} (reaches {admin} through group {})",
+                describe(&group.deny),
+                via.join(" > ")
+            );
+        } else {
+            println!(
+                "rolecall: warning: kept deny assignment {}: it reaches {admin} through group {} \
+                 and binds every member of that group (--remove-group-denies deletes it)",
+                describe(&group.deny),
+                via.join(" > ")
+            );
+        }
+    }
+    if !recovery.still_denied.is_empty() {
+        anyhow::bail!(
+            "{admin} still may not {} at /; see the warnings above",
+            recovery.still_denied.join(", ")
+        );
+    }
+    println!("rolecall: {admin} can administer tenant {tenant}");
     Ok(())
+}
+
+/// One line about a deny assignment: id, name, principal, actions and scope.
+fn describe(deny: &rolecall::model::DenyAssignment) -> String {
+    let actions: Vec<&str> = deny.actions.iter().map(|a| a.as_str()).collect();
+    format!(
+        "{} `{}` on {} ({} at {})",
+        deny.id,
+        deny.display_name,
+        deny.principal_id,
+        actions.join(", "),
+        deny.directory_scope_id
+    )
 }
 
 async fn migrate(common: CommonArgs) -> anyhow::Result<()> {
