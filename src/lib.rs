@@ -40,8 +40,8 @@ impl App {
         Self::build_with_clock(config, Arc::new(decide::SystemClock)).await
     }
 
-    /// [`App::build`] with every decision reading `now` from `clock` (tests stop time with
-    /// a [`decide::ManualClock`]).
+    /// [`App::build`] with every decision reading `now` from `clock` (tests move time
+    /// instead of sleeping).
     pub async fn build_with_clock(
         config: Config,
         clock: Arc<dyn decide::Clock>,

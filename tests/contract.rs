@@ -1204,30 +1204,14 @@ fn every_v1_operation_may_answer_401_and_403_and_operations_routes_need_no_crede
 
 #[test]
 fn the_authorization_table_names_every_action_and_every_v1_operation() {
-    use rolecall::api::authz::*;
+    use rolecall::decide::actions::ADMIN_ACTIONS;
     let description = spec()["info"]["description"]
         .as_str()
         .expect("info.description");
     let (_, authorization) = description
         .split_once("## Authorization")
         .expect("an `## Authorization` section in info.description");
-    for action in [
-        READ_ROLES,
-        MANAGE_ROLES,
-        READ_ASSIGNMENTS,
-        MANAGE_ASSIGNMENTS,
-        READ_GROUPS,
-        CREATE_GROUPS,
-        UPDATE_GROUPS,
-        DELETE_GROUPS,
-        READ_GROUP_MEMBERS,
-        UPDATE_GROUP_MEMBERS,
-        READ_UNITS,
-        READ_UNIT_MEMBERS,
-        MANAGE_UNITS,
-        READ_CHANGES,
-        CHECK_OTHERS,
-    ] {
+    for action in ADMIN_ACTIONS {
         assert!(
             authorization.contains(&format!("`{action}`")),
             "the Authorization section does not name `{action}`"
