@@ -37,15 +37,12 @@ pub struct App {
 impl App {
     /// Connects the store, runs migrations and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        Self::build_with_clock(config, Arc::new(decide::SystemClock)).await
+        Self::build_with(config, decide::Wiring::default()).await
     }
 
-    /// [`App::build`] with every decision reading `now` from `clock` (tests move time
-    /// instead of sleeping).
-    pub async fn build_with_clock(
-        config: Config,
-        clock: Arc<dyn decide::Clock>,
-    ) -> anyhow::Result<App> {
+    /// [`App::build`] with the decision layer's clock and decision hook chosen by the
+    /// caller (tests move time instead of sleeping, and watch decisions).
+    pub async fn build_with(config: Config, wiring: decide::Wiring) -> anyhow::Result<App> {
         let catalog = Arc::new(Catalog::builtin().context("loading the built-in role catalog")?);
         let store_catalog = catalog.clone();
         if config.database_url.starts_with("sqlite:") {
@@ -74,7 +71,7 @@ impl App {
             auth::Verifier::start(config.issuers.clone(), config.default_tenant)
                 .context("starting the token verifier")?,
         );
-        let state = AppState::new(store, sync.published.clone(), config, verifier, clock);
+        let state = AppState::new(store, sync.published.clone(), config, verifier, wiring);
         let router = api::router(state.clone());
         Ok(App {
             listener,

@@ -4,9 +4,9 @@
 #[macro_use]
 mod common;
 
-
-use common::app::{Reply, TestApp};
+use common::app::{Decided, Reply, TestApp};
 use reqwest::{Method, StatusCode};
+use rolecall::decide::Purpose;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -558,6 +558,57 @@ async fn checks_need_the_admin_key(app: &TestApp) {
     expect(&r, 401, "POST", "/v1/check");
 }
 
+async fn every_decision_is_reported_to_the_hook_with_its_request(app: &TestApp) {
+    let user = Uuid::new_v4();
+    let r = simple_role(app, &["contoso.hook/read"]).await;
+    assign(app, user, "user", &r, "/").await;
+    let before = app.decisions.all().len();
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/check",
+            Some(&json!({"subject": {"principalId": user}, "action": "contoso.hook/read", "resource": "/books/b1"})),
+            &[("x-request-id", "hook-test-1")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/check/batch",
+            Some(&json!({"checks": [
+                {"subject": {"principalId": user}, "action": "contoso.hook/read", "resource": "/"},
+                {"subject": {"principalId": user}, "action": "contoso.hook/write", "resource": "/"},
+            ]})),
+            &[("x-request-id", "hook-test-2")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let revision = reply.body["revision"]
+        .as_str()
+        .expect("revision")
+        .to_owned();
+    let reported: Vec<Decided> = app.decisions.all().split_off(before);
+    let expect = |request_id: &str, action: &str, resource: &str, allowed: bool| Decided {
+        request_id: request_id.to_owned(),
+        caller: "admin-key".to_owned(),
+        subject: user,
+        action: action.to_owned(),
+        resource: resource.to_owned(),
+        purpose: Purpose::Check,
+        allowed,
+        revision: revision.clone(),
+    };
+    assert_eq!(
+        reported,
+        vec![
+            expect("hook-test-1", "contoso.hook/read", "/books/b1", true),
+            expect("hook-test-2", "contoso.hook/read", "/", true),
+            expect("hook-test-2", "contoso.hook/write", "/", false),
+        ]
+    );
+}
+
 on_both_stores!(
     scope_coverage_is_by_whole_path_segments,
     an_administrative_unit_scope_covers_its_member_resources,
@@ -574,4 +625,5 @@ on_both_stores!(
     effective_permissions_list_where_each_came_from,
     who_can_lists_direct_and_group_principals_across_pages,
     checks_need_the_admin_key,
+    every_decision_is_reported_to_the_hook_with_its_request,
 );

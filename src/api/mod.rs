@@ -29,7 +29,7 @@ pub use error::ApiError;
 
 use crate::auth::Verifier;
 use crate::config::Config;
-use crate::decide::{Clock, Decider, TracingHook};
+use crate::decide::{Decider, Wiring};
 use crate::engine::Snapshot;
 use crate::model::Revision;
 use crate::store::Store;
@@ -63,14 +63,13 @@ impl AppState {
         published: Arc<Published>,
         config: Config,
         verifier: Arc<Verifier>,
-        clock: Arc<dyn Clock>,
+        wiring: Wiring,
     ) -> Self {
         let decider = Decider::new(
             published,
             store.clone(),
             verifier.clone(),
-            clock,
-            Arc::new(TracingHook),
+            wiring,
             config.consistency_timeout,
         );
         AppState(Arc::new(Shared {

@@ -102,6 +102,25 @@ pub enum DecideError {
     Store(#[from] StoreError),
 }
 
+/// What the decision layer is wired to: where `now` comes from and who hears of each
+/// decision. The default is the system clock and [`TracingHook`].
+#[derive(Clone)]
+pub struct Wiring {
+    /// Read for every time-dependent decision.
+    pub clock: Arc<dyn Clock>,
+    /// Told of every decision.
+    pub hook: Arc<dyn DecisionHook>,
+}
+
+impl Default for Wiring {
+    fn default() -> Self {
+        Wiring {
+            clock: Arc::new(SystemClock),
+            hook: Arc::new(TracingHook),
+        }
+    }
+}
+
 /// Answers questions from the published snapshot. One per app; shared by every request.
 pub struct Decider {
     published: Arc<Published>,
@@ -113,21 +132,21 @@ pub struct Decider {
 }
 
 impl Decider {
-    /// A decider over `published`, reading `now` from `clock` and reporting to `hook`.
+    /// A decider over `published`, reading `now` from the wiring's clock and reporting to
+    /// its hook.
     pub fn new(
         published: Arc<Published>,
         store: Arc<dyn Store>,
         verifier: Arc<Verifier>,
-        clock: Arc<dyn Clock>,
-        hook: Arc<dyn DecisionHook>,
+        wiring: Wiring,
         consistency_timeout: Duration,
     ) -> Decider {
         Decider {
             published,
             store,
             verifier,
-            clock,
-            hook,
+            clock: wiring.clock,
+            hook: wiring.hook,
             consistency_timeout,
         }
     }

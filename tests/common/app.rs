@@ -24,6 +24,8 @@ pub struct TestApp {
     pub database_url: String,
     /// The app's decision clock: the system time plus an offset a test moves forward.
     pub clock: Arc<TestClock>,
+    /// Every decision the app reported, in order.
+    pub decisions: Arc<Decisions>,
     /// Stops the server when dropped.
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -70,9 +72,12 @@ impl TestApp {
         init_logs();
         let database_url = config.database_url.clone();
         let clock = Arc::new(TestClock::default());
-        let app = App::build_with_clock(config, clock.clone())
-            .await
-            .expect("app builds");
+        let decisions = Arc::new(Decisions::default());
+        let wiring = rolecall::decide::Wiring {
+            clock: clock.clone(),
+            hook: decisions.clone(),
+        };
+        let app = App::build_with(config, wiring).await.expect("app builds");
         let addr = app.local_addr().expect("bound");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -90,6 +95,7 @@ impl TestApp {
                 .expect("client"),
             database_url,
             clock,
+            decisions,
             _shutdown: tx,
         }
     }
@@ -180,5 +186,55 @@ impl TestClock {
 impl rolecall::decide::Clock for TestClock {
     fn now(&self) -> rolecall::model::Timestamp {
         chrono::Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
+    }
+}
+
+/// One reported decision, as the test hook keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    /// The request's id.
+    pub request_id: String,
+    /// The caller's actor id.
+    pub caller: String,
+    /// The subject asked about.
+    pub subject: uuid::Uuid,
+    /// The action.
+    pub action: String,
+    /// The resource.
+    pub resource: String,
+    /// Check or admin.
+    pub purpose: rolecall::decide::Purpose,
+    /// The answer.
+    pub allowed: bool,
+    /// The snapshot revision.
+    pub revision: String,
+}
+
+/// A decision hook that remembers every decision.
+#[derive(Debug, Default)]
+pub struct Decisions(std::sync::Mutex<Vec<Decided>>);
+
+impl Decisions {
+    /// Every decision so far.
+    pub fn all(&self) -> Vec<Decided> {
+        self.0.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+}
+
+impl rolecall::decide::DecisionHook for Decisions {
+    fn record(&self, record: &rolecall::decide::DecisionRecord<'_>) {
+        let request = &record.question.request;
+        if let Ok(mut all) = self.0.lock() {
+            all.push(Decided {
+                request_id: record.request_id.to_owned(),
+                caller: record.caller.id().to_owned(),
+                subject: request.subject.id,
+                action: request.action.as_str().to_owned(),
+                resource: request.resource.as_str().to_owned(),
+                purpose: record.purpose,
+                allowed: record.allowed,
+                revision: record.revision.to_string(),
+            });
+        }
     }
 }
