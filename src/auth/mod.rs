@@ -65,7 +65,8 @@ pub enum TokenError {
     #[error("{0}")]
     Invalid(String),
     /// The issuer's keys cannot be had (never fetched, or older than the staleness bound
-    /// while the issuer is unreachable): fail closed with 503.
+    /// while the issuer is unreachable): fail closed with 503. The reason names the key
+    /// location and the fetch error, so it is for the server's log, never for the caller.
     #[error("{0}")]
     KeysUnavailable(String),
 }
