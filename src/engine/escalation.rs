@@ -22,10 +22,11 @@
 use smallvec::SmallVec;
 use uuid::Uuid;
 
-use super::eval::{covered, lowercase, Principals};
-use super::index::canonical;
+use super::check::{covered, lowercase};
 use super::pattern::Matcher;
+use super::principals::Principals;
 use super::role::{ActionKey, RoleMatch};
+use super::units::canonical;
 use super::{CheckRequest, Snapshot, Subject};
 use crate::model::{
     Action, ActionPattern, DenyAssignment, RolePermission, Scope, TenantId, Timestamp,

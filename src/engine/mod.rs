@@ -20,15 +20,27 @@
 //! (`/administrativeUnits/{id}` is rewritten to the lowercase hyphenated form everywhere), and
 //! an assignment at a unit's scope also covers every member resource of the unit and what
 //! lies below it.
+//!
+//! Layout: `snapshot.rs` builds a snapshot from a dump and derives the next one from the
+//! change log, decoding each change. `tenant.rs` holds one tenant's index and applies each
+//! change to it, keeping role assignments in `grants.rs` and scopes and
+//! administrative units in `units.rs`. `principals.rs` expands a subject into its groups,
+//! `check.rs` answers and explains a check, `queries.rs` the other questions (effective
+//! permissions, who-can) and `escalation.rs` those the admin plane asks before a change.
+//! `cow.rs`, `role.rs` and `pattern.rs` are the structures under them.
 
+mod check;
 mod cow;
 pub mod dataset;
 pub mod escalation;
-mod eval;
-mod groups;
-mod index;
+mod grants;
 mod pattern;
+mod principals;
+mod queries;
 mod role;
+mod snapshot;
+mod tenant;
+mod units;
 
 use uuid::Uuid;
 
@@ -36,7 +48,7 @@ use crate::model::{Action, ActionPattern, PrincipalType, Revision, Scope, Timest
 
 /// The engine's subject is the model's (re-exported so engine callers need one import).
 pub use crate::model::Subject;
-pub use index::Snapshot;
+pub use snapshot::Snapshot;
 
 /// How many memberships away from the subject group expansion goes by default. Deeper
 /// groups are not considered, and the explanation says so.

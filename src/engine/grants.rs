@@ -1,0 +1,266 @@
+//! Role assignments as the index keeps them: one principal's [`Grants`] (a short array, or
+//! arrays keyed by scope past [`FEW_MAX`]), and the [`Holders`] of one scope (for who-can).
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::cow::{CowMap, Key};
+use super::units::Cover;
+use crate::model::{PrincipalType, Timestamp};
+
+/// Grants of one principal are kept in a plain array up to this many, then by scope.
+const FEW_MAX: usize = 16;
+
+/// One role assignment, as the index keeps it (72 bytes).
+#[derive(Debug, Clone)]
+pub(crate) struct Grant {
+    pub id: Uuid,
+    pub principal_type: PrincipalType,
+    pub role: Uuid,
+    /// Canonical scope, interned.
+    pub scope: Key,
+    /// `(start, end)`, boxed because few assignments have one.
+    pub window: Option<Box<(Option<Timestamp>, Option<Timestamp>)>>,
+}
+
+impl Grant {
+    /// True when `now` lies in `[start, end)`.
+    #[inline]
+    pub fn active_at(&self, now: Timestamp) -> bool {
+        match &self.window {
+            None => true,
+            Some(w) => w.0.is_none_or(|s| s <= now) && w.1.is_none_or(|e| now < e),
+        }
+    }
+
+    /// Grants nothing before this instant.
+    pub fn start(&self) -> Option<Timestamp> {
+        self.window.as_ref().and_then(|w| w.0)
+    }
+
+    /// Grants nothing from this instant on.
+    pub fn end(&self) -> Option<Timestamp> {
+        self.window.as_ref().and_then(|w| w.1)
+    }
+}
+
+/// Two bits of a scope hash, for [`Node::scope_bloom`].
+#[inline]
+pub(crate) fn bloom_bits(hash: u64) -> u64 {
+    (1u64 << (hash >> 58)) | (1u64 << ((hash >> 52) & 63))
+}
+
+/// A principal's grants: a short array scanned whole, or arrays keyed by scope.
+#[derive(Clone)]
+pub(crate) enum Grants {
+    Few(Arc<[Grant]>),
+    Many(Box<ManyGrants>),
+}
+
+/// More than [`FEW_MAX`] grants, keyed by scope.
+#[derive(Clone)]
+pub(crate) struct ManyGrants {
+    by_scope: CowMap<Key, Arc<[Grant]>>,
+    len: usize,
+}
+
+impl Grants {
+    fn len(&self) -> usize {
+        match self {
+            Grants::Few(list) => list.len(),
+            Grants::Many(many) => many.len,
+        }
+    }
+
+    /// Every grant.
+    pub fn for_each(&self, mut f: impl FnMut(&Grant)) {
+        match self {
+            Grants::Few(list) => list.iter().for_each(f),
+            Grants::Many(many) => many
+                .by_scope
+                .values()
+                .flat_map(|l| l.iter())
+                .for_each(&mut f),
+        }
+    }
+
+    /// Two bits per grant scope (all bits when keyed by scope).
+    pub(super) fn bloom(&self) -> u64 {
+        match self {
+            Grants::Few(list) => list.iter().fold(0, |acc, g| acc | bloom_bits(g.scope.hash)),
+            Grants::Many(_) => u64::MAX,
+        }
+    }
+
+    /// Grants at one of `cover`'s scopes; stops when `f` returns true, and says so.
+    #[inline]
+    pub fn any_covering(&self, cover: &[Cover<'_>], mut f: impl FnMut(&Grant) -> bool) -> bool {
+        match self {
+            Grants::Few(list) => list
+                .iter()
+                .filter(|g| {
+                    cover
+                        .iter()
+                        .any(|c| c.hash == g.scope.hash && c.text == &*g.scope.text)
+                })
+                .any(f),
+            Grants::Many(many) => cover.iter().any(|c| {
+                many.by_scope
+                    .find(c.hash, |k| &*k.text == c.text)
+                    .is_some_and(|(_, list)| list.iter().any(&mut f))
+            }),
+        }
+    }
+
+    pub(super) fn insert(this: &mut Option<Grants>, grant: Grant) {
+        Grants::remove(this, &grant.scope, grant.id);
+        match this {
+            None => *this = Some(Grants::Few(Arc::from(vec![grant]))),
+            Some(Grants::Few(list)) if list.len() < FEW_MAX => {
+                let mut next = list.to_vec();
+                next.push(grant);
+                *list = next.into();
+            }
+            Some(Grants::Few(list)) => {
+                let mut by_scope: CowMap<Key, Arc<[Grant]>> = CowMap::new();
+                let len = list.len() + 1;
+                for g in list.iter().cloned().chain(std::iter::once(grant)) {
+                    let slot = by_scope.get_or_insert_with(&g.scope, || Arc::from(Vec::new()));
+                    let mut next = slot.to_vec();
+                    next.push(g);
+                    *slot = next.into();
+                }
+                *this = Some(Grants::Many(Box::new(ManyGrants { by_scope, len })));
+            }
+            Some(Grants::Many(many)) => {
+                let slot = many
+                    .by_scope
+                    .get_or_insert_with(&grant.scope.clone(), || Arc::from(Vec::new()));
+                let mut next = slot.to_vec();
+                next.push(grant);
+                *slot = next.into();
+                many.len += 1;
+            }
+        }
+    }
+
+    /// Removes the grant `id` at `scope`; true when it was there.
+    pub(super) fn remove(this: &mut Option<Grants>, scope: &Key, id: Uuid) -> bool {
+        let removed = match this {
+            None => false,
+            Some(Grants::Few(list)) => {
+                if !list.iter().any(|g| g.id == id && g.scope == *scope) {
+                    return false;
+                }
+                let next: Vec<Grant> = list
+                    .iter()
+                    .filter(|g| !(g.id == id && g.scope == *scope))
+                    .cloned()
+                    .collect();
+                *list = next.into();
+                true
+            }
+            Some(Grants::Many(many)) => {
+                let Some(slot) = many.by_scope.get_mut(scope) else {
+                    return false;
+                };
+                if !slot.iter().any(|g| g.id == id) {
+                    return false;
+                }
+                let next: Vec<Grant> = slot.iter().filter(|g| g.id != id).cloned().collect();
+                if next.is_empty() {
+                    many.by_scope.remove(scope);
+                } else {
+                    *slot = next.into();
+                }
+                many.len -= 1;
+                if many.len <= FEW_MAX / 2 {
+                    let mut all = Vec::with_capacity(many.len);
+                    many.by_scope
+                        .values()
+                        .for_each(|l| all.extend(l.iter().cloned()));
+                    *this = Some(Grants::Few(all.into()));
+                }
+                true
+            }
+        };
+        if this.as_ref().is_some_and(|g| g.len() == 0) {
+            *this = None;
+        }
+        removed
+    }
+}
+
+/// Who holds assignments at one scope: (assignment, principal) pairs, in an array while
+/// few, in a map past [`FEW_MAX`].
+#[derive(Clone)]
+pub(crate) enum Holders {
+    Few(Arc<[(Uuid, Uuid)]>),
+    Many(Box<CowMap<Uuid, Uuid>>),
+}
+
+impl Holders {
+    pub(super) fn insert(this: &mut Option<Holders>, assignment: Uuid, principal: Uuid) {
+        match this {
+            None => *this = Some(Holders::Few(Arc::from(vec![(assignment, principal)]))),
+            Some(Holders::Few(list)) => {
+                let mut next: Vec<(Uuid, Uuid)> = list
+                    .iter()
+                    .copied()
+                    .filter(|(a, _)| *a != assignment)
+                    .collect();
+                next.push((assignment, principal));
+                if next.len() > FEW_MAX {
+                    let mut map = CowMap::new();
+                    for (a, p) in next {
+                        map.insert(a, p);
+                    }
+                    *this = Some(Holders::Many(Box::new(map)));
+                } else {
+                    *list = next.into();
+                }
+            }
+            Some(Holders::Many(map)) => {
+                map.insert(assignment, principal);
+            }
+        }
+    }
+
+    pub(super) fn remove(this: &mut Option<Holders>, assignment: Uuid) {
+        match this {
+            None => {}
+            Some(Holders::Few(list)) => {
+                let next: Vec<(Uuid, Uuid)> = list
+                    .iter()
+                    .copied()
+                    .filter(|(a, _)| *a != assignment)
+                    .collect();
+                *this = if next.is_empty() {
+                    None
+                } else {
+                    Some(Holders::Few(next.into()))
+                };
+            }
+            Some(Holders::Many(map)) => {
+                map.remove(&assignment);
+                if map.len() <= FEW_MAX / 2 {
+                    let list: Vec<(Uuid, Uuid)> = map.iter().map(|(a, p)| (*a, *p)).collect();
+                    *this = if list.is_empty() {
+                        None
+                    } else {
+                        Some(Holders::Few(list.into()))
+                    };
+                }
+            }
+        }
+    }
+
+    /// Every (assignment, principal) pair.
+    pub fn for_each(&self, mut f: impl FnMut(Uuid, Uuid)) {
+        match self {
+            Holders::Few(list) => list.iter().for_each(|(a, p)| f(*a, *p)),
+            Holders::Many(map) => map.iter().for_each(|(a, p)| f(*a, *p)),
+        }
+    }
+}

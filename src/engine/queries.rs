@@ -1,0 +1,288 @@
+//! Questions about a [`Snapshot`] other than a check: effective permissions, what a group
+//! carries, who can, and whether an id names a group.
+
+use std::collections::HashMap;
+
+use smallvec::SmallVec;
+use uuid::Uuid;
+
+use super::check::{covered, deny_matches, judge_action, lowercase};
+use super::grants::Grant;
+use super::principals::{reverse_reach, Principals, ROOT};
+use super::role::{ActionKey, CompiledRole};
+use super::units::{canonical, Cover};
+use super::{
+    Access, EffectiveDeny, EffectivePermission, EffectivePermissions, GrantSource, Snapshot,
+    Subject, ThroughGroup,
+};
+use crate::model::{Action, PrincipalType, Scope, TenantId, Timestamp, MAX_ACTION_LEN};
+
+impl Snapshot {
+    /// Everything the subject may do at `scope`: each permission entry of each active,
+    /// enabled grant whose scope covers `scope` (with the assignment, role and group chain
+    /// behind it), and each deny assignment in force there. Deny assignments are listed,
+    /// not subtracted: they remove actions, not entries.
+    pub fn effective_permissions(
+        &self,
+        tenant: TenantId,
+        subject: &Subject,
+        scope: &Scope,
+        now: Timestamp,
+    ) -> EffectivePermissions {
+        let t = self.tenant(tenant);
+        let resource = canonical(scope.as_str());
+        let mut cover = SmallVec::new();
+        t.cover(&resource, &mut cover);
+        let p = Principals::expand(t, subject.id, &subject.groups, self.max_group_depth);
+        let mut out = EffectivePermissions {
+            group_depth_limited: p.bound_hit,
+            ..Default::default()
+        };
+        for (i, v) in p.visits.iter().enumerate() {
+            let Some(node) = v.node else { continue };
+            for d in node.denies() {
+                if covered(&cover, d.scope.hash, &d.scope.text) {
+                    let (via, via_token_groups) = p.via(i);
+                    out.denies.push(EffectiveDeny {
+                        deny_assignment_id: d.def.id,
+                        display_name: d.def.display_name.clone(),
+                        principal_id: v.id,
+                        actions: d.def.actions.clone(),
+                        excluded_actions: d.def.excluded_actions.clone(),
+                        scope: d.def.directory_scope_id.as_str().to_owned(),
+                        via,
+                        via_token_groups,
+                    });
+                }
+            }
+            let Some(grants) = &node.grants else { continue };
+            grants.any_covering(&cover, |g| {
+                let Some(role) = self.role(t, &g.role) else {
+                    return false;
+                };
+                if !g.active_at(now) || !role.enabled() {
+                    return false;
+                }
+                let (via, via_token_groups) = p.via(i);
+                for entry in role
+                    .def
+                    .role_permissions
+                    .iter()
+                    .filter(|e| e.condition.is_none())
+                {
+                    out.permissions.push(EffectivePermission {
+                        allowed_resource_actions: entry.allowed_resource_actions.clone(),
+                        excluded_resource_actions: entry.excluded_resource_actions.clone(),
+                        assignment_id: Some(g.id),
+                        source: GrantSource::Assignment,
+                        principal_id: v.id,
+                        role_definition_id: g.role,
+                        role_display_name: role.def.display_name.clone(),
+                        scope: g.scope.text.to_string(),
+                        via: via.clone(),
+                        via_token_groups,
+                    });
+                }
+                false
+            });
+        }
+        for wid in &subject.wids {
+            let Some(role) = self.builtins.by_template.get(wid) else {
+                continue;
+            };
+            for entry in role
+                .def
+                .role_permissions
+                .iter()
+                .filter(|e| e.condition.is_none())
+            {
+                out.permissions.push(EffectivePermission {
+                    allowed_resource_actions: entry.allowed_resource_actions.clone(),
+                    excluded_resource_actions: entry.excluded_resource_actions.clone(),
+                    assignment_id: None,
+                    source: GrantSource::WidsClaim,
+                    principal_id: subject.id,
+                    role_definition_id: role.def.id,
+                    role_display_name: role.def.display_name.clone(),
+                    scope: "/".to_owned(),
+                    via: Vec::new(),
+                    via_token_groups: false,
+                });
+            }
+        }
+        out
+    }
+
+    /// What membership of `group` carries: the role assignments a new member comes to hold
+    /// and the scopes of the deny assignments a leaving member escapes, from the group and
+    /// every group it is (transitively) a member of. Grants are `(role, scope)`; time
+    /// windows are ignored (a grant that is not active yet will be).
+    pub fn through_group(&self, tenant: TenantId, group: Uuid) -> ThroughGroup {
+        let t = self.tenant(tenant);
+        let p = Principals::expand(t, group, &[], self.max_group_depth);
+        let mut out = ThroughGroup::default();
+        for v in &p.visits {
+            let Some(node) = v.node else { continue };
+            if let Some(grants) = &node.grants {
+                grants.for_each(|g| out.grants.push((g.role, g.scope.text.to_string())));
+            }
+            for d in node.denies() {
+                out.denies.push(d.def.clone());
+            }
+        }
+        out.grants.sort();
+        out.grants.dedup();
+        out.denies.sort_by_key(|d| d.id);
+        out.denies.dedup_by_key(|d| d.id);
+        out
+    }
+
+    /// Every principal the store knows of that may perform `action` on `resource` at `now`:
+    /// the holders of grants that allow it (whose scope covers the resource) and the
+    /// transitive members of those that are groups, minus everyone a matching deny
+    /// assignment reaches. Each comes with its nearest granting assignment and chain; the
+    /// list is ordered by principal id. Token claims (`groups`, `wids`) are not stored, so
+    /// they are not considered.
+    ///
+    /// Costs: the assignments at the resource's covering scopes, the deny assignments of
+    /// the tenant, and the members of the groups found.
+    pub fn who_can(
+        &self,
+        tenant: TenantId,
+        action: &Action,
+        resource: &Scope,
+        now: Timestamp,
+    ) -> Vec<Access> {
+        let t = self.tenant(tenant);
+        let mut buf = [0u8; MAX_ACTION_LEN];
+        let action = ActionKey::new(lowercase(action.as_str(), &mut buf));
+        let resource = canonical(resource.as_str());
+        let mut cover: SmallVec<[Cover<'_>; 12]> = SmallVec::new();
+        t.cover(&resource, &mut cover);
+
+        struct Seed<'a> {
+            principal: Uuid,
+            kind: PrincipalType,
+            grant: Grant,
+            role: &'a CompiledRole,
+            pattern: String,
+        }
+        let mut seeds: Vec<Seed<'_>> = Vec::new();
+        for c in cover.iter() {
+            let Some((_, Some(holders))) = t.by_scope.find(c.hash, |k| &*k.text == c.text) else {
+                continue;
+            };
+            holders.for_each(|assignment, principal| {
+                let Some(grants) = t.nodes.get(&principal).and_then(|n| n.grants.as_ref()) else {
+                    return;
+                };
+                grants.any_covering(std::slice::from_ref(c), |g| {
+                    if g.id != assignment || !g.active_at(now) {
+                        return false;
+                    }
+                    let Some(role) = self.role(t, &g.role).filter(|r| r.enabled()) else {
+                        return false;
+                    };
+                    if let Ok(pattern) = judge_action(role, action) {
+                        seeds.push(Seed {
+                            principal,
+                            kind: g.principal_type,
+                            grant: g.clone(),
+                            role,
+                            pattern,
+                        });
+                    }
+                    true
+                });
+            });
+        }
+        seeds.sort_by_key(|s| (s.principal, s.grant.id));
+
+        let max_depth = self.max_group_depth;
+        let denied = reverse_reach(
+            t,
+            t.denies
+                .values()
+                .filter(|d| deny_matches(&cover, d, action).is_some())
+                .map(|d| d.def.principal_id),
+            max_depth,
+        );
+
+        struct Reached {
+            id: Uuid,
+            kind: PrincipalType,
+            seed: usize,
+            from: u32,
+            depth: usize,
+        }
+        let mut queue: Vec<Reached> = Vec::new();
+        let mut seen: HashMap<Uuid, ()> = HashMap::new();
+        for (i, s) in seeds.iter().enumerate() {
+            if seen.insert(s.principal, ()).is_none() {
+                queue.push(Reached {
+                    id: s.principal,
+                    kind: s.kind,
+                    seed: i,
+                    from: ROOT,
+                    depth: 0,
+                });
+            }
+        }
+        let mut head = 0;
+        while head < queue.len() {
+            let (id, seed, depth) = (queue[head].id, queue[head].seed, queue[head].depth);
+            if depth < max_depth {
+                if let Some(members) = t.members.get(&id) {
+                    let mut list: Vec<(Uuid, PrincipalType)> =
+                        members.iter().map(|(m, k)| (*m, *k)).collect();
+                    list.sort_unstable_by_key(|(m, _)| *m);
+                    for (m, kind) in list {
+                        if seen.insert(m, ()).is_none() {
+                            queue.push(Reached {
+                                id: m,
+                                kind,
+                                seed,
+                                from: head as u32,
+                                depth: depth + 1,
+                            });
+                        }
+                    }
+                }
+            }
+            head += 1;
+        }
+        let mut out: Vec<Access> = queue
+            .iter()
+            .filter(|r| !denied.contains(&r.id))
+            .map(|r| {
+                let s = &seeds[r.seed];
+                let mut via = Vec::new();
+                let mut j = r.from;
+                while j != ROOT {
+                    via.push(queue[j as usize].id);
+                    j = queue[j as usize].from;
+                }
+                Access {
+                    principal_id: r.id,
+                    principal_type: r.kind,
+                    assignment_id: s.grant.id,
+                    role_definition_id: s.grant.role,
+                    role_display_name: s.role.def.display_name.clone(),
+                    matched_pattern: s.pattern.clone(),
+                    scope: s.grant.scope.text.to_string(),
+                    via,
+                }
+            })
+            .collect();
+        out.sort_by_key(|a| a.principal_id);
+        out
+    }
+
+    /// True when `id` is a group stored in `tenant` at this snapshot's revision, whether or
+    /// not it has members or assignments: authentication asks, so that a token cannot
+    /// present a group's id as its own subject and act with the group's assignments. One
+    /// hash lookup.
+    pub fn is_group(&self, tenant: TenantId, id: Uuid) -> bool {
+        self.tenant(tenant).groups.get(&id).is_some()
+    }
+}

@@ -1,0 +1,341 @@
+//! One tenant's directory, indexed, and how each change updates it.
+//!
+//! Per tenant (every map a [`CowMap`], so a change copies only what it touches):
+//! - `nodes`: principal → its direct parent groups, its role assignments grouped by scope
+//!   and its deny assignments. One lookup per principal serves both group expansion and
+//!   grant collection.
+//! - `members`: group → direct members (for who-can and group deletion).
+//! - `groups`: every group that exists, members or not (so a group id is never taken for a
+//!   user or service principal).
+//! - `units_of`, `unit_members`, `unit_filter`: administrative units (see `units.rs`).
+//! - `by_scope`: scope → assignment id → principal (for who-can); its keys also intern the
+//!   scope strings every other index shares.
+//! - `roles`: custom roles, compiled. Built-ins are compiled once per snapshot lineage and
+//!   shared by every tenant (see `snapshot.rs`).
+
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+use uuid::Uuid;
+
+use super::cow::{hash_str, CowMap, Key};
+use super::grants::{Grant, Grants, Holders};
+use super::role::{CompiledRole, DenyPatterns};
+use super::snapshot::objects;
+use super::units::{canonical, Cover, UnitFilter, UnitRef};
+use super::ApplyError;
+use crate::model::{
+    AdministrativeUnit, AdministrativeUnitMember, Change, ChangeOp, DenyAssignment, EntityType,
+    Group, GroupMember, PrincipalType, RoleAssignment, RoleDefinition,
+};
+
+/// One deny assignment, compiled.
+pub(crate) struct DenyRec {
+    pub def: DenyAssignment,
+    /// Canonical scope, interned.
+    pub scope: Key,
+    pub patterns: DenyPatterns,
+}
+
+/// A principal in the index: user, service principal or group.
+#[derive(Clone, Default)]
+pub(crate) struct Node {
+    /// Groups it is a direct member of (inline: most principals are in a few groups).
+    pub parents: SmallVec<[Uuid; 2]>,
+    /// `bloom_bits` of every grant scope: a check skips `grants` (one cache miss) unless
+    /// some covering scope has both its bits here.
+    pub scope_bloom: u64,
+    /// Its role assignments.
+    pub grants: Option<Grants>,
+    /// Deny assignments naming it.
+    pub denies: Option<Arc<[Arc<DenyRec>]>>,
+}
+
+impl Node {
+    fn is_empty(&self) -> bool {
+        self.parents.is_empty() && self.grants.is_none() && self.denies.is_none()
+    }
+
+    /// Direct parent groups.
+    pub fn parents(&self) -> &[Uuid] {
+        &self.parents
+    }
+
+    /// Deny assignments naming it.
+    pub fn denies(&self) -> &[Arc<DenyRec>] {
+        self.denies.as_deref().unwrap_or(&[])
+    }
+
+    /// Its grants, when one of them may sit at one of `cover`'s scopes.
+    #[inline]
+    pub fn grants_near(&self, cover: &[Cover<'_>]) -> Option<&Grants> {
+        let grants = self.grants.as_ref()?;
+        cover
+            .iter()
+            .any(|c| self.scope_bloom & c.bloom == c.bloom)
+            .then_some(grants)
+    }
+
+    fn refresh_bloom(&mut self) {
+        self.scope_bloom = self.grants.as_ref().map_or(0, Grants::bloom);
+    }
+}
+
+/// One tenant's directory, indexed. Cloning costs a handful of reference counts.
+#[derive(Clone, Default)]
+pub(crate) struct TenantIndex {
+    pub nodes: CowMap<Uuid, Node>,
+    pub members: CowMap<Uuid, CowMap<Uuid, PrincipalType>>,
+    /// Every stored group, including those with no members and no assignments.
+    pub groups: CowMap<Uuid, ()>,
+    pub roles: CowMap<Uuid, Arc<CompiledRole>>,
+    pub units_of: CowMap<Key, Arc<[UnitRef]>>,
+    pub unit_members: CowMap<Uuid, CowMap<Key, ()>>,
+    pub by_scope: CowMap<Key, Option<Holders>>,
+    pub denies: CowMap<Uuid, Arc<DenyRec>>,
+    /// Lets a check skip probing `units_of` for paths in no unit.
+    pub unit_filter: Option<Arc<UnitFilter>>,
+}
+
+impl TenantIndex {
+    /// An empty tenant with directories sized for `dump`'s object counts.
+    pub(super) fn sized_for(assignments: usize, principals: usize) -> TenantIndex {
+        TenantIndex {
+            nodes: CowMap::with_capacity(principals),
+            by_scope: CowMap::with_capacity(assignments / 4),
+            ..TenantIndex::default()
+        }
+    }
+
+    /// The interned key for `text` (already canonical), sharing an existing copy.
+    pub(super) fn intern(&self, text: &str) -> Key {
+        let hash = hash_str(text);
+        match self.by_scope.find(hash, |k| &*k.text == text) {
+            Some((key, _)) => key.clone(),
+            None => match self.units_of.find(hash, |k| &*k.text == text) {
+                Some((key, _)) => key.clone(),
+                None => Key {
+                    hash,
+                    text: Arc::from(text),
+                },
+            },
+        }
+    }
+
+    /// The role with this id: a custom role of this tenant (built-ins are looked up first
+    /// by the caller).
+    pub fn role(&self, id: &Uuid) -> Option<&CompiledRole> {
+        self.roles.get(id).map(|r| &**r)
+    }
+
+    pub(super) fn add_grant(&mut self, a: &RoleAssignment) {
+        let scope = self.intern(&canonical(a.directory_scope_id.as_str()));
+        let window = match (a.start_date_time, a.end_date_time) {
+            (None, None) => None,
+            (start, end) => Some(Box::new((start, end))),
+        };
+        let grant = Grant {
+            id: a.id,
+            principal_type: a.principal_type,
+            role: a.role_definition_id,
+            scope: scope.clone(),
+            window,
+        };
+        let node = self
+            .nodes
+            .get_or_insert_with(&a.principal_id, Node::default);
+        Grants::insert(&mut node.grants, grant);
+        node.refresh_bloom();
+        Holders::insert(
+            self.by_scope.get_or_insert_with(&scope, || None),
+            a.id,
+            a.principal_id,
+        );
+    }
+
+    fn remove_grant(&mut self, a: &RoleAssignment) {
+        let scope = Key::new(&canonical(a.directory_scope_id.as_str()));
+        if let Some(node) = self.nodes.get_mut(&a.principal_id) {
+            Grants::remove(&mut node.grants, &scope, a.id);
+            node.refresh_bloom();
+            if node.is_empty() {
+                self.nodes.remove(&a.principal_id);
+            }
+        }
+        self.unhold(&scope, a.id);
+    }
+
+    fn unhold(&mut self, scope: &Key, assignment: Uuid) {
+        if let Some(holders) = self.by_scope.get_mut(scope) {
+            Holders::remove(holders, assignment);
+            if holders.is_none() {
+                self.by_scope.remove(scope);
+            }
+        }
+    }
+
+    pub(super) fn add_deny(&mut self, d: &DenyAssignment) {
+        self.remove_deny(d.id);
+        let scope = self.intern(&canonical(d.directory_scope_id.as_str()));
+        let rec = Arc::new(DenyRec {
+            patterns: DenyPatterns::compile(&d.actions, &d.excluded_actions),
+            def: d.clone(),
+            scope,
+        });
+        let node = self
+            .nodes
+            .get_or_insert_with(&d.principal_id, Node::default);
+        let mut list = node.denies().to_vec();
+        list.push(Arc::clone(&rec));
+        node.denies = Some(list.into());
+        self.denies.insert(d.id, rec);
+    }
+
+    fn remove_deny(&mut self, id: Uuid) {
+        let Some(rec) = self.denies.remove(&id) else {
+            return;
+        };
+        let principal = rec.def.principal_id;
+        if let Some(node) = self.nodes.get_mut(&principal) {
+            let list: Vec<_> = node
+                .denies()
+                .iter()
+                .filter(|d| d.def.id != id)
+                .cloned()
+                .collect();
+            node.denies = if list.is_empty() {
+                None
+            } else {
+                Some(list.into())
+            };
+            if node.is_empty() {
+                self.nodes.remove(&principal);
+            }
+        }
+    }
+
+    pub(super) fn add_member(&mut self, group: Uuid, member: Uuid, kind: PrincipalType) {
+        let node = self.nodes.get_or_insert_with(&member, Node::default);
+        if !node.parents.contains(&group) {
+            node.parents.push(group);
+        }
+        self.members
+            .get_or_insert_with(&group, CowMap::new)
+            .insert(member, kind);
+    }
+
+    fn remove_member(&mut self, group: Uuid, member: Uuid) {
+        if let Some(node) = self.nodes.get_mut(&member) {
+            if node.parents.contains(&group) {
+                node.parents.retain(|g| *g != group);
+                if node.is_empty() {
+                    self.nodes.remove(&member);
+                }
+            }
+        }
+        if let Some(members) = self.members.get_mut(&group) {
+            members.remove(&member);
+            if members.is_empty() {
+                self.members.remove(&group);
+            }
+        }
+    }
+
+    /// Removes a group with every edge touching it and every assignment made to it, as the
+    /// store does, so a later logged removal of any of those finds nothing to do.
+    fn remove_group(&mut self, group: Uuid) {
+        self.groups.remove(&group);
+        let members: Vec<Uuid> = self
+            .members
+            .get(&group)
+            .map_or(Vec::new(), |m| m.iter().map(|(k, _)| *k).collect());
+        for m in members {
+            self.remove_member(group, m);
+        }
+        let Some(node) = self.nodes.get(&group).cloned() else {
+            return;
+        };
+        for parent in &node.parents {
+            self.remove_member(*parent, group);
+        }
+        for deny in node.denies() {
+            self.remove_deny(deny.def.id);
+        }
+        if let Some(grants) = &node.grants {
+            let mut ids = Vec::new();
+            grants.for_each(|g| ids.push((g.id, g.scope.clone())));
+            for (id, scope) in ids {
+                self.unhold(&scope, id);
+            }
+        }
+        self.nodes.remove(&group);
+    }
+
+    /// Applies one change, as [`Snapshot::apply`](super::Snapshot::apply) describes.
+    pub(super) fn apply(&mut self, change: &Change) -> Result<(), ApplyError> {
+        match change.entity_type {
+            EntityType::RoleDefinition => {
+                let (before, after) = objects::<RoleDefinition>(change)?;
+                if let Some(b) = before {
+                    self.roles.remove(&b.id);
+                }
+                if let Some(a) = after {
+                    self.roles.insert(a.id, Arc::new(CompiledRole::compile(a)));
+                }
+            }
+            EntityType::RoleAssignment => {
+                let (before, after) = objects::<RoleAssignment>(change)?;
+                if let Some(b) = before {
+                    self.remove_grant(&b);
+                }
+                if let Some(a) = after {
+                    self.add_grant(&a);
+                }
+            }
+            EntityType::DenyAssignment => {
+                let (before, after) = objects::<DenyAssignment>(change)?;
+                if let Some(b) = before {
+                    self.remove_deny(b.id);
+                }
+                if let Some(a) = after {
+                    self.add_deny(&a);
+                }
+            }
+            EntityType::Group => {
+                let (before, after) = objects::<Group>(change)?;
+                if let (ChangeOp::Delete, Some(b)) = (change.op, before) {
+                    self.remove_group(b.id);
+                }
+                if let Some(a) = after {
+                    self.groups.insert(a.id, ());
+                }
+            }
+            EntityType::GroupMember => {
+                let (before, after) = objects::<GroupMember>(change)?;
+                if let Some(b) = before {
+                    self.remove_member(b.group_id, b.id);
+                }
+                if let Some(a) = after {
+                    self.add_member(a.group_id, a.id, a.member_type);
+                }
+            }
+            EntityType::AdministrativeUnit => {
+                let (before, _after) = objects::<AdministrativeUnit>(change)?;
+                if let (ChangeOp::Delete, Some(b)) = (change.op, before) {
+                    self.remove_unit(b.id);
+                }
+            }
+            EntityType::AdministrativeUnitMember => {
+                let (before, after) = objects::<AdministrativeUnitMember>(change)?;
+                if let Some(b) = before {
+                    let resource = canonical(b.resource.as_str());
+                    self.remove_unit_member(b.administrative_unit_id, &resource);
+                }
+                if let Some(a) = after {
+                    self.add_unit_member(a.administrative_unit_id, &a.resource);
+                }
+            }
+        }
+        Ok(())
+    }
+}
