@@ -14,6 +14,7 @@ use rolecall::engine::{CheckRequest, Snapshot};
 use rolecall::model::{
     Catalog, Change, ChangeOp, EntityType, GroupMember, PrincipalType, Revision, RoleAssignment,
 };
+use rolecall::sync::decode;
 
 fn sizes() -> Vec<DatasetSize> {
     let raw = std::env::var("ROLECALL_BENCH_SIZES").unwrap_or_else(|_| "S,M".to_owned());
@@ -81,7 +82,7 @@ fn measure(
     format!("{}; best round mean {best} ns", percentiles(ns))
 }
 
-fn one_change(data: &rolecall::engine::dataset::Dataset, n: u128) -> Change {
+fn one_change(data: &Dataset, n: u128) -> Change {
     let t = &data.dump.tenants[0];
     let template = &t.role_assignments[n as usize % t.role_assignments.len()];
     let a = RoleAssignment {
@@ -102,7 +103,7 @@ fn one_change(data: &rolecall::engine::dataset::Dataset, n: u128) -> Change {
     }
 }
 
-fn one_membership(data: &rolecall::engine::dataset::Dataset) -> Change {
+fn one_membership(data: &Dataset) -> Change {
     let t = &data.dump.tenants[0];
     let m = GroupMember {
         group_id: t.groups[0].id,
@@ -122,6 +123,12 @@ fn one_membership(data: &rolecall::engine::dataset::Dataset) -> Change {
         actor: "bench".to_owned(),
         at: data.now,
     }
+}
+
+/// What sync does with one logged change: decode its body, then apply it.
+fn sync_one(snapshot: &Snapshot, change: &Change) -> Snapshot {
+    let delta = decode(change).expect("decodes");
+    snapshot.apply(&[delta]).expect("applies")
 }
 
 fn main() {
@@ -180,13 +187,13 @@ fn main() {
         group.finish();
 
         let mut group = c.benchmark_group(format!("apply/{name}"));
-        let assignment = [one_change(&data, 0)];
+        let assignment = one_change(&data, 0);
         group.bench_function("one_assignment", |b| {
-            b.iter_with_large_drop(|| snapshot.apply(black_box(&assignment)).expect("applies"))
+            b.iter_with_large_drop(|| sync_one(&snapshot, black_box(&assignment)))
         });
-        let membership = [one_membership(&data)];
+        let membership = one_membership(&data);
         group.bench_function("one_membership", |b| {
-            b.iter_with_large_drop(|| snapshot.apply(black_box(&membership)).expect("applies"))
+            b.iter_with_large_drop(|| sync_one(&snapshot, black_box(&membership)))
         });
         group.finish();
 
@@ -250,7 +257,7 @@ fn report(
     let started = Instant::now();
     let rounds = 200u128;
     for n in 0..rounds {
-        black_box(snapshot.apply(&[one_change(data, n)]).expect("applies"));
+        black_box(sync_one(snapshot, &one_change(data, n)));
     }
     println!(
         "[{name}] apply one assignment: {:.2?} per change (mean of {rounds}, decoding included)",

@@ -5,16 +5,21 @@
 //! `NOTIFY rolecall_changes` (another replica wrote), or on a poll tick that covers lost
 //! notifications and reconnects. Notification payloads are never trusted: waking only
 //! makes the loop read `changes` after the revision it has applied.
+//!
+//! Sync also decodes each change's JSON `before`/`after` bodies into the engine's typed
+//! [`Delta`]s, so the engine never parses; a change that does not decode, like one the
+//! engine cannot apply, makes it reload a full snapshot.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use serde::de::DeserializeOwned;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::engine::Snapshot;
-use crate::model::{Catalog, Revision};
+use crate::engine::{Delta, Edit, Snapshot, Versions};
+use crate::model::{Catalog, Change, ChangeOp, EntityType, Revision};
 use crate::store::{Backend, Store, StoreError, NOTIFY_CHANNEL};
 
 /// How many changes one catch-up step reads at most.
@@ -171,7 +176,7 @@ async fn catch_up(
         if changes.is_empty() {
             return Ok(());
         }
-        match current.apply(&changes) {
+        match advance(&current, &changes) {
             Ok(next) => directory.publish(next),
             Err(error) => {
                 tracing::error!(%error, "change could not be applied; reloading the snapshot");
@@ -179,6 +184,103 @@ async fn catch_up(
             }
         }
     }
+}
+
+/// `current` with `changes` decoded and applied; an error (a change that does not decode,
+/// or one out of order) says why the caller must reload instead.
+fn advance(
+    current: &Snapshot,
+    changes: &[Change],
+) -> Result<Snapshot, Box<dyn std::error::Error + Send + Sync>> {
+    let deltas = changes
+        .iter()
+        .map(decode)
+        .collect::<Result<Vec<Delta>, _>>()?;
+    Ok(current.apply(&deltas)?)
+}
+
+/// A logged change whose bodies do not give the engine what it needs. Sync then reloads a
+/// full snapshot rather than guess.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// A change lacks the `before` or `after` object its operation needs.
+    #[error("change {revision}.{sequence} ({entity} {op}) has no `{field}` object")]
+    MissingObject {
+        /// The change's revision.
+        revision: Revision,
+        /// Its position within the revision.
+        sequence: i64,
+        /// What kind of object.
+        entity: &'static str,
+        /// What happened.
+        op: &'static str,
+        /// `before` or `after`.
+        field: &'static str,
+    },
+    /// A change's object does not decode as its entity type.
+    #[error("change {revision}.{sequence} ({entity}) does not decode: {message}")]
+    Undecodable {
+        /// The change's revision.
+        revision: Revision,
+        /// Its position within the revision.
+        sequence: i64,
+        /// What kind of object.
+        entity: &'static str,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+/// Decodes one logged change into the engine's typed form: `before` for an update or a
+/// delete, `after` for a create or an update, each as its entity type.
+pub fn decode(change: &Change) -> Result<Delta, DecodeError> {
+    let edit = match change.entity_type {
+        EntityType::RoleDefinition => Edit::RoleDefinition(versions(change)?),
+        EntityType::RoleAssignment => Edit::RoleAssignment(versions(change)?),
+        EntityType::DenyAssignment => Edit::DenyAssignment(versions(change)?),
+        EntityType::Group => Edit::Group(versions(change)?),
+        EntityType::GroupMember => Edit::GroupMember(versions(change)?),
+        EntityType::AdministrativeUnit => Edit::AdministrativeUnit(versions(change)?),
+        EntityType::AdministrativeUnitMember => Edit::AdministrativeUnitMember(versions(change)?),
+    };
+    Ok(Delta {
+        revision: change.revision,
+        sequence: change.sequence,
+        tenant: change.tenant_id,
+        edit,
+    })
+}
+
+fn versions<T: DeserializeOwned>(change: &Change) -> Result<Versions<T>, DecodeError> {
+    Ok(match change.op {
+        ChangeOp::Create => Versions::Created(object(change, "after", &change.after)?),
+        ChangeOp::Update => Versions::Updated {
+            before: object(change, "before", &change.before)?,
+            after: object(change, "after", &change.after)?,
+        },
+        ChangeOp::Delete => Versions::Deleted(object(change, "before", &change.before)?),
+    })
+}
+
+/// Decodes `value`, the change's `field` (`before` or `after`).
+fn object<T: DeserializeOwned>(
+    change: &Change,
+    field: &'static str,
+    value: &Option<serde_json::Value>,
+) -> Result<T, DecodeError> {
+    let value = value.as_ref().ok_or(DecodeError::MissingObject {
+        revision: change.revision,
+        sequence: change.sequence,
+        entity: change.entity_type.as_str(),
+        op: change.op.as_str(),
+        field,
+    })?;
+    T::deserialize(value).map_err(|e| DecodeError::Undecodable {
+        revision: change.revision,
+        sequence: change.sequence,
+        entity: change.entity_type.as_str(),
+        message: e.to_string(),
+    })
 }
 
 /// `LISTEN rolecall_changes`, kicking the loop on each notification and after each

@@ -21,9 +21,9 @@
 //! an assignment at a unit's scope also covers every member resource of the unit and what
 //! lies below it.
 //!
-//! Layout: `snapshot.rs` builds a snapshot from a dump and derives the next one from the
-//! change log, decoding each change. `tenant.rs` holds one tenant's index and applies each
-//! change to it, keeping role assignments in `grants.rs` and scopes and
+//! Layout: `snapshot.rs` builds a snapshot from a dump and derives the next one from typed
+//! [`Delta`]s (sync decodes the change log into them). `tenant.rs` holds one tenant's index
+//! and applies each edit to it, keeping role assignments in `grants.rs` and scopes and
 //! administrative units in `units.rs`. `principals.rs` expands a subject into its groups,
 //! `check.rs` answers and explains a check, `queries.rs` the other questions (effective
 //! permissions, who-can) and `escalation.rs` those the admin plane asks before a change.
@@ -32,6 +32,7 @@
 mod check;
 mod cow;
 pub mod dataset;
+mod delta;
 pub mod escalation;
 mod grants;
 mod pattern;
@@ -48,6 +49,7 @@ use crate::model::{Action, ActionPattern, PrincipalType, Revision, Scope, Timest
 
 /// The engine's subject is the model's (re-exported so engine callers need one import).
 pub use crate::model::Subject;
+pub use delta::{Delta, Edit, Versions};
 pub use snapshot::Snapshot;
 
 /// How many memberships away from the subject group expansion goes by default. Deeper
@@ -303,32 +305,6 @@ pub struct ThroughGroup {
 /// Why a batch of changes could not be applied. The caller reloads a full snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
-    /// A change lacks the `before` or `after` object its operation needs.
-    #[error("change {revision}.{sequence} ({entity} {op}) has no `{field}` object")]
-    MissingObject {
-        /// The change's revision.
-        revision: Revision,
-        /// Its position within the revision.
-        sequence: i64,
-        /// What kind of object.
-        entity: &'static str,
-        /// What happened.
-        op: &'static str,
-        /// `before` or `after`.
-        field: &'static str,
-    },
-    /// A change's object does not decode as its entity type.
-    #[error("change {revision}.{sequence} ({entity}) does not decode: {message}")]
-    Undecodable {
-        /// The change's revision.
-        revision: Revision,
-        /// Its position within the revision.
-        sequence: i64,
-        /// What kind of object.
-        entity: &'static str,
-        /// The decoder's message.
-        message: String,
-    },
     /// Changes arrived out of revision order.
     #[error("change {revision}.{sequence} comes after revision {after}")]
     OutOfOrder {

@@ -1,16 +1,16 @@
 //! The snapshot: every tenant's index at one revision, how a [`Dump`] builds it and how
-//! the change log derives the next one (each change's body decoded here).
+//! typed [`Delta`]s derive the next one.
 
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::cow::CowMap;
+use super::delta::Delta;
 use super::role::CompiledRole;
 use super::tenant::TenantIndex;
 use super::{ApplyError, MAX_GROUP_DEPTH};
-use crate::model::{Catalog, Change, ChangeOp, Dump, Revision, TenantId};
+use crate::model::{Catalog, Dump, Revision, TenantId};
 
 /// The catalog, compiled once and shared by every tenant and every later snapshot.
 pub(crate) struct Builtins {
@@ -122,7 +122,7 @@ impl Snapshot {
         self.tenants.get(&tenant.0).unwrap_or(&self.empty)
     }
 
-    /// The next snapshot: this one with `changes` applied, in order. Changes at or below
+    /// The next snapshot: this one with `deltas` applied, in order. Changes at or below
     /// this snapshot's revision are skipped (already reflected), so replaying a feed is
     /// harmless. Only the touched parts of the touched tenants are copied: applying one
     /// change costs microseconds whatever the tenant's size. Creates replace an object with
@@ -133,16 +133,16 @@ impl Snapshot {
     /// them); a revision already reached is skipped whole.
     ///
     /// On error nothing is returned; the caller should reload from a fresh dump.
-    pub fn apply(&self, changes: &[Change]) -> Result<Snapshot, ApplyError> {
+    pub fn apply(&self, deltas: &[Delta]) -> Result<Snapshot, ApplyError> {
         let mut next = self.clone();
-        for change in changes {
-            if change.revision <= self.revision {
+        for delta in deltas {
+            if delta.revision <= self.revision {
                 continue;
             }
-            if change.revision < next.revision {
+            if delta.revision < next.revision {
                 return Err(ApplyError::OutOfOrder {
-                    revision: change.revision,
-                    sequence: change.sequence,
+                    revision: delta.revision,
+                    sequence: delta.sequence,
                     after: next.revision,
                 });
             }
@@ -150,98 +150,58 @@ impl Snapshot {
             // maps are unique to `next`, so later changes copy nothing more.
             let tenant = next
                 .tenants
-                .get_or_insert_with(&change.tenant_id.0, TenantIndex::default);
-            tenant.apply(change)?;
-            next.revision = change.revision;
+                .get_or_insert_with(&delta.tenant.0, TenantIndex::default);
+            tenant.apply(&delta.edit);
+            next.revision = delta.revision;
         }
         Ok(next)
     }
 }
 
-fn decode<T: DeserializeOwned>(change: &Change, before: bool) -> Result<T, ApplyError> {
-    let (value, field) = if before {
-        (&change.before, "before")
-    } else {
-        (&change.after, "after")
-    };
-    let value = value.as_ref().ok_or(ApplyError::MissingObject {
-        revision: change.revision,
-        sequence: change.sequence,
-        entity: change.entity_type.as_str(),
-        op: change.op.as_str(),
-        field,
-    })?;
-    T::deserialize(value).map_err(|e| ApplyError::Undecodable {
-        revision: change.revision,
-        sequence: change.sequence,
-        entity: change.entity_type.as_str(),
-        message: e.to_string(),
-    })
-}
-
-/// Decodes the objects an operation needs: `before` for update and delete, `after` for
-/// create and update.
-pub(super) fn objects<T: DeserializeOwned>(
-    change: &Change,
-) -> Result<(Option<T>, Option<T>), ApplyError> {
-    let before = match change.op {
-        ChangeOp::Create => None,
-        ChangeOp::Update | ChangeOp::Delete => Some(decode(change, true)?),
-    };
-    let after = match change.op {
-        ChangeOp::Delete => None,
-        ChangeOp::Create | ChangeOp::Update => Some(decode(change, false)?),
-    };
-    Ok((before, after))
-}
-
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
-    use crate::model::{EntityType, Group, TenantDump};
+    use crate::engine::delta::{Edit, Versions};
+    use crate::model::{Group, TenantDump};
 
-    fn group_change(revision: i64, op: ChangeOp, tenant: TenantId, id: Uuid) -> Change {
-        let group = json!({
-            "id": id,
-            "displayName": "Empty",
-            "createdDateTime": "2024-01-01T00:00:00Z",
-            "lastModifiedDateTime": "2024-01-01T00:00:00Z",
-        });
-        let (before, after) = match op {
-            ChangeOp::Create => (None, Some(group)),
-            _ => (Some(group), None),
-        };
-        Change {
+    fn catalog() -> Catalog {
+        Catalog::parse(r#"{"roles":[]}"#).expect("catalog")
+    }
+
+    fn group(id: Uuid) -> Group {
+        let at = chrono::Utc::now();
+        Group {
+            id,
+            display_name: "Empty".to_owned(),
+            description: String::new(),
+            created_date_time: at,
+            last_modified_date_time: at,
+        }
+    }
+
+    fn group_delta(revision: i64, versions: Versions<Group>, tenant: TenantId) -> Delta {
+        Delta {
             revision: Revision(revision),
             sequence: 0,
-            tenant_id: tenant,
-            entity_type: EntityType::Group,
-            entity_id: id.to_string(),
-            op,
-            before,
-            after,
-            actor: "t".to_owned(),
-            at: chrono::Utc::now(),
+            tenant,
+            edit: Edit::Group(versions),
         }
     }
 
     #[test]
     fn an_empty_group_is_a_group_until_deleted_and_only_in_its_tenant() {
-        let catalog = Catalog::parse(r#"{"roles":[]}"#).expect("catalog");
         let tenant = TenantId(Uuid::new_v4());
         let other = TenantId(Uuid::new_v4());
         let id = Uuid::new_v4();
-        let empty = Snapshot::empty(&catalog);
+        let empty = Snapshot::empty(&catalog());
         assert!(!empty.is_group(tenant, id));
         let created = empty
-            .apply(&[group_change(1, ChangeOp::Create, tenant, id)])
+            .apply(&[group_delta(1, Versions::Created(group(id)), tenant)])
             .expect("applies");
         assert!(created.is_group(tenant, id));
         assert!(!created.is_group(other, id));
         let deleted = created
-            .apply(&[group_change(2, ChangeOp::Delete, tenant, id)])
+            .apply(&[group_delta(2, Versions::Deleted(group(id)), tenant)])
             .expect("applies");
         assert!(!deleted.is_group(tenant, id));
         assert!(created.is_group(tenant, id), "snapshots are immutable");
@@ -249,10 +209,8 @@ mod tests {
 
     #[test]
     fn an_empty_group_in_a_dump_is_a_group() {
-        let catalog = Catalog::parse(r#"{"roles":[]}"#).expect("catalog");
         let tenant = TenantId(Uuid::new_v4());
         let id = Uuid::new_v4();
-        let now = chrono::Utc::now();
         let dump = Dump {
             revision: Revision(1),
             tenants: vec![TenantDump {
@@ -260,19 +218,13 @@ mod tests {
                 role_definitions: Vec::new(),
                 role_assignments: Vec::new(),
                 deny_assignments: Vec::new(),
-                groups: vec![Group {
-                    id,
-                    display_name: "Empty".to_owned(),
-                    description: String::new(),
-                    created_date_time: now,
-                    last_modified_date_time: now,
-                }],
+                groups: vec![group(id)],
                 group_members: Vec::new(),
                 administrative_units: Vec::new(),
                 administrative_unit_members: Vec::new(),
             }],
         };
-        let snapshot = Snapshot::build(&dump, &catalog);
+        let snapshot = Snapshot::build(&dump, &catalog());
         assert!(snapshot.is_group(tenant, id));
         assert!(!snapshot.is_group(tenant, Uuid::new_v4()));
     }

@@ -1,6 +1,6 @@
-//! One tenant's directory, indexed, and how each change updates it.
+//! One tenant's directory, indexed, and how each edit changes it.
 //!
-//! Per tenant (every map a [`CowMap`], so a change copies only what it touches):
+//! Per tenant (every map a [`CowMap`], so an edit copies only what it touches):
 //! - `nodes`: principal → its direct parent groups, its role assignments grouped by scope
 //!   and its deny assignments. One lookup per principal serves both group expansion and
 //!   grant collection.
@@ -19,15 +19,11 @@ use smallvec::SmallVec;
 use uuid::Uuid;
 
 use super::cow::{hash_str, CowMap, Key};
+use super::delta::{Edit, Versions};
 use super::grants::{Grant, Grants, Holders};
 use super::role::{CompiledRole, DenyPatterns};
-use super::snapshot::objects;
 use super::units::{canonical, Cover, UnitFilter, UnitRef};
-use super::ApplyError;
-use crate::model::{
-    AdministrativeUnit, AdministrativeUnitMember, Change, ChangeOp, DenyAssignment, EntityType,
-    Group, GroupMember, PrincipalType, RoleAssignment, RoleDefinition,
-};
+use crate::model::{DenyAssignment, PrincipalType, RoleAssignment};
 
 /// One deny assignment, compiled.
 pub(crate) struct DenyRec {
@@ -271,71 +267,64 @@ impl TenantIndex {
         self.nodes.remove(&group);
     }
 
-    /// Applies one change, as [`Snapshot::apply`](super::Snapshot::apply) describes.
-    pub(super) fn apply(&mut self, change: &Change) -> Result<(), ApplyError> {
-        match change.entity_type {
-            EntityType::RoleDefinition => {
-                let (before, after) = objects::<RoleDefinition>(change)?;
-                if let Some(b) = before {
+    /// Applies one edit, as [`Snapshot::apply`](super::Snapshot::apply) describes.
+    pub(super) fn apply(&mut self, edit: &Edit) {
+        match edit {
+            Edit::RoleDefinition(v) => {
+                if let Some(b) = v.before() {
                     self.roles.remove(&b.id);
                 }
-                if let Some(a) = after {
-                    self.roles.insert(a.id, Arc::new(CompiledRole::compile(a)));
+                if let Some(a) = v.after() {
+                    let role = CompiledRole::compile(a.clone());
+                    self.roles.insert(a.id, Arc::new(role));
                 }
             }
-            EntityType::RoleAssignment => {
-                let (before, after) = objects::<RoleAssignment>(change)?;
-                if let Some(b) = before {
-                    self.remove_grant(&b);
+            Edit::RoleAssignment(v) => {
+                if let Some(b) = v.before() {
+                    self.remove_grant(b);
                 }
-                if let Some(a) = after {
-                    self.add_grant(&a);
+                if let Some(a) = v.after() {
+                    self.add_grant(a);
                 }
             }
-            EntityType::DenyAssignment => {
-                let (before, after) = objects::<DenyAssignment>(change)?;
-                if let Some(b) = before {
+            Edit::DenyAssignment(v) => {
+                if let Some(b) = v.before() {
                     self.remove_deny(b.id);
                 }
-                if let Some(a) = after {
-                    self.add_deny(&a);
+                if let Some(a) = v.after() {
+                    self.add_deny(a);
                 }
             }
-            EntityType::Group => {
-                let (before, after) = objects::<Group>(change)?;
-                if let (ChangeOp::Delete, Some(b)) = (change.op, before) {
+            Edit::Group(v) => {
+                if let Versions::Deleted(b) = v {
                     self.remove_group(b.id);
                 }
-                if let Some(a) = after {
+                if let Some(a) = v.after() {
                     self.groups.insert(a.id, ());
                 }
             }
-            EntityType::GroupMember => {
-                let (before, after) = objects::<GroupMember>(change)?;
-                if let Some(b) = before {
+            Edit::GroupMember(v) => {
+                if let Some(b) = v.before() {
                     self.remove_member(b.group_id, b.id);
                 }
-                if let Some(a) = after {
+                if let Some(a) = v.after() {
                     self.add_member(a.group_id, a.id, a.member_type);
                 }
             }
-            EntityType::AdministrativeUnit => {
-                let (before, _after) = objects::<AdministrativeUnit>(change)?;
-                if let (ChangeOp::Delete, Some(b)) = (change.op, before) {
+            Edit::AdministrativeUnit(v) => {
+                if let Versions::Deleted(b) = v {
                     self.remove_unit(b.id);
                 }
             }
-            EntityType::AdministrativeUnitMember => {
-                let (before, after) = objects::<AdministrativeUnitMember>(change)?;
-                if let Some(b) = before {
+            Edit::AdministrativeUnitMember(v) => {
+                if let Some(b) = v.before() {
                     let resource = canonical(b.resource.as_str());
                     self.remove_unit_member(b.administrative_unit_id, &resource);
                 }
-                if let Some(a) = after {
+                if let Some(a) = v.after() {
                     self.add_unit_member(a.administrative_unit_id, &a.resource);
                 }
             }
         }
-        Ok(())
     }
 }
