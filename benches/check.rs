@@ -9,12 +9,16 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion};
-use rolecall::engine::dataset::{generate, Dataset, DatasetSize};
 use rolecall::engine::{CheckRequest, Snapshot};
 use rolecall::model::{
     Catalog, Change, ChangeOp, EntityType, GroupMember, PrincipalType, Revision, RoleAssignment,
 };
 use rolecall::sync::decode;
+
+#[path = "support/dataset.rs"]
+mod dataset;
+
+use dataset::{generate, Dataset, DatasetSize};
 
 fn sizes() -> Vec<DatasetSize> {
     let raw = std::env::var("ROLECALL_BENCH_SIZES").unwrap_or_else(|_| "S,M".to_owned());

@@ -11,13 +11,17 @@ use std::time::Instant;
 use criterion::Criterion;
 use jsonwebtoken::jwk::JwkSet;
 use rolecall::auth::{IssuerSettings, IssuerSpec, KeySource, Verifier};
-use rolecall::engine::dataset::{generate, DatasetSize};
 use rolecall::engine::Snapshot;
 use rolecall::model::{Catalog, TenantId};
 use uuid::Uuid;
 
+#[path = "support/dataset.rs"]
+#[allow(dead_code)] // this bench needs one small directory, not every knob
+mod dataset;
 #[path = "../tests/common/idp.rs"]
 mod idp;
+
+use dataset::{generate, DatasetSize};
 
 use idp::SigningKey;
 

@@ -449,7 +449,7 @@ fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
 /// Reads `data_dir/admin-key`, creating it (mode 0600, 32 random bytes) on first start.
 fn dev_admin_key(data_dir: &Path) -> Result<Secret, ConfigError> {
     use base64::Engine as _;
-    use rand::RngCore as _;
+    use ring::rand::SecureRandom as _;
 
     let path = data_dir.join("admin-key");
     let fail = |source| ConfigError::KeyFile {
@@ -463,7 +463,9 @@ fn dev_admin_key(data_dir: &Path) -> Result<Secret, ConfigError> {
     }
     std::fs::create_dir_all(data_dir).map_err(fail)?;
     let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| fail(std::io::Error::other("the system random source failed")))?;
     let key = format!(
         "rc_dev_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)

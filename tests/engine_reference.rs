@@ -3,6 +3,9 @@
 //! random directories, and `apply(changes)` equal to `build(dump after the changes)`.
 //! Changes are written as the store logs them and decoded as sync decodes them.
 
+#[path = "../benches/support/dataset.rs"]
+#[allow(dead_code)] // tested here; the benches use the rest
+mod dataset;
 #[path = "engine/reference.rs"]
 mod reference;
 
@@ -1166,6 +1169,43 @@ fn undecodable_incomplete_or_disordered_changes_are_errors() {
         snapshot.apply(&deltas(&out_of_order)),
         Err(ApplyError::OutOfOrder { .. })
     ));
+}
+
+// ---------------------------------------------------------------------------------------
+// The benchmark dataset
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_small_dataset_is_deterministic_and_mostly_answers_as_labelled() {
+    let a = dataset::generate(dataset::DatasetSize::S, 7);
+    let b = dataset::generate(dataset::DatasetSize::S, 7);
+    assert_eq!(
+        a.dump.tenants[0].role_assignments,
+        b.dump.tenants[0].role_assignments
+    );
+    assert_eq!(a.dump.tenants[0].role_assignments.len(), 1_000);
+    let snapshot = Snapshot::build(&a.dump, &Catalog::parse(r#"{"roles":[]}"#).unwrap());
+    let allowed = a
+        .likely_allowed
+        .iter()
+        .filter(|r| snapshot.check(a.tenant, r, a.now, false).allowed)
+        .count();
+    let denied = a
+        .likely_denied
+        .iter()
+        .filter(|r| !snapshot.check(a.tenant, r, a.now, false).allowed)
+        .count();
+    assert!(
+        allowed * 10 >= a.likely_allowed.len() * 9,
+        "{allowed} of {}",
+        a.likely_allowed.len()
+    );
+    // S is dense (every user reaches many groups), so random requests are often allowed.
+    assert!(
+        denied * 10 >= a.likely_denied.len() * 3,
+        "{denied} of {}",
+        a.likely_denied.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------

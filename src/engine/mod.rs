@@ -31,7 +31,6 @@
 
 mod check;
 mod cow;
-pub mod dataset;
 mod delta;
 pub mod escalation;
 mod grants;

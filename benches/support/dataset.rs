@@ -1,4 +1,6 @@
-//! Synthetic directories for benchmarks and load tests, deterministic for a given seed.
+//! Synthetic directories for benchmarks, deterministic for a given seed. Not part of the
+//! library (so `rand` is only a dev-dependency): each bench includes it with
+//! `#[path = "support/dataset.rs"]`, and `tests/engine_reference.rs` tests it.
 //!
 //! Shape (for [`DatasetSize::L`]): one tenant with 1M role assignments, 200k users (each in
 //! 1 to 3 groups), 20k service principals, 50k groups nested up to 6 levels (40% of groups
@@ -13,8 +15,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 
-use super::{CheckRequest, Subject};
-use crate::model::{
+use rolecall::engine::{CheckRequest, Subject};
+use rolecall::model::{
     Action, ActionPattern, AdministrativeUnit, AdministrativeUnitMember, DenyAssignment, Dump,
     Group, GroupMember, PrincipalType, Revision, RoleAssignment, RoleDefinition, RolePermission,
     Scope, TenantDump, TenantId, Timestamp,
@@ -419,45 +421,5 @@ pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
         now,
         likely_allowed,
         likely_denied,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::Snapshot;
-    use crate::model::Catalog;
-
-    #[test]
-    fn a_small_dataset_is_deterministic_and_mostly_answers_as_labelled() {
-        let a = generate(DatasetSize::S, 7);
-        let b = generate(DatasetSize::S, 7);
-        assert_eq!(
-            a.dump.tenants[0].role_assignments,
-            b.dump.tenants[0].role_assignments
-        );
-        assert_eq!(a.dump.tenants[0].role_assignments.len(), 1_000);
-        let snapshot = Snapshot::build(&a.dump, &Catalog::parse(r#"{"roles":[]}"#).unwrap());
-        let allowed = a
-            .likely_allowed
-            .iter()
-            .filter(|r| snapshot.check(a.tenant, r, a.now, false).allowed)
-            .count();
-        let denied = a
-            .likely_denied
-            .iter()
-            .filter(|r| !snapshot.check(a.tenant, r, a.now, false).allowed)
-            .count();
-        assert!(
-            allowed * 10 >= a.likely_allowed.len() * 9,
-            "{allowed} of {}",
-            a.likely_allowed.len()
-        );
-        // S is dense (every user reaches many groups), so random requests are often allowed.
-        assert!(
-            denied * 10 >= a.likely_denied.len() * 3,
-            "{denied} of {}",
-            a.likely_denied.len()
-        );
     }
 }
