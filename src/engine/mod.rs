@@ -27,11 +27,13 @@
 //! administrative units in `units.rs`. `principals.rs` expands a subject into its groups,
 //! `check.rs` answers and explains a check, `queries.rs` the other questions (effective
 //! permissions, who-can) and `escalation.rs` those the admin plane asks before a change.
-//! `cow.rs`, `role.rs` and `pattern.rs` are the structures under them.
+//! `cow.rs`, `role.rs` and `pattern.rs` are the structures under them; `describe.rs` lets
+//! tests compare two snapshots.
 
 mod check;
 mod cow;
 mod delta;
+mod describe;
 pub mod escalation;
 mod grants;
 mod pattern;
