@@ -68,8 +68,12 @@ impl App {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let verifier = Arc::new(
-            auth::Verifier::start(config.issuers.clone(), config.default_tenant)
-                .context("starting the token verifier")?,
+            auth::Verifier::start_with(
+                config.issuers.clone(),
+                config.default_tenant,
+                wiring.clock.clone(),
+            )
+            .context("starting the token verifier")?,
         );
         let state = AppState::new(store, sync.published.clone(), config, verifier, wiring);
         let router = api::router(state.clone());

@@ -143,6 +143,13 @@ async fn every_kind_of_bad_token_is_refused_with_invalid_token() {
             "audience",
         ),
         (
+            "expired and for another audience: the lifetime is named first",
+            env.rsa.sign(&with(
+                json!({"aud": "api://someone-else", "exp": now - 120}),
+            )),
+            "expired",
+        ),
+        (
             "neither oid nor sub",
             env.rsa.sign(&with(json!({"oid": null, "sub": null}))),
             "neither `oid` nor `sub`",
@@ -233,6 +240,15 @@ async fn an_unknown_kid_refetches_once_then_is_rate_limited() {
         before + 1,
         "unknown kids within 30 s do not refetch again"
     );
+    // The limit is kept by the app's clock: 30 s on, the next unknown kid refetches.
+    env.app.clock.advance(chrono::Duration::seconds(30));
+    let reply = self_check(&env.app, &ghost.sign(&env.claims(oid)), oid).await;
+    assert_invalid_token(&reply, "not in issuer");
+    assert_eq!(
+        env.idp.fetches(),
+        before + 2,
+        "30 s later, one more refetch"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,35 +275,103 @@ async fn key_rotation_is_picked_up_and_the_old_key_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issuer_outage_keeps_cached_keys_within_the_staleness_bound() {
+    // The bound and the rate limit are kept by the app's clock, which the test moves. The
+    // refresh task runs on real time: after its first fetch it waits 60 s (30 s after a
+    // failure), far longer than this test, so every fetch below is one a verification made.
     let env = env(|_, s, _| {
-        s.jwks_refresh_seconds = Some(1);
-        s.jwks_max_stale_seconds = Some(3);
-        s.jwks_min_refetch_seconds = Some(1);
+        s.jwks_refresh_seconds = Some(60);
+        s.jwks_max_stale_seconds = Some(300);
+        s.jwks_min_refetch_seconds = Some(30);
     })
     .await;
     let oid = Uuid::new_v4();
+    let seconds = |n| env.app.clock.advance(chrono::Duration::seconds(n));
     assert_eq!(
         self_check(&env.app, &env.token(oid), oid).await.status,
         StatusCode::OK
     );
+    let fetched = env.idp.fetches();
     env.idp.set_down(true);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Four minutes into a five-minute bound (the real time this test takes is the margin).
+    seconds(240);
     assert_eq!(
         self_check(&env.app, &env.token(oid), oid).await.status,
         StatusCode::OK,
         "cached keys keep working while the issuer is down"
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // A fresh token too: it is checked against the cached keys, not refused for the outage.
+    let another = Uuid::new_v4();
+    assert_eq!(
+        self_check(&env.app, &env.token(another), another)
+            .await
+            .status,
+        StatusCode::OK,
+        "new tokens are verified with the cached keys"
+    );
+    assert_eq!(
+        env.idp.fetches(),
+        fetched,
+        "keys within the bound are not refetched"
+    );
+    seconds(120);
     let reply = self_check(&env.app, &env.token(oid), oid).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
     assert_eq!(reply.problem(), "issuer-unavailable");
+    assert_eq!(
+        env.idp.fetches(),
+        fetched + 1,
+        "past the bound, one refetch, which failed"
+    );
     env.idp.set_down(false);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let reply = self_check(&env.app, &env.token(oid), oid).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "within 30 s of the failed refetch, no other: {reply:?}"
+    );
+    assert_eq!(env.idp.fetches(), fetched + 1);
+    seconds(30);
     assert_eq!(
         self_check(&env.app, &env.token(oid), oid).await.status,
         StatusCode::OK,
         "the issuer's return is picked up"
     );
+    assert_eq!(env.idp.fetches(), fetched + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_lifetimes_are_checked_on_the_app_clock_even_for_a_remembered_token() {
+    let env = env(|_, _, _| {}).await;
+    let oid = Uuid::new_v4();
+    // Valid for 10 minutes; the leeway is 60 s.
+    let token = env.token_with(oid, json!({"exp": chrono::Utc::now().timestamp() + 600}));
+    let later = env.token_with(oid, json!({"nbf": chrono::Utc::now().timestamp() + 600}));
+    let ahead = env.token_with(oid, json!({"iat": chrono::Utc::now().timestamp() + 600}));
+    assert_eq!(
+        self_check(&env.app, &token, oid).await.status,
+        StatusCode::OK
+    );
+    assert_invalid_token(&self_check(&env.app, &later, oid).await, "not valid yet");
+    assert_invalid_token(
+        &self_check(&env.app, &ahead, oid).await,
+        "issued in the future",
+    );
+    env.app.clock.advance(chrono::Duration::seconds(630));
+    assert_eq!(
+        self_check(&env.app, &token, oid).await.status,
+        StatusCode::OK,
+        "30 s past `exp`: within the leeway"
+    );
+    assert_eq!(
+        self_check(&env.app, &later, oid).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        self_check(&env.app, &ahead, oid).await.status,
+        StatusCode::OK
+    );
+    env.app.clock.advance(chrono::Duration::seconds(31));
+    assert_invalid_token(&self_check(&env.app, &token, oid).await, "expired");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

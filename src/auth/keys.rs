@@ -1,12 +1,18 @@
 //! Signing keys: where an issuer's JWKS comes from, and the cache that keeps the last good
 //! set, refreshes it on schedule and once (rate-limited) on an unknown `kid`.
+//!
+//! A key set's age and the forced-fetch rate limit are read from the injected [`Clock`], the
+//! one decisions use, so a test moves time instead of sleeping.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
+
+use crate::decide::Clock;
+use crate::model::Timestamp;
 
 /// The largest JWKS or discovery document read, in bytes: reading stops there.
 const MAX_DOCUMENT_BYTES: usize = 1 << 20;
@@ -45,16 +51,16 @@ pub struct Key {
 pub struct KeySet {
     /// The usable keys (symmetric, encryption-only and unsupported keys are dropped).
     pub keys: Vec<Key>,
-    /// When it was fetched.
-    pub fetched_at: Instant,
+    /// When it was fetched, by the verifier's clock.
+    pub fetched_at: Timestamp,
 }
 
 impl KeySet {
-    /// Builds a set from a JWKS, keeping only public signature keys.
-    pub fn from_jwks(set: &JwkSet) -> KeySet {
+    /// Builds a set fetched at `fetched_at` from a JWKS, keeping only public signature keys.
+    pub fn from_jwks(set: &JwkSet, fetched_at: Timestamp) -> KeySet {
         KeySet {
             keys: set.keys.iter().filter_map(usable).collect(),
-            fetched_at: Instant::now(),
+            fetched_at,
         }
     }
 
@@ -127,26 +133,34 @@ pub struct KeyCache {
     source: KeySource,
     http: reqwest::Client,
     timeout: Duration,
+    /// Stamps fetched sets and times the forced-fetch rate limit.
+    clock: Arc<dyn Clock>,
     current: arc_swap::ArcSwapOption<KeySet>,
     /// Serializes fetches, so a burst of unknown `kid`s makes one request.
     fetching: tokio::sync::Mutex<()>,
-    /// When the last forced (unscheduled) fetch started.
-    last_forced: Mutex<Option<Instant>>,
+    /// When the last forced (unscheduled) fetch started, by the clock.
+    last_forced: Mutex<Option<Timestamp>>,
     /// The last fetch failure, for messages.
     last_error: Mutex<Option<String>>,
 }
 
 impl KeyCache {
-    /// An empty cache; static sources are loaded at once.
-    pub fn new(source: KeySource, http: reqwest::Client, timeout: Duration) -> KeyCache {
+    /// An empty cache reading time from `clock`; static sources are loaded at once.
+    pub fn new(
+        source: KeySource,
+        http: reqwest::Client,
+        timeout: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> KeyCache {
         let initial = match &source {
-            KeySource::Static(set) => Some(Arc::new(KeySet::from_jwks(set))),
+            KeySource::Static(set) => Some(Arc::new(KeySet::from_jwks(set, clock.now()))),
             _ => None,
         };
         KeyCache {
             source,
             http,
             timeout,
+            clock,
             current: arc_swap::ArcSwapOption::new(initial),
             fetching: tokio::sync::Mutex::new(()),
             last_forced: Mutex::new(None),
@@ -157,6 +171,11 @@ impl KeyCache {
     /// The last good key set.
     pub fn current(&self) -> Option<Arc<KeySet>> {
         self.current.load_full()
+    }
+
+    /// How long ago, by the clock, `set` was fetched (zero if the clock reads earlier).
+    pub fn age(&self, set: &KeySet) -> Duration {
+        since(set.fetched_at, self.clock.now())
     }
 
     /// Why the last fetch failed, if it did.
@@ -170,23 +189,31 @@ impl KeyCache {
         self.fetch_and_store().await
     }
 
-    /// Fetches unless a forced fetch happened within `min_interval` (then does nothing and
-    /// answers false). Waits for a fetch already under way instead of starting another.
+    /// Fetches unless a forced fetch started within `min_interval` by the clock (then does
+    /// nothing and answers false). Waits for a fetch already under way instead of starting
+    /// another.
     pub async fn refresh_forced(&self, min_interval: Duration) -> bool {
-        let before = self.current().map(|s| s.fetched_at);
+        let before = self.current();
         let _one_at_a_time = self.fetching.lock().await;
-        // Someone else fetched while we waited: use theirs.
-        if self.current().map(|s| s.fetched_at) != before {
+        // Someone else fetched while we waited: use theirs. (`before` keeps the old set
+        // alive, so a new set cannot reuse its address.)
+        let fetched_meanwhile = match (&before, &self.current()) {
+            (None, None) => false,
+            (Some(old), Some(new)) => !Arc::ptr_eq(old, new),
+            _ => true,
+        };
+        if fetched_meanwhile {
             return true;
         }
         {
             let Ok(mut last) = self.last_forced.lock() else {
                 return false;
             };
-            if last.is_some_and(|t| t.elapsed() < min_interval) {
+            let now = self.clock.now();
+            if last.is_some_and(|t| since(t, now) < min_interval) {
                 return false;
             }
-            *last = Some(Instant::now());
+            *last = Some(now);
         }
         self.fetch_and_store().await.is_ok()
     }
@@ -197,7 +224,8 @@ impl KeyCache {
             *last = result.as_ref().err().cloned();
         }
         let set = result?;
-        self.current.store(Some(Arc::new(KeySet::from_jwks(&set))));
+        let fetched = KeySet::from_jwks(&set, self.clock.now());
+        self.current.store(Some(Arc::new(fetched)));
         Ok(())
     }
 
@@ -274,4 +302,9 @@ impl KeyCache {
         }
         serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not the JSON expected: {e}"))
     }
+}
+
+/// The time from `then` to `now`; zero when `now` is earlier (a wall clock set back).
+fn since(then: Timestamp, now: Timestamp) -> Duration {
+    (now - then).to_std().unwrap_or(Duration::ZERO)
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::keys::{KeyCache, KeySet, KeySource};
 use super::settings::IssuerSpec;
 use super::{Identity, TokenError, MAX_TOKEN_BYTES};
+use crate::decide::{Clock, SystemClock};
 use crate::model::TenantId;
 
 /// One trusted issuer and its key cache.
@@ -36,6 +37,8 @@ pub struct Verifier {
     default_tenant: TenantId,
     /// Tokens already validated, so a token presented again skips the signature check.
     cache: std::sync::Mutex<TokenCache>,
+    /// `now` for token lifetimes and the cache; the key caches share it.
+    clock: Arc<dyn Clock>,
     _refreshers: Vec<AbortOnDrop>,
 }
 
@@ -65,10 +68,26 @@ struct Verified {
 const KEY_HEADERS: [&str; 4] = ["jku", "x5u", "x5c", "jwk"];
 
 impl Verifier {
-    /// A verifier for `issuers`; tokens without a tenant claim (where allowed) act in
-    /// `default_tenant`. Must be called inside a tokio runtime: it starts one refresh task
-    /// per issuer with a remote key source, which fetches at once and then on schedule.
+    /// A verifier for `issuers` on the system clock; tokens without a tenant claim (where
+    /// allowed) act in `default_tenant`. Must be called inside a tokio runtime: it starts
+    /// one refresh task per issuer with a remote key source, which fetches at once and then
+    /// on schedule.
     pub fn start(issuers: Vec<IssuerSpec>, default_tenant: TenantId) -> anyhow::Result<Verifier> {
+        Self::start_with(issuers, default_tenant, Arc::new(SystemClock))
+    }
+
+    /// [`Verifier::start`] reading `now` from `clock`: token lifetimes (`exp`, `nbf`, `iat`,
+    /// and how long a validated token is remembered), a key set's age against
+    /// `jwks_max_stale_seconds` and the `jwks_min_refetch_seconds` rate limit. Those are all
+    /// checked as a token is verified, and a stale key set is refetched right then, so a
+    /// test that moves `clock` sees them move with it. Only the refresh tasks' schedule
+    /// (`jwks_refresh_seconds`, and the quicker retry after a failed fetch) runs on real
+    /// time.
+    pub fn start_with(
+        issuers: Vec<IssuerSpec>,
+        default_tenant: TenantId,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Verifier> {
         let http = reqwest::Client::builder()
             // Key locations are checked once (https, or loopback http); a redirect could lead
             // anywhere, so none is followed.
@@ -78,7 +97,12 @@ impl Verifier {
         let issuers: Vec<Arc<Issuer>> = issuers
             .into_iter()
             .map(|spec| {
-                let keys = KeyCache::new(spec.source.clone(), http.clone(), spec.fetch_timeout);
+                let keys = KeyCache::new(
+                    spec.source.clone(),
+                    http.clone(),
+                    spec.fetch_timeout,
+                    clock.clone(),
+                );
                 Arc::new(Issuer { spec, keys })
             })
             .collect();
@@ -91,6 +115,7 @@ impl Verifier {
             issuers,
             default_tenant,
             cache: std::sync::Mutex::new(TokenCache::default()),
+            clock,
             _refreshers: refreshers,
         })
     }
@@ -136,7 +161,7 @@ impl Verifier {
         let fresh = current
             .as_ref()
             .is_some_and(|c| Arc::ptr_eq(c, &hit.keys) && issuer.within_staleness(c));
-        if fresh && chrono::Utc::now().timestamp() <= hit.until {
+        if fresh && self.clock.now().timestamp() <= hit.until {
             return Some(hit.identity.clone());
         }
         if cache.entries.remove(token).is_some() {
@@ -221,19 +246,35 @@ impl Verifier {
         }
         let mut validation = Validation::new(alg);
         validation.leeway = spec.leeway;
-        validation.validate_nbf = true;
+        // jsonwebtoken would check `exp` and `nbf` on the system clock: `lifetime_error`
+        // checks them on ours.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_audience(&spec.audiences);
         validation.set_issuer(&[iss]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &validation)
-            .map_err(|e| TokenError::invalid(describe(e.kind(), spec)))?;
+        let decoded = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &validation);
+        let now = self.clock.now().timestamp();
+        // The first failure in jsonwebtoken's order: the signature and the required claims,
+        // then the lifetime, then issuer and audience.
+        let failure = match decoded {
+            Ok(_) => lifetime_error(&claims, now, spec.leeway),
+            Err(e) => match e.into_kind() {
+                later @ (ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience) => {
+                    Some(lifetime_error(&claims, now, spec.leeway).unwrap_or(later))
+                }
+                first => Some(first),
+            },
+        };
+        if let Some(kind) = failure {
+            return Err(TokenError::invalid(describe(&kind, spec)));
+        }
+        // The signature holds: the claims read below are the issuer's.
         let until = claims
             .get("exp")
             .and_then(Value::as_i64)
             .unwrap_or(0)
             .saturating_add(spec.leeway as i64);
-        // The signature holds: the claims read below are the issuer's.
-        let now = chrono::Utc::now().timestamp();
         if let Some(iat) = claims.get("iat") {
             let iat = iat
                 .as_i64()
@@ -324,14 +365,16 @@ impl Verifier {
 }
 
 impl Issuer {
-    /// True while `set` may be used: static keys always, fetched ones up to `max_stale`.
+    /// True while `set` may be used: static keys always, fetched ones up to `max_stale`
+    /// old by the clock.
     fn within_staleness(&self, set: &KeySet) -> bool {
         matches!(self.spec.source, KeySource::Static(_))
-            || set.fetched_at.elapsed() <= self.spec.max_stale
+            || self.keys.age(set) <= self.spec.max_stale
     }
 
     /// The key set to verify with: the cached one while within the staleness bound, else
-    /// a fetch now; none at all fails closed.
+    /// a fetch now, rate-limited by the clock like an unknown `kid`'s; none at all fails
+    /// closed.
     async fn fresh_keys(&self) -> Result<Arc<KeySet>, TokenError> {
         if let Some(set) = self.keys.current() {
             if self.within_staleness(&set) {
@@ -380,6 +423,33 @@ fn decode_part(part: &str, what: &str) -> Result<Map<String, Value>, TokenError>
             "the token's {what} is not a JSON object"
         ))),
     }
+}
+
+/// jsonwebtoken's `exp` and `nbf` checks, made at `now` (the verifier's clock, in seconds)
+/// with `leeway` seconds: the same comparisons, and the same readings of a NumericDate (a
+/// non-negative integer, or a finite non-negative float, rounded). A missing or unreadable
+/// `exp` was already refused as a missing required claim; such an `nbf` is ignored, as
+/// jsonwebtoken ignores it.
+fn lifetime_error(claims: &Map<String, Value>, now: i64, leeway: u64) -> Option<ErrorKind> {
+    let now = u64::try_from(now).unwrap_or(0);
+    if numeric_date(claims.get("exp")).is_some_and(|exp| exp < now.saturating_sub(leeway)) {
+        return Some(ErrorKind::ExpiredSignature);
+    }
+    if numeric_date(claims.get("nbf")).is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+        return Some(ErrorKind::ImmatureSignature);
+    }
+    None
+}
+
+/// A JWT NumericDate as jsonwebtoken reads one; `None` when absent or not one.
+fn numeric_date(value: Option<&Value>) -> Option<u64> {
+    let value = value?;
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0 && *f < u64::MAX as f64)
+            .map(|f| f.round() as u64)
+    })
 }
 
 /// Refuses unsigned tokens, key-carrying headers and critical extensions; answers `alg`.
@@ -435,5 +505,38 @@ fn describe(kind: &ErrorKind, spec: &IssuerSpec) -> String {
         ErrorKind::MissingRequiredClaim(claim) => format!("the token has no `{claim}` claim"),
         ErrorKind::InvalidAlgorithm => "the algorithm does not fit the signing key".to_owned(),
         _ => "the token is malformed".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn lifetime(claims: Value, now: i64) -> Option<ErrorKind> {
+        let Value::Object(claims) = claims else {
+            panic!("claims are an object")
+        };
+        lifetime_error(&claims, now, 60)
+    }
+
+    #[test]
+    fn exp_and_nbf_are_read_and_compared_as_jsonwebtoken_does() {
+        let expired = |kind: Option<ErrorKind>| matches!(kind, Some(ErrorKind::ExpiredSignature));
+        let early = |kind: Option<ErrorKind>| matches!(kind, Some(ErrorKind::ImmatureSignature));
+        // `exp` passes until the leeway is spent, as an integer or a float.
+        assert!(lifetime(json!({"exp": 1000}), 1060).is_none());
+        assert!(expired(lifetime(json!({"exp": 1000}), 1061)));
+        assert!(lifetime(json!({"exp": 1000.4}), 1060).is_none());
+        assert!(expired(lifetime(json!({"exp": 999.6}), 1061)));
+        // `nbf` may be up to the leeway ahead.
+        assert!(lifetime(json!({"exp": 9999, "nbf": 1060}), 1000).is_none());
+        assert!(early(lifetime(json!({"exp": 9999, "nbf": 1061}), 1000)));
+        assert!(early(lifetime(json!({"exp": 9999, "nbf": 1060.6}), 1000)));
+        // An `nbf` that is not a NumericDate is ignored, as jsonwebtoken ignores it.
+        for odd in [json!("1061"), json!(-1), json!(null), json!(f64::MAX)] {
+            assert!(lifetime(json!({"exp": 9999, "nbf": odd}), 1000).is_none());
+        }
     }
 }
