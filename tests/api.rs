@@ -1380,7 +1380,18 @@ mod a_database_written_before_canonical_scopes_is_canonicalized_on_upgrade {
             Uuid::new_v4(),
         );
         let ids: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
-        let mixed = format!("/applications/{}{}", &up(a)[..4], &a.to_string()[4..]);
+        // Only the first letter uppercased: neither the canonical nor the uppercase spelling
+        // (a v4 uuid with fewer than two letters among its 30 random digits is not drawn).
+        let lower = a.to_string();
+        let first_letter = lower
+            .find(|c: char| c.is_ascii_alphabetic())
+            .expect("a uuid with a letter");
+        let mixed = format!(
+            "/applications/{}{}{}",
+            &lower[..first_letter],
+            lower[first_letter..=first_letter].to_ascii_uppercase(),
+            &lower[first_letter + 1..]
+        );
         for (id, principal, scope, created) in [
             (
                 ids[0],
