@@ -1947,12 +1947,13 @@ impl Log {
             Op::UnitAdd(u, res) => {
                 let resource = resource(res);
                 let u = unit_id(u);
+                // Compared as scopes (canonical), as the store's idempotent add compares them.
                 if resource != "/"
                     && !self
                         .t
                         .administrative_unit_members
                         .iter()
-                        .any(|m| m.administrative_unit_id == u && m.resource.as_str() == resource)
+                        .any(|m| m.administrative_unit_id == u && m.resource == scope(&resource))
                 {
                     let m = unit_member(u, &resource);
                     self.t.administrative_unit_members.push(m.clone());
