@@ -7,7 +7,7 @@ use super::grants::Grant;
 use super::principals::Principals;
 use super::role::{ActionKey, CompiledRole, RoleMatch};
 use super::tenant::{DenyRec, TenantIndex};
-use super::units::{canonical, Cover};
+use super::units::Cover;
 use super::{
     CheckRequest, Decision, DenyReason, GrantReason, GrantSource, Miss, MissReason, Reason,
     Snapshot, Subject, MAX_EXPLAINED_MISSES,
@@ -78,7 +78,7 @@ impl Snapshot {
         let t = self.tenant(tenant);
         let mut buf = [0u8; MAX_ACTION_LEN];
         let action = ActionKey::new(lowercase(request.action.as_str(), &mut buf));
-        let resource = canonical(request.resource.as_str());
+        let resource = request.resource.as_str();
         let mut cover = SmallVec::new();
         t.cover(&resource, &mut cover);
         let subject = &request.subject;

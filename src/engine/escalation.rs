@@ -26,7 +26,6 @@ use super::check::{covered, lowercase};
 use super::pattern::Matcher;
 use super::principals::Principals;
 use super::role::{ActionKey, RoleMatch};
-use super::units::canonical;
 use super::{CheckRequest, Snapshot, Subject};
 use crate::model::{
     Action, ActionPattern, DenyAssignment, RolePermission, Scope, TenantId, Timestamp,
@@ -106,7 +105,7 @@ impl Snapshot {
         scope: &Scope,
     ) -> Vec<DenyAssignment> {
         let t = self.tenant(tenant);
-        let target = canonical(scope.as_str());
+        let target = scope.as_str();
         let mut above = SmallVec::new();
         t.cover(&target, &mut above);
         let p = Principals::expand(t, subject.id, &subject.groups, self.max_group_depth);
@@ -138,7 +137,7 @@ impl Snapshot {
     /// Deny assignments whose scope is exactly `scope` (compared canonically).
     pub fn denies_at(&self, tenant: TenantId, scope: &Scope) -> Vec<DenyAssignment> {
         let t = self.tenant(tenant);
-        let target = canonical(scope.as_str());
+        let target = scope.as_str();
         let mut out: Vec<DenyAssignment> = t
             .denies
             .values()
@@ -187,7 +186,7 @@ impl Snapshot {
                 }
             }
         }
-        let resource = canonical(request.resource.as_str());
+        let resource = request.resource.as_str();
         let mut cover = SmallVec::new();
         t.cover(&resource, &mut cover);
         let p = Principals::expand(t, subject.id, &subject.groups, self.max_group_depth);

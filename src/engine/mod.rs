@@ -16,10 +16,9 @@
 //! entry carrying a `condition` grants nothing: conditions are not evaluated yet, and an
 //! unevaluated condition must not grant.
 //!
-//! Scopes cover by whole segments. Administrative unit ids in scopes are compared as uuids
-//! (`/administrativeUnits/{id}` is rewritten to the lowercase hyphenated form everywhere), and
-//! an assignment at a unit's scope also covers every member resource of the unit and what
-//! lies below it.
+//! Scopes cover by whole segments, compared as text: a `Scope` is already canonical (its
+//! uuid segments are lowercase, see `model::Scope::parse`). An assignment at a unit's scope
+//! also covers every member resource of the unit and what lies below it.
 //!
 //! Layout: `snapshot.rs` builds a snapshot from a dump and derives the next one from typed
 //! [`Delta`]s (sync decodes the change log into them). `tenant.rs` holds one tenant's index

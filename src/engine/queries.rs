@@ -10,7 +10,7 @@ use super::check::{covered, deny_matches, judge_action, lowercase};
 use super::grants::Grant;
 use super::principals::{reverse_reach, Principals, ROOT};
 use super::role::{ActionKey, CompiledRole};
-use super::units::{canonical, Cover};
+use super::units::Cover;
 use super::{
     Access, EffectiveDeny, EffectivePermission, EffectivePermissions, GrantSource, Snapshot,
     Subject, ThroughGroup,
@@ -30,7 +30,7 @@ impl Snapshot {
         now: Timestamp,
     ) -> EffectivePermissions {
         let t = self.tenant(tenant);
-        let resource = canonical(scope.as_str());
+        let resource = scope.as_str();
         let mut cover = SmallVec::new();
         t.cover(&resource, &mut cover);
         let p = Principals::expand(t, subject.id, &subject.groups, self.max_group_depth);
@@ -156,7 +156,7 @@ impl Snapshot {
         let t = self.tenant(tenant);
         let mut buf = [0u8; MAX_ACTION_LEN];
         let action = ActionKey::new(lowercase(action.as_str(), &mut buf));
-        let resource = canonical(resource.as_str());
+        let resource = resource.as_str();
         let mut cover: SmallVec<[Cover<'_>; 12]> = SmallVec::new();
         t.cover(&resource, &mut cover);
 

@@ -5,7 +5,6 @@
 //! keys), `unit_members` a unit to its member resources, and `unit_filter` lets a check skip
 //! probing `units_of` for paths in no unit.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
@@ -14,44 +13,11 @@ use uuid::Uuid;
 use super::cow::{hash_str, CowMap, Key};
 use super::grants::bloom_bits;
 use super::tenant::TenantIndex;
-use crate::model::Scope;
-
-/// Rewrites `/administrativeUnits/{id}...` to the lowercase hyphenated uuid, so unit ids
-/// compare as uuids. Every other path is returned as is.
-pub(crate) fn canonical(scope: &str) -> Cow<'_, str> {
-    const PREFIX: &str = "/administrativeUnits/";
-    if let Some(rest) = scope.strip_prefix(PREFIX) {
-        let end = rest.find('/').unwrap_or(rest.len());
-        let (id, tail) = rest.split_at(end);
-        if let Ok(uuid) = Uuid::parse_str(id) {
-            let mut buf = Uuid::encode_buffer();
-            let canon = uuid.hyphenated().encode_lower(&mut buf);
-            if canon != id {
-                return Cow::Owned(format!("{PREFIX}{canon}{tail}"));
-            }
-        }
-    }
-    Cow::Borrowed(scope)
-}
+use crate::model::{ancestors, Scope};
 
 /// The scope naming administrative unit `unit`.
 fn unit_scope(unit: Uuid) -> String {
     format!("/administrativeUnits/{}", unit.hyphenated())
-}
-
-/// `scope` and every ancestor up to `/`, most specific first (`scope` is a valid path).
-fn ancestors(scope: &str) -> impl Iterator<Item = &str> {
-    let mut next = Some(scope);
-    std::iter::from_fn(move || {
-        let current = next?;
-        next = match current.rfind('/') {
-            _ if current == "/" => None,
-            Some(0) => Some("/"),
-            Some(i) => Some(&current[..i]),
-            None => None,
-        };
-        Some(current)
-    })
 }
 
 /// A scope a resource is covered by: an ancestor path, or a unit holding an ancestor.
@@ -148,7 +114,7 @@ impl TenantIndex {
 
     /// The role with this id: a custom role of this tenant (built-ins are looked up first
     pub(super) fn add_unit_member(&mut self, unit: Uuid, resource: &Scope) {
-        let key = self.intern(&canonical(resource.as_str()));
+        let key = self.intern(&resource.as_str());
         let scope = self.intern(&unit_scope(unit));
         let units = self
             .units_of

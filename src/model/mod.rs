@@ -15,6 +15,6 @@ pub use catalog::{Catalog, CatalogError, AUTHORIZATION_CHECKER, PRIVILEGED_ROLE_
 pub use dump::{Dump, TenantDump};
 pub use entities::*;
 pub use input::*;
-pub use scope::{Scope, ScopeError, MAX_SCOPE_DEPTH, MAX_SCOPE_LEN};
+pub use scope::{ancestors, Scope, ScopeError, MAX_SCOPE_DEPTH, MAX_SCOPE_LEN};
 pub use subject::Subject;
 pub use validation::{FieldError, ValidationErrors};

@@ -122,17 +122,7 @@ impl Scope {
 
     /// `self` and every ancestor up to `/`, most specific first.
     pub fn ancestors(&self) -> impl Iterator<Item = &str> {
-        let mut next = Some(self.0.as_str());
-        std::iter::from_fn(move || {
-            let current = next?;
-            next = match current.rfind('/') {
-                _ if current == "/" => None,
-                Some(0) => Some("/"),
-                Some(i) => Some(&current[..i]),
-                None => None,
-            };
-            Some(current)
-        })
+        ancestors(&self.0)
     }
 
     /// The administrative unit this scope names, if it is exactly `/administrativeUnits/{id}`.
@@ -193,6 +183,22 @@ impl<'de> Deserialize<'de> for Scope {
         let raw = String::deserialize(deserializer)?;
         Scope::parse(&raw).map_err(serde::de::Error::custom)
     }
+}
+
+/// `path` (a valid scope path, as a [`Scope`] holds it) and every ancestor up to `/`, most
+/// specific first. For callers holding the path as text (the engine's interned keys).
+pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let mut next = Some(path);
+    std::iter::from_fn(move || {
+        let current = next?;
+        next = match current.rfind('/') {
+            _ if current == "/" => None,
+            Some(0) => Some("/"),
+            Some(i) => Some(&current[..i]),
+            None => None,
+        };
+        Some(current)
+    })
 }
 
 #[cfg(test)]
