@@ -16,8 +16,8 @@ use rolecall::model::{
     PrincipalType, Revision, RoleDefinitionPatch, RolePermission, Scope, TenantId,
 };
 use rolecall::store::{
-    Actor, Backend, PageRequest, RoleAssignmentFilter, RoleDefinitionFilter, SqlStore, Store,
-    StoreError,
+    Actor, Backend, ChangeFeed, DirectoryStore, PageRequest, RoleAssignmentFilter,
+    RoleDefinitionFilter, SqlStore, Store, StoreError,
 };
 use rolecall::sync::decode;
 use uuid::Uuid;
@@ -413,7 +413,8 @@ async fn deny_assignments_are_created_read_updated_and_deleted(store: &dyn Store
 async fn groups_and_their_members_are_created_read_updated_and_deleted(store: &dyn Store) {
     let t = tenant();
     let created = store
-        .create_group(
+        .groups()
+        .create(
             t,
             &actor(),
             NewNamedObject {
@@ -425,9 +426,10 @@ async fn groups_and_their_members_are_created_read_updated_and_deleted(store: &d
         .unwrap();
     let outer = created.value.clone();
     assert_eq!(outer.description, "d");
-    assert_eq!(store.get_group(t, outer.id).await.unwrap().value, outer);
+    assert_eq!(store.groups().get(t, outer.id).await.unwrap().value, outer);
     let updated = store
-        .update_group(
+        .groups()
+        .update(
             t,
             &actor(),
             outer.id,
@@ -444,13 +446,15 @@ async fn groups_and_their_members_are_created_read_updated_and_deleted(store: &d
     assert_eq!(updated.value.created_date_time, outer.created_date_time);
 
     let inner = store
-        .create_group(t, &actor(), named("Inner"))
+        .groups()
+        .create(t, &actor(), named("Inner"))
         .await
         .unwrap()
         .value;
     let u = Uuid::new_v4();
     let added = store
-        .add_group_member(t, &actor(), outer.id, group_member(inner.id))
+        .groups()
+        .add_member(t, &actor(), outer.id, group_member(inner.id))
         .await
         .unwrap();
     assert!(added.created);
@@ -463,7 +467,8 @@ async fn groups_and_their_members_are_created_read_updated_and_deleted(store: &d
         (outer.id, inner.id, PrincipalType::Group)
     );
     let again = store
-        .add_group_member(t, &actor(), outer.id, group_member(inner.id))
+        .groups()
+        .add_member(t, &actor(), outer.id, group_member(inner.id))
         .await
         .unwrap();
     assert!(!again.created);
@@ -472,20 +477,27 @@ async fn groups_and_their_members_are_created_read_updated_and_deleted(store: &d
         (added.value.clone(), added.revision)
     );
     store
-        .add_group_member(t, &actor(), outer.id, user(u))
+        .groups()
+        .add_member(t, &actor(), outer.id, user(u))
         .await
         .unwrap();
     // A cycle (and a group containing itself) is allowed.
     store
-        .add_group_member(t, &actor(), inner.id, group_member(outer.id))
+        .groups()
+        .add_member(t, &actor(), inner.id, group_member(outer.id))
         .await
         .unwrap();
     store
-        .add_group_member(t, &actor(), inner.id, group_member(inner.id))
+        .groups()
+        .add_member(t, &actor(), inner.id, group_member(inner.id))
         .await
         .unwrap();
 
-    let members = store.list_group_members(t, outer.id, &all()).await.unwrap();
+    let members = store
+        .groups()
+        .list_members(t, outer.id, &all())
+        .await
+        .unwrap();
     let mut expected = vec![inner.id, u];
     expected.sort_by_key(|id| id.to_string());
     assert_eq!(
@@ -497,44 +509,51 @@ async fn groups_and_their_members_are_created_read_updated_and_deleted(store: &d
     let missing = Uuid::new_v4();
     assert_unprocessable(
         store
-            .add_group_member(t, &actor(), outer.id, group_member(missing))
+            .groups()
+            .add_member(t, &actor(), outer.id, group_member(missing))
             .await
             .unwrap_err(),
         "/id",
     );
     assert_not_found(
         store
-            .add_group_member(t, &actor(), missing, user(u))
+            .groups()
+            .add_member(t, &actor(), missing, user(u))
             .await
             .unwrap_err(),
     );
     assert_not_found(
         store
-            .list_group_members(t, missing, &all())
+            .groups()
+            .list_members(t, missing, &all())
             .await
             .unwrap_err(),
     );
 
     let removed = store
-        .remove_group_member(t, &actor(), outer.id, u)
+        .groups()
+        .remove_member(t, &actor(), outer.id, &u)
         .await
         .unwrap();
     assert_eq!(removed.value.id, u);
     assert_not_found(
         store
-            .remove_group_member(t, &actor(), outer.id, u)
+            .groups()
+            .remove_member(t, &actor(), outer.id, &u)
             .await
             .unwrap_err(),
     );
     assert_not_found(
         store
-            .remove_group_member(t, &actor(), missing, u)
+            .groups()
+            .remove_member(t, &actor(), missing, &u)
             .await
             .unwrap_err(),
     );
     assert_eq!(
         store
-            .list_group_members(t, outer.id, &all())
+            .groups()
+            .list_members(t, outer.id, &all())
             .await
             .unwrap()
             .items
@@ -542,23 +561,26 @@ async fn groups_and_their_members_are_created_read_updated_and_deleted(store: &d
         1
     );
 
-    let listed = store.list_groups(t, &all()).await.unwrap();
+    let listed = store.groups().list(t, &all()).await.unwrap();
     assert_eq!(listed.items.len(), 2);
     let deleted = store
-        .delete_group(t, &actor(), inner.id, None)
+        .groups()
+        .delete(t, &actor(), inner.id, None)
         .await
         .unwrap();
     assert_eq!(deleted.value, inner);
-    assert_not_found(store.get_group(t, inner.id).await.unwrap_err());
+    assert_not_found(store.groups().get(t, inner.id).await.unwrap_err());
     assert_not_found(
         store
-            .delete_group(t, &actor(), inner.id, None)
+            .groups()
+            .delete(t, &actor(), inner.id, None)
             .await
             .unwrap_err(),
     );
     assert_not_found(
         store
-            .update_group(t, &actor(), inner.id, NamedObjectPatch::default(), None)
+            .groups()
+            .update(t, &actor(), inner.id, NamedObjectPatch::default(), None)
             .await
             .unwrap_err(),
     );
@@ -569,20 +591,15 @@ async fn administrative_units_and_their_members_are_created_read_updated_and_del
 ) {
     let t = tenant();
     let unit = store
-        .create_administrative_unit(t, &actor(), named("Finance apps"))
+        .units()
+        .create(t, &actor(), named("Finance apps"))
         .await
         .unwrap()
         .value;
-    assert_eq!(
-        store
-            .get_administrative_unit(t, unit.id)
-            .await
-            .unwrap()
-            .value,
-        unit
-    );
+    assert_eq!(store.units().get(t, unit.id).await.unwrap().value, unit);
     let patched = store
-        .update_administrative_unit(
+        .units()
+        .update(
             t,
             &actor(),
             unit.id,
@@ -599,7 +616,8 @@ async fn administrative_units_and_their_members_are_created_read_updated_and_del
 
     let resource = scope("/applications/a1");
     let added = store
-        .add_administrative_unit_member(t, &actor(), unit.id, resource.clone())
+        .units()
+        .add_member(t, &actor(), unit.id, resource.clone())
         .await
         .unwrap();
     assert!(added.created);
@@ -608,7 +626,8 @@ async fn administrative_units_and_their_members_are_created_read_updated_and_del
         (unit.id, &resource)
     );
     let again = store
-        .add_administrative_unit_member(t, &actor(), unit.id, resource.clone())
+        .units()
+        .add_member(t, &actor(), unit.id, resource.clone())
         .await
         .unwrap();
     assert!(!again.created);
@@ -617,11 +636,13 @@ async fn administrative_units_and_their_members_are_created_read_updated_and_del
         (added.value.clone(), added.revision)
     );
     store
-        .add_administrative_unit_member(t, &actor(), unit.id, scope("/applications/a0/keys/k"))
+        .units()
+        .add_member(t, &actor(), unit.id, scope("/applications/a0/keys/k"))
         .await
         .unwrap();
     let members = store
-        .list_administrative_unit_members(t, unit.id, &all())
+        .units()
+        .list_members(t, unit.id, &all())
         .await
         .unwrap();
     let paths: Vec<&str> = members
@@ -634,24 +655,28 @@ async fn administrative_units_and_their_members_are_created_read_updated_and_del
     let missing = Uuid::new_v4();
     assert_not_found(
         store
-            .add_administrative_unit_member(t, &actor(), missing, resource.clone())
+            .units()
+            .add_member(t, &actor(), missing, resource.clone())
             .await
             .unwrap_err(),
     );
     assert_not_found(
         store
-            .list_administrative_unit_members(t, missing, &all())
+            .units()
+            .list_members(t, missing, &all())
             .await
             .unwrap_err(),
     );
     let removed = store
-        .remove_administrative_unit_member(t, &actor(), unit.id, &resource)
+        .units()
+        .remove_member(t, &actor(), unit.id, &resource)
         .await
         .unwrap();
     assert_eq!(removed.value, added.value);
     assert_not_found(
         store
-            .remove_administrative_unit_member(t, &actor(), unit.id, &resource)
+            .units()
+            .remove_member(t, &actor(), unit.id, &resource)
             .await
             .unwrap_err(),
     );
@@ -671,11 +696,12 @@ async fn administrative_units_and_their_members_are_created_read_updated_and_del
         .unwrap();
     let before = store.current_revision().await.unwrap();
     let deleted = store
-        .delete_administrative_unit(t, &actor(), unit.id, None)
+        .units()
+        .delete(t, &actor(), unit.id, None)
         .await
         .unwrap();
     assert_eq!(deleted.value, patched.value);
-    assert_not_found(store.get_administrative_unit(t, unit.id).await.unwrap_err());
+    assert_not_found(store.units().get(t, unit.id).await.unwrap_err());
     assert!(store.get_role_assignment(t, scoped.value.id).await.is_ok());
     // The remaining member went with the unit, in the same revision.
     let changes = store.changes_after(before, 100).await.unwrap();
@@ -693,7 +719,8 @@ async fn administrative_units_and_their_members_are_created_read_updated_and_del
         format!("{}/applications/a0/keys/k", unit.id)
     );
     assert!(store
-        .list_administrative_units(t, &all())
+        .units()
+        .list(t, &all())
         .await
         .unwrap()
         .items
@@ -707,7 +734,8 @@ async fn administrative_units_and_their_members_are_created_read_updated_and_del
 async fn tenants_never_see_or_change_each_others_objects(store: &dyn Store) {
     let (a, b) = (tenant(), tenant());
     let group = store
-        .create_group(a, &actor(), named("A's group"))
+        .groups()
+        .create(a, &actor(), named("A's group"))
         .await
         .unwrap()
         .value;
@@ -727,12 +755,13 @@ async fn tenants_never_see_or_change_each_others_objects(store: &dyn Store) {
         .unwrap()
         .value;
     let unit = store
-        .create_administrative_unit(a, &actor(), named("A's unit"))
+        .units()
+        .create(a, &actor(), named("A's unit"))
         .await
         .unwrap()
         .value;
 
-    assert_not_found(store.get_group(b, group.id).await.unwrap_err());
+    assert_not_found(store.groups().get(b, group.id).await.unwrap_err());
     assert_not_found(store.get_role_definition(b, role.id).await.unwrap_err());
     assert_not_found(
         store
@@ -741,10 +770,11 @@ async fn tenants_never_see_or_change_each_others_objects(store: &dyn Store) {
             .unwrap_err(),
     );
     assert_not_found(store.get_deny_assignment(b, deny.id).await.unwrap_err());
-    assert_not_found(store.get_administrative_unit(b, unit.id).await.unwrap_err());
+    assert_not_found(store.units().get(b, unit.id).await.unwrap_err());
     assert_not_found(
         store
-            .delete_group(b, &actor(), group.id, None)
+            .groups()
+            .delete(b, &actor(), group.id, None)
             .await
             .unwrap_err(),
     );
@@ -768,13 +798,15 @@ async fn tenants_never_see_or_change_each_others_objects(store: &dyn Store) {
     );
     assert_not_found(
         store
-            .delete_administrative_unit(b, &actor(), unit.id, None)
+            .units()
+            .delete(b, &actor(), unit.id, None)
             .await
             .unwrap_err(),
     );
     assert_not_found(
         store
-            .add_group_member(b, &actor(), group.id, user(Uuid::new_v4()))
+            .groups()
+            .add_member(b, &actor(), group.id, user(Uuid::new_v4()))
             .await
             .unwrap_err(),
     );
@@ -787,13 +819,15 @@ async fn tenants_never_see_or_change_each_others_objects(store: &dyn Store) {
         "/roleDefinitionId",
     );
     let b_group = store
-        .create_group(b, &actor(), named("B's group"))
+        .groups()
+        .create(b, &actor(), named("B's group"))
         .await
         .unwrap()
         .value;
     assert_unprocessable(
         store
-            .add_group_member(b, &actor(), b_group.id, group_member(group.id))
+            .groups()
+            .add_member(b, &actor(), b_group.id, group_member(group.id))
             .await
             .unwrap_err(),
         "/id",
@@ -813,7 +847,7 @@ async fn tenants_never_see_or_change_each_others_objects(store: &dyn Store) {
             .unwrap_err(),
     );
 
-    assert_eq!(store.list_groups(b, &all()).await.unwrap().items.len(), 1);
+    assert_eq!(store.groups().list(b, &all()).await.unwrap().items.len(), 1);
     assert!(store
         .list_role_assignments(b, &RoleAssignmentFilter::default(), &all())
         .await
@@ -827,7 +861,8 @@ async fn tenants_never_see_or_change_each_others_objects(store: &dyn Store) {
         .items
         .is_empty());
     assert!(store
-        .list_administrative_units(b, &all())
+        .units()
+        .list(b, &all())
         .await
         .unwrap()
         .items
@@ -864,7 +899,7 @@ async fn tenants_never_see_or_change_each_others_objects(store: &dyn Store) {
         .await
         .is_ok());
     // A's objects are untouched.
-    assert_eq!(store.get_group(a, group.id).await.unwrap().value, group);
+    assert_eq!(store.groups().get(a, group.id).await.unwrap().value, group);
     assert_eq!(
         store
             .get_role_assignment(a, assignment.id)
@@ -1260,7 +1295,7 @@ async fn parallel_writes_take_consecutive_revisions(store: &dyn Store) {
     let before = store.current_revision().await.unwrap();
     let who = actor();
     let results = futures::future::join_all(
-        (0..20).map(|i| store.create_group(t, &who, named(&format!("g{i}")))),
+        (0..20).map(|i| store.groups().create(t, &who, named(&format!("g{i}")))),
     )
     .await;
     let mut revisions: Vec<i64> = results
@@ -1428,63 +1463,78 @@ async fn if_match_must_name_the_current_revision(store: &dyn Store) {
         display_name: Some("renamed".to_owned()),
         description: None,
     };
-    let group = store.create_group(t, &actor(), named("G")).await.unwrap();
+    let group = store
+        .groups()
+        .create(t, &actor(), named("G"))
+        .await
+        .unwrap();
     assert_precondition_failed(
         store
-            .update_group(t, &actor(), group.value.id, rename(), Some(stale))
+            .groups()
+            .update(t, &actor(), group.value.id, rename(), Some(stale))
             .await
             .unwrap_err(),
         group.revision,
     );
     // Adding a member does not change the group's own revision.
     store
-        .add_group_member(t, &actor(), group.value.id, user(Uuid::new_v4()))
+        .groups()
+        .add_member(t, &actor(), group.value.id, user(Uuid::new_v4()))
         .await
         .unwrap();
     assert_eq!(
-        store.get_group(t, group.value.id).await.unwrap().revision,
+        store
+            .groups()
+            .get(t, group.value.id)
+            .await
+            .unwrap()
+            .revision,
         group.revision
     );
     let group2 = store
-        .update_group(t, &actor(), group.value.id, rename(), Some(group.revision))
+        .groups()
+        .update(t, &actor(), group.value.id, rename(), Some(group.revision))
         .await
         .unwrap();
     assert_precondition_failed(
         store
-            .delete_group(t, &actor(), group.value.id, Some(group.revision))
+            .groups()
+            .delete(t, &actor(), group.value.id, Some(group.revision))
             .await
             .unwrap_err(),
         group2.revision,
     );
     store
-        .delete_group(t, &actor(), group.value.id, Some(group2.revision))
+        .groups()
+        .delete(t, &actor(), group.value.id, Some(group2.revision))
         .await
         .unwrap();
 
-    let unit = store
-        .create_administrative_unit(t, &actor(), named("U"))
-        .await
-        .unwrap();
+    let unit = store.units().create(t, &actor(), named("U")).await.unwrap();
     assert_precondition_failed(
         store
-            .update_administrative_unit(t, &actor(), unit.value.id, rename(), Some(stale))
+            .units()
+            .update(t, &actor(), unit.value.id, rename(), Some(stale))
             .await
             .unwrap_err(),
         unit.revision,
     );
     assert_precondition_failed(
         store
-            .delete_administrative_unit(t, &actor(), unit.value.id, Some(stale))
+            .units()
+            .delete(t, &actor(), unit.value.id, Some(stale))
             .await
             .unwrap_err(),
         unit.revision,
     );
     let unit2 = store
-        .update_administrative_unit(t, &actor(), unit.value.id, rename(), Some(unit.revision))
+        .units()
+        .update(t, &actor(), unit.value.id, rename(), Some(unit.revision))
         .await
         .unwrap();
     store
-        .delete_administrative_unit(t, &actor(), unit.value.id, Some(unit2.revision))
+        .units()
+        .delete(t, &actor(), unit.value.id, Some(unit2.revision))
         .await
         .unwrap();
 }
@@ -1579,39 +1629,47 @@ async fn deleting_a_role_with_assignments_needs_cascade(store: &dyn Store) {
 async fn deleting_a_group_removes_its_edges_and_assignments(store: &dyn Store) {
     let t = tenant();
     let parent = store
-        .create_group(t, &actor(), named("Parent"))
+        .groups()
+        .create(t, &actor(), named("Parent"))
         .await
         .unwrap()
         .value;
     let doomed = store
-        .create_group(t, &actor(), named("Doomed"))
+        .groups()
+        .create(t, &actor(), named("Doomed"))
         .await
         .unwrap()
         .value;
     let child = store
-        .create_group(t, &actor(), named("Child"))
+        .groups()
+        .create(t, &actor(), named("Child"))
         .await
         .unwrap()
         .value;
     let u = Uuid::new_v4();
     store
-        .add_group_member(t, &actor(), parent.id, group_member(doomed.id))
+        .groups()
+        .add_member(t, &actor(), parent.id, group_member(doomed.id))
         .await
         .unwrap();
     store
-        .add_group_member(t, &actor(), doomed.id, group_member(child.id))
+        .groups()
+        .add_member(t, &actor(), doomed.id, group_member(child.id))
         .await
         .unwrap();
     store
-        .add_group_member(t, &actor(), doomed.id, user(u))
+        .groups()
+        .add_member(t, &actor(), doomed.id, user(u))
         .await
         .unwrap();
     store
-        .add_group_member(t, &actor(), doomed.id, group_member(doomed.id))
+        .groups()
+        .add_member(t, &actor(), doomed.id, group_member(doomed.id))
         .await
         .unwrap();
     store
-        .add_group_member(t, &actor(), child.id, group_member(parent.id))
+        .groups()
+        .add_member(t, &actor(), child.id, group_member(parent.id))
         .await
         .unwrap();
     let mut to_group = new_assignment(doomed.id, builtin(GLOBAL_ADMINISTRATOR), "/");
@@ -1638,19 +1696,22 @@ async fn deleting_a_group_removes_its_edges_and_assignments(store: &dyn Store) {
 
     let before = store.current_revision().await.unwrap();
     let deleted = store
-        .delete_group(t, &actor(), doomed.id, None)
+        .groups()
+        .delete(t, &actor(), doomed.id, None)
         .await
         .unwrap();
     assert_eq!(deleted.value, doomed);
     assert!(store
-        .list_group_members(t, parent.id, &all())
+        .groups()
+        .list_members(t, parent.id, &all())
         .await
         .unwrap()
         .items
         .is_empty());
     assert_eq!(
         store
-            .list_group_members(t, child.id, &all())
+            .groups()
+            .list_members(t, child.id, &all())
             .await
             .unwrap()
             .items
@@ -1707,7 +1768,8 @@ async fn every_write_takes_the_next_revision_and_logs_its_change(store: &dyn Sto
     let someone = Actor::new("someone@example.com");
     let start = store.current_revision().await.unwrap();
     let created = store
-        .create_group(t, &someone, named("Audited"))
+        .groups()
+        .create(t, &someone, named("Audited"))
         .await
         .unwrap();
     let patch = NamedObjectPatch {
@@ -1715,20 +1777,24 @@ async fn every_write_takes_the_next_revision_and_logs_its_change(store: &dyn Sto
         description: None,
     };
     let updated = store
-        .update_group(t, &someone, created.value.id, patch, None)
+        .groups()
+        .update(t, &someone, created.value.id, patch, None)
         .await
         .unwrap();
     let member = Uuid::new_v4();
     let added = store
-        .add_group_member(t, &actor(), created.value.id, user(member))
+        .groups()
+        .add_member(t, &actor(), created.value.id, user(member))
         .await
         .unwrap();
     let removed = store
-        .remove_group_member(t, &actor(), created.value.id, member)
+        .groups()
+        .remove_member(t, &actor(), created.value.id, &member)
         .await
         .unwrap();
     let deleted = store
-        .delete_group(t, &someone, created.value.id, None)
+        .groups()
+        .delete(t, &someone, created.value.id, None)
         .await
         .unwrap();
     let revisions: Vec<i64> = [
@@ -1846,7 +1912,11 @@ async fn a_failed_write_consumes_no_revision_and_changes_nothing(store: &dyn Sto
         )
         .await
         .unwrap();
-    let group = store.create_group(t, &actor(), named("G")).await.unwrap();
+    let group = store
+        .groups()
+        .create(t, &actor(), named("G"))
+        .await
+        .unwrap();
     let before = store.current_revision().await.unwrap();
     let dump_before = format!("{:?}", store.dump().await.unwrap());
 
@@ -1860,15 +1930,18 @@ async fn a_failed_write_consumes_no_revision_and_changes_nothing(store: &dyn Sto
             .await
             .map(|_| ()),
         store
-            .delete_group(t, &actor(), Uuid::new_v4(), None)
+            .groups()
+            .delete(t, &actor(), Uuid::new_v4(), None)
             .await
             .map(|_| ()),
         store
-            .delete_group(t, &actor(), group.value.id, Some(Revision(0)))
+            .groups()
+            .delete(t, &actor(), group.value.id, Some(Revision(0)))
             .await
             .map(|_| ()),
         store
-            .add_group_member(t, &actor(), group.value.id, group_member(Uuid::new_v4()))
+            .groups()
+            .add_member(t, &actor(), group.value.id, group_member(Uuid::new_v4()))
             .await
             .map(|_| ()),
         store
@@ -1881,7 +1954,8 @@ async fn a_failed_write_consumes_no_revision_and_changes_nothing(store: &dyn Sto
             .map(|_| ()),
         // A write in a tenant never seen before fails too, and must not create the tenant.
         store
-            .delete_group(tenant(), &actor(), Uuid::new_v4(), None)
+            .groups()
+            .delete(tenant(), &actor(), Uuid::new_v4(), None)
             .await
             .map(|_| ()),
     ];
@@ -1890,7 +1964,11 @@ async fn a_failed_write_consumes_no_revision_and_changes_nothing(store: &dyn Sto
     assert_eq!(format!("{:?}", store.dump().await.unwrap()), dump_before);
     assert!(store.changes_after(before, 100).await.unwrap().is_empty());
 
-    let next = store.create_group(t, &actor(), named("H")).await.unwrap();
+    let next = store
+        .groups()
+        .create(t, &actor(), named("H"))
+        .await
+        .unwrap();
     assert_eq!(next.revision, Revision(before.0 + 1));
     let changes = store.changes_after(Revision(0), 1000).await.unwrap();
     let revisions: Vec<i64> = changes.iter().map(|c| c.revision.0).collect();
@@ -1907,30 +1985,35 @@ async fn changes_after_returns_whole_revisions_in_order(store: &dyn Store) {
     // Revisions of 1, 1, 1 and 4 rows (the group delete takes its three edges with it),
     // interleaved across two tenants.
     let g = store
-        .create_group(a, &actor(), named("G"))
+        .groups()
+        .create(a, &actor(), named("G"))
         .await
         .unwrap()
         .value;
     store
-        .create_group(b, &actor(), named("other"))
+        .groups()
+        .create(b, &actor(), named("other"))
         .await
         .unwrap();
     let mut members = Vec::new();
     for _ in 0..3 {
         let m = Uuid::new_v4();
         store
-            .add_group_member(a, &actor(), g.id, user(m))
+            .groups()
+            .add_member(a, &actor(), g.id, user(m))
             .await
             .unwrap();
         members.push(m);
     }
     let big = store
-        .delete_group(a, &actor(), g.id, None)
+        .groups()
+        .delete(a, &actor(), g.id, None)
         .await
         .unwrap()
         .revision;
     store
-        .create_group(b, &actor(), named("last"))
+        .groups()
+        .create(b, &actor(), named("last"))
         .await
         .unwrap();
     let every = store.changes_after(start, 1000).await.unwrap();
@@ -2073,7 +2156,8 @@ async fn pages_walk_every_item_once_in_a_stable_order(store: &dyn Store) {
     for i in 0..5 {
         groups.push(
             store
-                .create_group(t, &actor(), named(&format!("g{i}")))
+                .groups()
+                .create(t, &actor(), named(&format!("g{i}")))
                 .await
                 .unwrap()
                 .value
@@ -2082,7 +2166,7 @@ async fn pages_walk_every_item_once_in_a_stable_order(store: &dyn Store) {
         );
     }
     groups.sort();
-    let (items, pages) = walk!(2, |page| store.list_groups(t, &page));
+    let (items, pages) = walk!(2, |page| store.groups().list(t, &page));
     assert_eq!(pages, 3);
     assert_eq!(
         items
@@ -2096,13 +2180,14 @@ async fn pages_walk_every_item_once_in_a_stable_order(store: &dyn Store) {
     for _ in 0..5 {
         let m = Uuid::new_v4();
         store
-            .add_group_member(t, &actor(), parent, user(m))
+            .groups()
+            .add_member(t, &actor(), parent, user(m))
             .await
             .unwrap();
         member_ids.push(m.to_string());
     }
     member_ids.sort();
-    let (items, _) = walk!(2, |page| store.list_group_members(t, parent, &page));
+    let (items, _) = walk!(2, |page| store.groups().list_members(t, parent, &page));
     assert_eq!(
         items
             .iter()
@@ -2111,18 +2196,19 @@ async fn pages_walk_every_item_once_in_a_stable_order(store: &dyn Store) {
         member_ids
     );
     let unit = store
-        .create_administrative_unit(t, &actor(), named("U"))
+        .units()
+        .create(t, &actor(), named("U"))
         .await
         .unwrap()
         .value;
     for path in ["/b", "/a/b", "/a", "/B", "/a-b"] {
         store
-            .add_administrative_unit_member(t, &actor(), unit.id, scope(path))
+            .units()
+            .add_member(t, &actor(), unit.id, scope(path))
             .await
             .unwrap();
     }
-    let (items, _) = walk!(2, |page| store
-        .list_administrative_unit_members(t, unit.id, &page));
+    let (items, _) = walk!(2, |page| store.units().list_members(t, unit.id, &page));
     let paths: Vec<&str> = items.iter().map(|m| m.value.resource.as_str()).collect();
     assert_eq!(paths, ["/B", "/a", "/a-b", "/a/b", "/b"], "bytewise order");
     for _ in 0..3 {
@@ -2151,7 +2237,7 @@ async fn pages_walk_every_item_once_in_a_stable_order(store: &dyn Store) {
             cursor: Some(bad.to_owned()),
         };
         let invalid = |e: StoreError| assert!(matches!(e, StoreError::InvalidCursor), "{e:?}");
-        invalid(store.list_groups(t, &page).await.unwrap_err());
+        invalid(store.groups().list(t, &page).await.unwrap_err());
         invalid(
             store
                 .list_role_definitions(t, &RoleDefinitionFilter::default(), &page)
@@ -2285,37 +2371,44 @@ async fn the_dump_holds_exactly_what_was_written(store: &dyn Store) {
         .unwrap()
         .value;
     let g1 = store
-        .create_group(a, &actor(), named("g1"))
+        .groups()
+        .create(a, &actor(), named("g1"))
         .await
         .unwrap()
         .value;
     let g2 = store
-        .create_group(a, &actor(), named("g2"))
+        .groups()
+        .create(a, &actor(), named("g2"))
         .await
         .unwrap()
         .value;
     let e1 = store
-        .add_group_member(a, &actor(), g1.id, group_member(g2.id))
+        .groups()
+        .add_member(a, &actor(), g1.id, group_member(g2.id))
         .await
         .unwrap()
         .value;
     let e2 = store
-        .add_group_member(a, &actor(), g2.id, user(Uuid::new_v4()))
+        .groups()
+        .add_member(a, &actor(), g2.id, user(Uuid::new_v4()))
         .await
         .unwrap()
         .value;
     let unit = store
-        .create_administrative_unit(a, &actor(), named("u"))
+        .units()
+        .create(a, &actor(), named("u"))
         .await
         .unwrap()
         .value;
     let m = store
-        .add_administrative_unit_member(a, &actor(), unit.id, scope("/applications/x"))
+        .units()
+        .add_member(a, &actor(), unit.id, scope("/applications/x"))
         .await
         .unwrap()
         .value;
     let renamed = store
-        .update_group(
+        .groups()
+        .update(
             a,
             &actor(),
             g1.id,
@@ -2329,12 +2422,14 @@ async fn the_dump_holds_exactly_what_was_written(store: &dyn Store) {
         .unwrap()
         .value;
     let gone = store
-        .create_group(a, &actor(), named("gone"))
+        .groups()
+        .create(a, &actor(), named("gone"))
         .await
         .unwrap()
         .value;
     store
-        .delete_group(a, &actor(), gone.id, None)
+        .groups()
+        .delete(a, &actor(), gone.id, None)
         .await
         .unwrap();
 
@@ -2546,7 +2641,8 @@ async fn random_write(store: &dyn Store, rng: &mut StdRng, t: TenantId, w: &mut 
             None => Ok(()),
         },
         12 => store
-            .create_group(t, a, named(&format!("Group {n}")))
+            .groups()
+            .create(t, a, named(&format!("Group {n}")))
             .await
             .map(|g| w.groups.push(g.value.id)),
         13 => match pick(rng, &w.groups) {
@@ -2555,9 +2651,9 @@ async fn random_write(store: &dyn Store, rng: &mut StdRng, t: TenantId, w: &mut 
                     display_name: Some(format!("Renamed {n}")),
                     description: None,
                 };
-                store.update_group(t, a, id, patch, None).await.map(drop)
+                store.groups().update(t, a, id, patch, None).await.map(drop)
             }
-            Some(id) => store.delete_group(t, a, id, None).await.map(drop),
+            Some(id) => store.groups().delete(t, a, id, None).await.map(drop),
             None => Ok(()),
         },
         14 | 15 => match pick(rng, &w.groups) {
@@ -2568,7 +2664,8 @@ async fn random_write(store: &dyn Store, rng: &mut StdRng, t: TenantId, w: &mut 
                     member_type: kind,
                 };
                 store
-                    .add_group_member(t, a, group, new)
+                    .groups()
+                    .add_member(t, a, group, new)
                     .await
                     .map(|_| w.edges.push((group, member)))
             }
@@ -2576,28 +2673,24 @@ async fn random_write(store: &dyn Store, rng: &mut StdRng, t: TenantId, w: &mut 
         },
         16 => match pick(rng, &w.edges) {
             Some((group, member)) => store
-                .remove_group_member(t, a, group, member)
+                .groups()
+                .remove_member(t, a, group, &member)
                 .await
                 .map(drop),
             None => Ok(()),
         },
         17 => match pick(rng, &w.units) {
-            Some(id) if rng.gen_bool(0.3) => store
-                .delete_administrative_unit(t, a, id, None)
-                .await
-                .map(drop),
+            Some(id) if rng.gen_bool(0.3) => store.units().delete(t, a, id, None).await.map(drop),
             Some(id) if rng.gen_bool(0.2) => {
                 let patch = NamedObjectPatch {
                     display_name: None,
                     description: Some(format!("Described {n}")),
                 };
-                store
-                    .update_administrative_unit(t, a, id, patch, None)
-                    .await
-                    .map(drop)
+                store.units().update(t, a, id, patch, None).await.map(drop)
             }
             _ => store
-                .create_administrative_unit(t, a, named(&format!("Unit {n}")))
+                .units()
+                .create(t, a, named(&format!("Unit {n}")))
                 .await
                 .map(|u| w.units.push(u.value.id)),
         },
@@ -2607,7 +2700,8 @@ async fn random_write(store: &dyn Store, rng: &mut StdRng, t: TenantId, w: &mut 
                     ["/applications/a1", "/applications/a2", "/devices/d1"];
                 let resource = scope(RESOURCES[rng.gen_range(0..RESOURCES.len())]);
                 store
-                    .add_administrative_unit_member(t, a, unit, resource.clone())
+                    .units()
+                    .add_member(t, a, unit, resource.clone())
                     .await
                     .map(|_| w.unit_members.push((unit, resource)))
             }
@@ -2615,7 +2709,8 @@ async fn random_write(store: &dyn Store, rng: &mut StdRng, t: TenantId, w: &mut 
         },
         _ => match pick(rng, &w.unit_members) {
             Some((unit, resource)) => store
-                .remove_administrative_unit_member(t, a, unit, &resource)
+                .units()
+                .remove_member(t, a, unit, &resource)
                 .await
                 .map(drop),
             None => Ok(()),
@@ -2693,7 +2788,7 @@ async fn the_change_log_replayed_onto_a_snapshot_equals_a_fresh_build(store: &dy
 
 async fn the_store_reports_its_backend_and_answers_pings(store: &SqlStore) {
     store.ping().await.unwrap();
-    let expected = if store.url().starts_with("sqlite:") {
+    let expected = if store.database_url().as_str().starts_with("sqlite:") {
         Backend::Sqlite
     } else {
         Backend::Postgres
@@ -2708,7 +2803,8 @@ async fn the_store_reports_its_backend_and_answers_pings(store: &SqlStore) {
 async fn a_body_that_does_not_decode_is_reported_as_corrupt(store: &SqlStore) {
     let t = tenant();
     let group = store
-        .create_group(t, &actor(), named("fine"))
+        .groups()
+        .create(t, &actor(), named("fine"))
         .await
         .unwrap()
         .value;
@@ -2718,10 +2814,10 @@ async fn a_body_that_does_not_decode_is_reported_as_corrupt(store: &SqlStore) {
         .execute(store.pool())
         .await
         .unwrap();
-    let error = store.get_group(t, group.id).await.unwrap_err();
+    let error = store.groups().get(t, group.id).await.unwrap_err();
     assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
     assert!(matches!(
-        store.list_groups(t, &all()).await.unwrap_err(),
+        store.groups().list(t, &all()).await.unwrap_err(),
         StoreError::Corrupt(_)
     ));
     assert!(matches!(

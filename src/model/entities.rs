@@ -5,7 +5,10 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
-use super::{ActionPattern, Scope};
+use super::{
+    ActionPattern, DenyAssignmentPatch, NamedObjectPatch, NewNamedObject, RoleDefinitionPatch,
+    Scope,
+};
 
 /// A point in time, always UTC on the wire (RFC 3339).
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
@@ -136,6 +139,22 @@ impl RoleDefinition {
     pub fn assignable_at(&self, scope: &Scope) -> bool {
         self.assignable_scopes.iter().any(|s| s.covers(scope))
     }
+
+    /// The role as `patch` leaves it at `now`: each field the patch sets replaced, the
+    /// version one higher, `now` its last change. Whether the new name is free is the
+    /// store's to check.
+    pub fn patched(&self, patch: RoleDefinitionPatch, now: Timestamp) -> RoleDefinition {
+        RoleDefinition {
+            display_name: or_keep(patch.display_name, &self.display_name),
+            description: or_keep(patch.description, &self.description),
+            is_enabled: patch.is_enabled.unwrap_or(self.is_enabled),
+            role_permissions: or_keep(patch.role_permissions, &self.role_permissions),
+            assignable_scopes: or_keep(patch.assignable_scopes, &self.assignable_scopes),
+            version: self.version + 1,
+            last_modified_date_time: Some(now),
+            ..self.clone()
+        }
+    }
 }
 
 /// A role granted to a principal at a scope, optionally for a time window.
@@ -195,6 +214,21 @@ pub struct DenyAssignment {
     pub created_date_time: Timestamp,
     /// When it last changed.
     pub last_modified_date_time: Timestamp,
+}
+
+impl DenyAssignment {
+    /// The deny assignment as `patch` leaves it at `now`: each field the patch sets
+    /// replaced, `now` its last change. Its principal and scope never change.
+    pub fn patched(&self, patch: DenyAssignmentPatch, now: Timestamp) -> DenyAssignment {
+        DenyAssignment {
+            display_name: or_keep(patch.display_name, &self.display_name),
+            description: or_keep(patch.description, &self.description),
+            actions: or_keep(patch.actions, &self.actions),
+            excluded_actions: or_keep(patch.excluded_actions, &self.excluded_actions),
+            last_modified_date_time: now,
+            ..self.clone()
+        }
+    }
 }
 
 /// A stored group: its members are users, service principals or other groups.
@@ -257,6 +291,56 @@ pub struct AdministrativeUnitMember {
     /// When it was added.
     pub created_date_time: Timestamp,
 }
+
+/// A patched field: the patch's value when it sets one, else the field as it was.
+fn or_keep<T: Clone>(patched: Option<T>, current: &T) -> T {
+    patched.unwrap_or_else(|| current.clone())
+}
+
+/// Groups and administrative units: a named object, created from a [`NewNamedObject`] and
+/// changed by a [`NamedObjectPatch`], that holds members. The two differ only in what their
+/// members are, so the store and the admin API serve both through this one shape.
+pub trait NamedObject: Clone {
+    /// A new object with id `id`, created at `now`.
+    fn new(id: Uuid, new: NewNamedObject, now: Timestamp) -> Self;
+    /// Its id.
+    fn id(&self) -> Uuid;
+    /// The object as `patch` leaves it at `now`: each field the patch sets replaced, `now`
+    /// its last change.
+    fn patched(&self, patch: NamedObjectPatch, now: Timestamp) -> Self;
+}
+
+/// Implements [`NamedObject`] for a struct of exactly the named-object fields.
+macro_rules! named_object {
+    ($($kind:ident),*) => {$(
+        impl NamedObject for $kind {
+            fn new(id: Uuid, new: NewNamedObject, now: Timestamp) -> Self {
+                $kind {
+                    id,
+                    display_name: new.display_name,
+                    description: new.description,
+                    created_date_time: now,
+                    last_modified_date_time: now,
+                }
+            }
+
+            fn id(&self) -> Uuid {
+                self.id
+            }
+
+            fn patched(&self, patch: NamedObjectPatch, now: Timestamp) -> Self {
+                $kind {
+                    display_name: or_keep(patch.display_name, &self.display_name),
+                    description: or_keep(patch.description, &self.description),
+                    last_modified_date_time: now,
+                    ..self.clone()
+                }
+            }
+        }
+    )*};
+}
+
+named_object!(Group, AdministrativeUnit);
 
 /// What kind of object a change touched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

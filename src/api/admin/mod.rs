@@ -3,6 +3,7 @@
 
 mod assignments;
 mod changes;
+mod directory;
 mod groups;
 mod roles;
 mod units;
@@ -11,6 +12,7 @@ use axum::http::Method;
 use axum::routing::{delete, get, patch, post};
 
 use super::{route, ApiError, Route};
+use crate::model::{AdministrativeUnit as Unit, Group};
 
 const GET: Method = Method::GET;
 const POST: Method = Method::POST;
@@ -52,22 +54,38 @@ pub fn routes() -> Vec<Route> {
             "/v1/denyAssignments/{id}",
             delete(assignments::delete_deny),
         ),
-        route(GET, "/v1/groups", get(groups::list)),
-        route(POST, "/v1/groups", post(groups::create)),
-        route(GET, "/v1/groups/{id}", get(groups::get)),
-        route(PATCH, "/v1/groups/{id}", patch(groups::update)),
+        route(GET, "/v1/groups", get(directory::list::<Group>)),
+        route(POST, "/v1/groups", post(directory::create::<Group>)),
+        route(GET, "/v1/groups/{id}", get(directory::get::<Group>)),
+        route(PATCH, "/v1/groups/{id}", patch(directory::update::<Group>)),
         route(DELETE, "/v1/groups/{id}", delete(groups::delete)),
-        route(GET, "/v1/groups/{id}/members", get(groups::list_members)),
+        route(
+            GET,
+            "/v1/groups/{id}/members",
+            get(directory::list_members::<Group>),
+        ),
         route(POST, "/v1/groups/{id}/members", post(groups::add_member)),
         route(
             DELETE,
             "/v1/groups/{id}/members/{memberId}",
             delete(groups::remove_member),
         ),
-        route(GET, "/v1/administrativeUnits", get(units::list)),
-        route(POST, "/v1/administrativeUnits", post(units::create)),
-        route(GET, "/v1/administrativeUnits/{id}", get(units::get)),
-        route(PATCH, "/v1/administrativeUnits/{id}", patch(units::update)),
+        route(GET, "/v1/administrativeUnits", get(directory::list::<Unit>)),
+        route(
+            POST,
+            "/v1/administrativeUnits",
+            post(directory::create::<Unit>),
+        ),
+        route(
+            GET,
+            "/v1/administrativeUnits/{id}",
+            get(directory::get::<Unit>),
+        ),
+        route(
+            PATCH,
+            "/v1/administrativeUnits/{id}",
+            patch(directory::update::<Unit>),
+        ),
         route(
             DELETE,
             "/v1/administrativeUnits/{id}",
@@ -76,7 +94,7 @@ pub fn routes() -> Vec<Route> {
         route(
             GET,
             "/v1/administrativeUnits/{id}/members",
-            get(units::list_members),
+            get(directory::list_members::<Unit>),
         ),
         route(
             POST,

@@ -1,7 +1,8 @@
-//! Rows: the tables, bind arguments, JSON bodies, keyed pagination and `changes` rows that
-//! the read and write paths share.
+//! Rows: the typed tables, the SQL builder and its bind arguments, JSON bodies, keyed
+//! pagination and `changes` rows that the read and write paths share.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
+use std::marker::PhantomData;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -14,49 +15,39 @@ use sqlx::{Any, AnyConnection, Row};
 use uuid::Uuid;
 
 use crate::model::{
-    Change, ChangeOp, EntityType, Revision, RoleDefinition, Scope, TenantId, Timestamp,
+    AdministrativeUnit, AdministrativeUnitMember, Change, ChangeOp, DenyAssignment, EntityType,
+    Group, GroupMember, Revision, RoleAssignment, RoleDefinition, Scope, TenantId, Timestamp,
     ValidationErrors,
 };
 use crate::store::{LoggedChange, Page, PageRequest, StoreError, StoreResult, Stored};
 
-/// One table: its name (never user input, so it may be formatted into SQL) and the kind
-/// of object its rows hold.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Table {
+/// One table, typed by the object its rows hold: a row is only ever decoded as, and written
+/// from, that object, so reading a group from the units table does not compile. Its name
+/// is never user input, so it may be pushed into SQL as text.
+#[derive(Debug)]
+pub(super) struct Table<T> {
     pub(super) name: &'static str,
     pub(super) entity: EntityType,
+    rows: PhantomData<fn() -> T>,
 }
 
-pub(super) const ROLE_DEFINITIONS: Table = Table {
-    name: "role_definitions",
-    entity: EntityType::RoleDefinition,
-};
-pub(super) const ROLE_ASSIGNMENTS: Table = Table {
-    name: "role_assignments",
-    entity: EntityType::RoleAssignment,
-};
-pub(super) const DENY_ASSIGNMENTS: Table = Table {
-    name: "deny_assignments",
-    entity: EntityType::DenyAssignment,
-};
-pub(super) const GROUPS: Table = Table {
-    name: "groups",
-    entity: EntityType::Group,
-};
-pub(super) const GROUP_MEMBERS: Table = Table {
-    name: "group_members",
-    entity: EntityType::GroupMember,
-};
-pub(super) const UNITS: Table = Table {
-    name: "administrative_units",
-    entity: EntityType::AdministrativeUnit,
-};
-pub(super) const UNIT_MEMBERS: Table = Table {
-    name: "administrative_unit_members",
-    entity: EntityType::AdministrativeUnitMember,
-};
+impl<T> Clone for Table<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
 
-impl Table {
+impl<T> Copy for Table<T> {}
+
+impl<T> Table<T> {
+    const fn new(name: &'static str, entity: EntityType) -> Table<T> {
+        Table {
+            name,
+            entity,
+            rows: PhantomData,
+        }
+    }
+
     pub(super) fn not_found(self, id: impl fmt::Display) -> StoreError {
         StoreError::NotFound {
             kind: self.entity.as_str(),
@@ -65,7 +56,23 @@ impl Table {
     }
 }
 
-/// A bind argument of a query assembled at run time.
+pub(super) const ROLE_DEFINITIONS: Table<RoleDefinition> =
+    Table::new("role_definitions", EntityType::RoleDefinition);
+pub(super) const ROLE_ASSIGNMENTS: Table<RoleAssignment> =
+    Table::new("role_assignments", EntityType::RoleAssignment);
+pub(super) const DENY_ASSIGNMENTS: Table<DenyAssignment> =
+    Table::new("deny_assignments", EntityType::DenyAssignment);
+pub(super) const GROUPS: Table<Group> = Table::new("groups", EntityType::Group);
+pub(super) const GROUP_MEMBERS: Table<GroupMember> =
+    Table::new("group_members", EntityType::GroupMember);
+pub(super) const UNITS: Table<AdministrativeUnit> =
+    Table::new("administrative_units", EntityType::AdministrativeUnit);
+pub(super) const UNIT_MEMBERS: Table<AdministrativeUnitMember> = Table::new(
+    "administrative_unit_members",
+    EntityType::AdministrativeUnitMember,
+);
+
+/// A bind argument.
 #[derive(Debug, Clone)]
 pub(super) enum Arg {
     Text(String),
@@ -81,28 +88,126 @@ impl Arg {
     pub(super) fn tenant(tenant: TenantId) -> Arg {
         Arg::Text(tenant.to_string())
     }
+
+    /// A row count, as the `LIMIT` argument.
+    pub(super) fn count(n: usize) -> Arg {
+        Arg::Int(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+}
+
+/// One key column of a row and its value.
+pub(super) type Key = (&'static str, Arg);
+
+/// One condition of a listing or a bulk read.
+#[derive(Debug, Clone)]
+pub(super) enum Filter {
+    /// `column = value`.
+    Eq(&'static str, Arg),
+    /// `(first = value OR second = value)`.
+    EitherEq(&'static str, &'static str, Arg),
+    /// The lowercased column holds the needle, ignoring case (`LIKE`, wildcards escaped).
+    Contains(&'static str, String),
 }
 
 pub(super) type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 
-pub(super) fn bind_all<'q>(mut query: AnyQuery<'q>, args: &'q [Arg]) -> AnyQuery<'q> {
-    for arg in args {
-        query = match arg {
-            Arg::Text(text) => query.bind(text.as_str()),
-            Arg::Int(n) => query.bind(*n),
-            Arg::Bool(b) => query.bind(*b),
-        };
-    }
-    query
+/// SQL assembled at run time, with its bind arguments.
+///
+/// It stands in for `sqlx::QueryBuilder`, whose `Any` form writes `?` placeholders, which
+/// PostgreSQL rejects (launchbadge/sqlx#3000); this one writes `$N`, which both backends
+/// read. Text is pushed only as `&'static str` (keywords, and table and column names from
+/// typed constants), so a value can enter only as a bound argument.
+#[derive(Debug, Default)]
+pub(super) struct Sql {
+    text: String,
+    args: Vec<Arg>,
 }
 
-/// `column = $n AND ...` for `keys`, numbering placeholders from `first`.
-pub(super) fn key_conditions(keys: &[(&str, Arg)], first: usize) -> String {
-    keys.iter()
-        .enumerate()
-        .map(|(i, (column, _))| format!("{column} = ${}", first + i))
-        .collect::<Vec<_>>()
-        .join(" AND ")
+impl Sql {
+    pub(super) fn new(text: &'static str) -> Sql {
+        Sql {
+            text: text.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    /// `SELECT [key, ]revision, body FROM table WHERE tenant_id = $1`: stored objects of
+    /// one tenant, each after its key when one is named.
+    pub(super) fn select_stored<T>(
+        table: Table<T>,
+        key: Option<&'static str>,
+        tenant: TenantId,
+    ) -> Sql {
+        let mut sql = Sql::new("SELECT ");
+        if let Some(key) = key {
+            sql.push(key).push(", ");
+        }
+        sql.push("revision, body FROM ")
+            .push(table.name)
+            .push(" WHERE tenant_id = ")
+            .push_bind(Arg::tenant(tenant));
+        sql
+    }
+
+    pub(super) fn push(&mut self, text: &'static str) -> &mut Sql {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Binds `arg` and writes its placeholder.
+    pub(super) fn push_bind(&mut self, arg: Arg) -> &mut Sql {
+        self.args.push(arg);
+        // Writing to a String cannot fail.
+        let _ = write!(self.text, "${}", self.args.len());
+        self
+    }
+
+    /// ` AND column = value` for each key.
+    pub(super) fn push_keys(&mut self, keys: &[Key]) -> &mut Sql {
+        for (column, arg) in keys {
+            self.push(" AND ")
+                .push(column)
+                .push(" = ")
+                .push_bind(arg.clone());
+        }
+        self
+    }
+
+    /// ` AND ` and the filter.
+    pub(super) fn push_filter(&mut self, filter: &Filter) -> &mut Sql {
+        self.push(" AND ");
+        match filter {
+            Filter::Eq(column, arg) => self.push(column).push(" = ").push_bind(arg.clone()),
+            Filter::EitherEq(first, second, arg) => self
+                .push("(")
+                .push(first)
+                .push(" = ")
+                .push_bind(arg.clone())
+                .push(" OR ")
+                .push(second)
+                .push(" = ")
+                .push_bind(arg.clone())
+                .push(")"),
+            Filter::Contains(column, needle) => self
+                .push(column)
+                .push(" LIKE ")
+                .push_bind(Arg::Text(like_contains(needle)))
+                .push(" ESCAPE '\\'"),
+        }
+    }
+
+    /// The query, every argument bound.
+    pub(super) fn query(&self) -> AnyQuery<'_> {
+        let mut query = sqlx::query(&self.text);
+        for arg in &self.args {
+            query = match arg {
+                Arg::Text(text) => query.bind(text.as_str()),
+                Arg::Int(n) => query.bind(*n),
+                Arg::Bool(b) => query.bind(*b),
+            };
+        }
+        query
+    }
 }
 
 pub(super) fn to_json(value: &impl Serialize) -> StoreResult<String> {
@@ -116,7 +221,7 @@ pub(super) fn from_json<T: DeserializeOwned>(table: &str, body: &str) -> StoreRe
 }
 
 pub(super) fn stored_from_row<T: DeserializeOwned>(
-    table: Table,
+    table: Table<T>,
     row: &AnyRow,
     revision_at: usize,
 ) -> StoreResult<Stored<T>> {
@@ -149,12 +254,10 @@ pub(super) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-pub(super) fn group_member_key(group: Uuid, member: Uuid) -> String {
-    format!("{group}/{member}")
-}
-
-pub(super) fn unit_member_key(unit: Uuid, resource: &Scope) -> String {
-    format!("{unit}{resource}")
+pub(super) fn parse_tenant(raw: &str) -> StoreResult<TenantId> {
+    Uuid::parse_str(raw)
+        .map(TenantId)
+        .map_err(|_| StoreError::Corrupt(format!("a row has tenant id `{raw}`")))
 }
 
 pub(super) fn unprocessable(pointer: &str, detail: String) -> StoreError {
@@ -164,20 +267,13 @@ pub(super) fn unprocessable(pointer: &str, detail: String) -> StoreError {
 /// One row of `table` by its key columns (the tenant is always part of the key).
 pub(super) async fn get_row<T: DeserializeOwned>(
     conn: &mut AnyConnection,
-    table: Table,
+    table: Table<T>,
     tenant: TenantId,
-    keys: &[(&str, Arg)],
+    keys: &[Key],
 ) -> StoreResult<Option<Stored<T>>> {
-    let sql = format!(
-        "SELECT revision, body FROM {} WHERE tenant_id = $1 AND {}",
-        table.name,
-        key_conditions(keys, 2)
-    );
-    let mut args = vec![Arg::tenant(tenant)];
-    args.extend(keys.iter().map(|(_, arg)| arg.clone()));
-    let row = bind_all(sqlx::query(&sql), &args)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let mut sql = Sql::select_stored(table, None, tenant);
+    sql.push_keys(keys);
+    let row = sql.query().fetch_optional(&mut *conn).await?;
     row.map(|row| stored_from_row(table, &row, 0)).transpose()
 }
 
@@ -241,39 +337,32 @@ pub(super) fn into_page<T>(mut rows: Vec<(String, T)>, limit: usize) -> Page<T> 
     }
 }
 
-/// One condition of a listing: SQL with `{}` where its placeholder goes, and its argument.
-pub(super) type Condition = (&'static str, Arg);
-
-/// Up to `limit` rows of `table` (tenant-scoped) matching every condition, ordered by the
+/// Up to `limit` rows of `table` (tenant-scoped) matching every filter, ordered by the
 /// text column `key`, after the key `after`; each with its key.
 pub(super) async fn fetch_keyed<T: DeserializeOwned>(
     conn: &mut AnyConnection,
-    table: Table,
+    table: Table<T>,
     key: &'static str,
     tenant: TenantId,
-    conditions: Vec<Condition>,
+    filters: &[Filter],
     after: Option<String>,
     limit: usize,
 ) -> StoreResult<Vec<(String, Stored<T>)>> {
-    let mut sql = format!(
-        "SELECT {key}, revision, body FROM {} WHERE tenant_id = $1",
-        table.name
-    );
-    let mut args = vec![Arg::tenant(tenant)];
-    for (condition, arg) in conditions {
-        args.push(arg);
-        sql.push_str(" AND ");
-        sql.push_str(&condition.replace("{}", &format!("${}", args.len())));
+    let mut sql = Sql::select_stored(table, Some(key), tenant);
+    for filter in filters {
+        sql.push_filter(filter);
     }
     if let Some(after) = after {
-        args.push(Arg::Text(after));
-        sql.push_str(&format!(" AND {key} > ${}", args.len()));
+        sql.push(" AND ")
+            .push(key)
+            .push(" > ")
+            .push_bind(Arg::Text(after));
     }
-    args.push(Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
-    sql.push_str(&format!(" ORDER BY {key} LIMIT ${}", args.len()));
-    let rows = bind_all(sqlx::query(&sql), &args)
-        .fetch_all(&mut *conn)
-        .await?;
+    sql.push(" ORDER BY ")
+        .push(key)
+        .push(" LIMIT ")
+        .push_bind(Arg::count(limit));
+    let rows = sql.query().fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| {
             Ok((
@@ -287,10 +376,10 @@ pub(super) async fn fetch_keyed<T: DeserializeOwned>(
 /// One page of `table`, ordered by `key`, after the page request's cursor.
 pub(super) async fn list_page<T: DeserializeOwned>(
     conn: &mut AnyConnection,
-    table: Table,
+    table: Table<T>,
     key: (&'static str, KeyKind),
     tenant: TenantId,
-    conditions: Vec<Condition>,
+    filters: &[Filter],
     page: &PageRequest,
 ) -> StoreResult<Page<Stored<T>>> {
     let after = page
@@ -299,12 +388,12 @@ pub(super) async fn list_page<T: DeserializeOwned>(
         .map(|cursor| decode_cursor(cursor, key.1))
         .transpose()?;
     let limit = page_limit(page);
-    let rows = fetch_keyed(conn, table, key.0, tenant, conditions, after, limit + 1).await?;
+    let rows = fetch_keyed(conn, table, key.0, tenant, filters, after, limit + 1).await?;
     Ok(into_page(rows, limit))
 }
 
 /// `%needle%` for `LIKE ... ESCAPE '\'`, lowercased like `display_name_key`.
-pub(super) fn like_contains(needle: &str) -> String {
+fn like_contains(needle: &str) -> String {
     let mut pattern = String::from("%");
     for c in needle.to_lowercase().chars() {
         if matches!(c, '\\' | '%' | '_') {

@@ -20,13 +20,11 @@ use futures::TryStreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sqlx::{AnyPool, Row};
-use uuid::Uuid;
 
-use super::super::rows::{from_json, Arg, ROLE_ASSIGNMENTS, UNIT_MEMBERS};
-use super::super::Backend;
+use super::super::rows::{from_json, parse_tenant, Arg, ROLE_ASSIGNMENTS, UNIT_MEMBERS};
 use super::{Done, WriteTx};
 use crate::model::{AdministrativeUnitMember, ChangeOp, RoleAssignment, Scope, TenantId};
-use crate::store::{Actor, StoreError, StoreResult};
+use crate::store::{Actor, Backend, StoreError, StoreResult};
 
 /// The `pending_data_fixes` row migration 0003 inserts.
 const FIX: &str = "canonical_uuid_scopes";
@@ -92,12 +90,6 @@ fn canonical(table: &str, raw: &str) -> StoreResult<Scope> {
     })
 }
 
-fn tenant_id(raw: &str) -> StoreResult<TenantId> {
-    Uuid::parse_str(raw)
-        .map(TenantId)
-        .map_err(|_| StoreError::Corrupt(format!("a row has tenant id `{raw}`")))
-}
-
 /// Streams the key columns of both tables (no bodies) and keeps what is not canonical.
 async fn find_candidates(pool: &AnyPool) -> StoreResult<BTreeMap<TenantId, TenantWork>> {
     let mut work: BTreeMap<TenantId, TenantWork> = BTreeMap::new();
@@ -107,7 +99,7 @@ async fn find_candidates(pool: &AnyPool) -> StoreResult<BTreeMap<TenantId, Tenan
     while let Some(row) = rows.try_next().await? {
         let scope: String = row.try_get(3)?;
         if canonical(ROLE_ASSIGNMENTS.name, &scope)?.as_str() != scope {
-            let tenant = tenant_id(&row.try_get::<String, _>(0)?)?;
+            let tenant = parse_tenant(&row.try_get::<String, _>(0)?)?;
             work.entry(tenant)
                 .or_default()
                 .assignments
@@ -120,7 +112,7 @@ async fn find_candidates(pool: &AnyPool) -> StoreResult<BTreeMap<TenantId, Tenan
     while let Some(row) = rows.try_next().await? {
         let resource: String = row.try_get(2)?;
         if canonical(UNIT_MEMBERS.name, &resource)?.as_str() != resource {
-            let tenant = tenant_id(&row.try_get::<String, _>(0)?)?;
+            let tenant = parse_tenant(&row.try_get::<String, _>(0)?)?;
             work.entry(tenant)
                 .or_default()
                 .units

@@ -1,0 +1,267 @@
+//! [`AssignmentStore`] in SQL: `role_assignments`, unique per (principal, role, scope), and
+//! `deny_assignments`.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::rows::{
+    is_unique_violation, unprocessable, Arg, Filter, DENY_ASSIGNMENTS, ROLE_ASSIGNMENTS,
+};
+use super::write::{Done, WriteTx};
+use super::SqlStore;
+use crate::model::{
+    DenyAssignment, DenyAssignmentPatch, NewDenyAssignment, NewRoleAssignment, Revision,
+    RoleAssignment, RoleDefinition, Scope, TenantId,
+};
+use crate::store::{
+    Actor, AssignmentStore, Page, PageRequest, RoleAssignmentFilter, StoreError, StoreResult,
+    Stored, Written,
+};
+
+#[async_trait]
+impl AssignmentStore for SqlStore {
+    #[tracing::instrument(skip_all, fields(%tenant))]
+    async fn list_role_assignments(
+        &self,
+        tenant: TenantId,
+        filter: &RoleAssignmentFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Stored<RoleAssignment>>> {
+        let mut filters: Vec<Filter> = Vec::new();
+        if let Some(principal) = filter.principal_id {
+            filters.push(Filter::Eq("principal_id", Arg::id(principal)));
+        }
+        if let Some(role) = filter.role_definition_id {
+            filters.push(Filter::Eq("role_definition_id", Arg::id(role)));
+        }
+        if let Some(scope) = &filter.directory_scope_id {
+            filters.push(Filter::Eq(
+                "directory_scope_id",
+                Arg::Text(scope.to_string()),
+            ));
+        }
+        self.list_by_id(ROLE_ASSIGNMENTS, tenant, &filters, page)
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(%tenant))]
+    async fn get_role_assignment(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> StoreResult<Stored<RoleAssignment>> {
+        self.get_by_id(ROLE_ASSIGNMENTS, tenant, id).await
+    }
+
+    #[tracing::instrument(skip_all, fields(%tenant))]
+    async fn create_role_assignment(
+        &self,
+        tenant: TenantId,
+        actor: &Actor,
+        new: NewRoleAssignment,
+    ) -> StoreResult<Written<RoleAssignment>> {
+        let mut w = self.begin_write(tenant, actor).await?;
+        let result = async {
+            let role = self
+                .find_role(w.conn(), tenant, new.role_definition_id)
+                .await?;
+            w.create_assignment(role, new).await
+        }
+        .await;
+        w.finish(result).await
+    }
+
+    #[tracing::instrument(skip_all, fields(%tenant))]
+    async fn delete_role_assignment(
+        &self,
+        tenant: TenantId,
+        actor: &Actor,
+        id: Uuid,
+        if_match: Option<Revision>,
+    ) -> StoreResult<Written<RoleAssignment>> {
+        let mut w = self.begin_write(tenant, actor).await?;
+        let result = w.delete_checked(ROLE_ASSIGNMENTS, id, if_match).await;
+        w.finish(result).await
+    }
+
+    #[tracing::instrument(skip_all, fields(%tenant))]
+    async fn list_deny_assignments(
+        &self,
+        tenant: TenantId,
+        principal_id: Option<Uuid>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Stored<DenyAssignment>>> {
+        let filters: Vec<Filter> = principal_id
+            .map(|principal| Filter::Eq("principal_id", Arg::id(principal)))
+            .into_iter()
+            .collect();
+        self.list_by_id(DENY_ASSIGNMENTS, tenant, &filters, page)
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(%tenant))]
+    async fn get_deny_assignment(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> StoreResult<Stored<DenyAssignment>> {
+        self.get_by_id(DENY_ASSIGNMENTS, tenant, id).await
+    }
+
+    #[tracing::instrument(skip_all, fields(%tenant))]
+    async fn create_deny_assignment(
+        &self,
+        tenant: TenantId,
+        actor: &Actor,
+        new: NewDenyAssignment,
+    ) -> StoreResult<Written<DenyAssignment>> {
+        let mut w = self.begin_write(tenant, actor).await?;
+        let result = w.create_deny(new).await;
+        w.finish(result).await
+    }
+
+    #[tracing::instrument(skip_all, fields(%tenant))]
+    async fn update_deny_assignment(
+        &self,
+        tenant: TenantId,
+        actor: &Actor,
+        id: Uuid,
+        patch: DenyAssignmentPatch,
+        if_match: Option<Revision>,
+    ) -> StoreResult<Written<DenyAssignment>> {
+        let mut w = self.begin_write(tenant, actor).await?;
+        let result = async {
+            let before = w.get_for_write(DENY_ASSIGNMENTS, id, if_match).await?;
+            let after = before.patched(patch, w.now);
+            w.update(DENY_ASSIGNMENTS, id, &[], &after).await?;
+            w.log_updated(DENY_ASSIGNMENTS, id.to_string(), &before, &after)
+                .await?;
+            Ok(Done::Changed(after))
+        }
+        .await;
+        w.finish(result).await
+    }
+
+    #[tracing::instrument(skip_all, fields(%tenant))]
+    async fn delete_deny_assignment(
+        &self,
+        tenant: TenantId,
+        actor: &Actor,
+        id: Uuid,
+        if_match: Option<Revision>,
+    ) -> StoreResult<Written<DenyAssignment>> {
+        let mut w = self.begin_write(tenant, actor).await?;
+        let result = w.delete_checked(DENY_ASSIGNMENTS, id, if_match).await;
+        w.finish(result).await
+    }
+}
+
+impl WriteTx {
+    /// Creates the assignment, or finds the one with the same (principal, role, scope).
+    /// `role` is the role it names, as this write read it (`None`: there is no such role).
+    async fn create_assignment(
+        &mut self,
+        role: Option<Stored<RoleDefinition>>,
+        new: NewRoleAssignment,
+    ) -> StoreResult<Done<RoleAssignment>> {
+        let natural_key = [
+            ("principal_id", Arg::id(new.principal_id)),
+            ("role_definition_id", Arg::id(new.role_definition_id)),
+            (
+                "directory_scope_id",
+                Arg::Text(new.directory_scope_id.to_string()),
+            ),
+        ];
+        if let Some(existing) = self.get(ROLE_ASSIGNMENTS, &natural_key).await? {
+            return Ok(Done::Found(existing.value, existing.revision));
+        }
+        let role = role.ok_or_else(|| {
+            unprocessable(
+                "/roleDefinitionId",
+                format!(
+                    "role definition `{}` does not exist in this tenant",
+                    new.role_definition_id
+                ),
+            )
+        })?;
+        if !role.value.assignable_at(&new.directory_scope_id) {
+            let scopes: Vec<&str> = role
+                .value
+                .assignable_scopes
+                .iter()
+                .map(Scope::as_str)
+                .collect();
+            return Err(unprocessable(
+                "/directoryScopeId",
+                format!(
+                    "role `{}` is not assignable at `{}`; its assignable scopes are `{}`",
+                    role.value.display_name,
+                    new.directory_scope_id,
+                    scopes.join("`, `")
+                ),
+            ));
+        }
+        let assignment = RoleAssignment {
+            id: Uuid::new_v4(),
+            principal_id: new.principal_id,
+            principal_type: new.principal_type,
+            role_definition_id: new.role_definition_id,
+            directory_scope_id: new.directory_scope_id,
+            start_date_time: new.start_date_time,
+            end_date_time: new.end_date_time,
+            created_date_time: self.now,
+        };
+        let mut columns = vec![("id", Arg::id(assignment.id))];
+        columns.extend(natural_key);
+        self.insert(ROLE_ASSIGNMENTS, &columns, &assignment)
+            .await
+            .map_err(|error| match error {
+                // Writers are serialized, so this means a bug, not a race; say so plainly.
+                StoreError::Unavailable(e) if is_unique_violation(&e) => StoreError::Conflict(
+                    "this principal already holds this role at this scope".to_owned(),
+                ),
+                other => other,
+            })?;
+        self.log_created(ROLE_ASSIGNMENTS, assignment.id.to_string(), &assignment)
+            .await?;
+        Ok(Done::Created(assignment))
+    }
+
+    /// Deletes an assignment that is being removed with what it depends on (its role or
+    /// its group).
+    pub(super) async fn delete_assignment_row(
+        &mut self,
+        assignment: &RoleAssignment,
+    ) -> StoreResult<()> {
+        self.delete_by_id(ROLE_ASSIGNMENTS, assignment.id, assignment)
+            .await
+    }
+
+    /// Deletes a deny assignment that is being removed with its group.
+    pub(super) async fn delete_deny_row(&mut self, deny: &DenyAssignment) -> StoreResult<()> {
+        self.delete_by_id(DENY_ASSIGNMENTS, deny.id, deny).await
+    }
+
+    async fn create_deny(&mut self, new: NewDenyAssignment) -> StoreResult<Done<DenyAssignment>> {
+        let deny = DenyAssignment {
+            id: Uuid::new_v4(),
+            display_name: new.display_name,
+            description: new.description,
+            principal_id: new.principal_id,
+            principal_type: new.principal_type,
+            actions: new.actions,
+            excluded_actions: new.excluded_actions,
+            directory_scope_id: new.directory_scope_id,
+            created_date_time: self.now,
+            last_modified_date_time: self.now,
+        };
+        let columns = [
+            ("id", Arg::id(deny.id)),
+            ("principal_id", Arg::id(deny.principal_id)),
+        ];
+        self.insert(DENY_ASSIGNMENTS, &columns, &deny).await?;
+        self.log_created(DENY_ASSIGNMENTS, deny.id.to_string(), &deny)
+            .await?;
+        Ok(Done::Created(deny))
+    }
+}

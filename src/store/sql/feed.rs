@@ -1,0 +1,203 @@
+//! [`ChangeFeed`] in SQL: the `revision` row, the `changes` log, the dump's consistent read
+//! of every table.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use futures::TryStreamExt as _;
+use serde::de::DeserializeOwned;
+use sqlx::{AnyConnection, Row};
+
+use super::rows::{
+    change_from_row, change_key, decode_cursor, from_json, into_page, logged_change_from_row,
+    page_limit, parse_change_key, parse_tenant, Arg, KeyKind, Sql, Table, CHANGE_COLUMNS,
+    DENY_ASSIGNMENTS, GROUPS, GROUP_MEMBERS, LOGGED_CHANGE_COLUMNS, ROLE_ASSIGNMENTS,
+    ROLE_DEFINITIONS, UNITS, UNIT_MEMBERS,
+};
+use super::SqlStore;
+use crate::model::{Change, Revision, TenantId};
+use crate::store::{ChangeFeed, Dump, LoggedChange, Page, PageRequest, StoreResult, TenantDump};
+
+#[async_trait]
+impl ChangeFeed for SqlStore {
+    #[tracing::instrument(skip_all)]
+    async fn current_revision(&self) -> StoreResult<Revision> {
+        let value: i64 = sqlx::query("SELECT value FROM revision WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(Revision(value))
+    }
+
+    #[tracing::instrument(skip_all, fields(%tenant))]
+    async fn list_changes(
+        &self,
+        tenant: TenantId,
+        since: Revision,
+        page: &PageRequest,
+    ) -> StoreResult<Page<LoggedChange>> {
+        // Start after the later of (since, every sequence) and the cursor's (revision, sequence).
+        let mut start = (since.0, i64::MAX);
+        if let Some(cursor) = &page.cursor {
+            let key = decode_cursor(cursor, KeyKind::Change)?;
+            if let Some(after) = parse_change_key(&key) {
+                start = start.max(after);
+            }
+        }
+        let limit = page_limit(page);
+        let mut sql = Sql::new("SELECT ");
+        sql.push(LOGGED_CHANGE_COLUMNS)
+            .push(" FROM changes WHERE tenant_id = ")
+            .push_bind(Arg::tenant(tenant))
+            .push(" AND (revision, sequence) > (")
+            .push_bind(Arg::Int(start.0))
+            .push(", ")
+            .push_bind(Arg::Int(start.1))
+            .push(") ORDER BY revision, sequence LIMIT ")
+            .push_bind(Arg::count(limit + 1));
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        let changes = rows
+            .iter()
+            .map(|row| logged_change_from_row(row).map(|c| (change_key(c.revision, c.sequence), c)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(into_page(changes, limit))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn dump(&self) -> StoreResult<Dump> {
+        let mut tx = self
+            .pool
+            .begin_with(self.url.backend().begin_snapshot())
+            .await?;
+        // The snapshot starts with this first read; every statement below shares it.
+        let revision: i64 = sqlx::query("SELECT value FROM revision WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let mut tenants: BTreeMap<String, TenantDump> = BTreeMap::new();
+        let rows = sqlx::query("SELECT tenant_id FROM tenants ORDER BY tenant_id")
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in rows {
+            let tenant: String = row.try_get(0)?;
+            let id = parse_tenant(&tenant)?;
+            tenants.insert(tenant, empty_tenant_dump(id));
+        }
+        let conn: &mut AnyConnection = &mut tx;
+        dump_table(conn, &mut tenants, ROLE_DEFINITIONS, "id", |t| {
+            &mut t.role_definitions
+        })
+        .await?;
+        dump_table(conn, &mut tenants, ROLE_ASSIGNMENTS, "id", |t| {
+            &mut t.role_assignments
+        })
+        .await?;
+        dump_table(conn, &mut tenants, DENY_ASSIGNMENTS, "id", |t| {
+            &mut t.deny_assignments
+        })
+        .await?;
+        dump_table(conn, &mut tenants, GROUPS, "id", |t| &mut t.groups).await?;
+        dump_table(
+            conn,
+            &mut tenants,
+            GROUP_MEMBERS,
+            "group_id, member_id",
+            |t| &mut t.group_members,
+        )
+        .await?;
+        dump_table(conn, &mut tenants, UNITS, "id", |t| {
+            &mut t.administrative_units
+        })
+        .await?;
+        dump_table(conn, &mut tenants, UNIT_MEMBERS, "unit_id, resource", |t| {
+            &mut t.administrative_unit_members
+        })
+        .await?;
+        tx.rollback().await?;
+        Ok(Dump {
+            revision: Revision(revision),
+            tenants: tenants.into_values().collect(),
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn changes_after(&self, after: Revision, limit: u32) -> StoreResult<Vec<Change>> {
+        // INVARIANT: a revision's rows commit together, and revisions commit in order (the
+        // revision row lock), so whatever is visible is a prefix of whole revisions.
+        let limit = limit.max(1) as usize;
+        let mut sql = Sql::new("SELECT ");
+        sql.push(CHANGE_COLUMNS)
+            .push(" FROM changes WHERE revision > ")
+            .push_bind(Arg::Int(after.0))
+            .push(" ORDER BY revision, sequence LIMIT ")
+            .push_bind(Arg::count(limit + 1));
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        let mut changes = rows
+            .iter()
+            .map(change_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if changes.len() <= limit {
+            return Ok(changes);
+        }
+        // The limit cut into the revision of the first row left out: drop its partial rows.
+        let cut = changes[limit].revision;
+        changes.truncate(limit);
+        changes.retain(|change| change.revision != cut);
+        if !changes.is_empty() {
+            return Ok(changes);
+        }
+        // The first revision alone is larger than the limit: return it whole.
+        let mut sql = Sql::new("SELECT ");
+        sql.push(CHANGE_COLUMNS)
+            .push(" FROM changes WHERE revision = ")
+            .push_bind(Arg::Int(cut.0))
+            .push(" ORDER BY sequence");
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        rows.iter().map(change_from_row).collect()
+    }
+}
+
+fn empty_tenant_dump(tenant: TenantId) -> TenantDump {
+    TenantDump {
+        tenant,
+        role_definitions: Vec::new(),
+        role_assignments: Vec::new(),
+        deny_assignments: Vec::new(),
+        groups: Vec::new(),
+        group_members: Vec::new(),
+        administrative_units: Vec::new(),
+        administrative_unit_members: Vec::new(),
+    }
+}
+
+/// Streams every row of `table` (all tenants), ordered by tenant then `order`, into the
+/// dump entry of each row's tenant.
+async fn dump_table<T: DeserializeOwned>(
+    conn: &mut AnyConnection,
+    tenants: &mut BTreeMap<String, TenantDump>,
+    table: Table<T>,
+    order: &'static str,
+    pick: fn(&mut TenantDump) -> &mut Vec<T>,
+) -> StoreResult<()> {
+    let mut sql = Sql::new("SELECT tenant_id, body FROM ");
+    sql.push(table.name)
+        .push(" ORDER BY tenant_id, ")
+        .push(order);
+    let mut rows = sql.query().fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await? {
+        let tenant: String = row.try_get(0)?;
+        let body: String = row.try_get(1)?;
+        let value = from_json(table.name, &body)?;
+        let entry = match tenants.get_mut(&tenant) {
+            Some(entry) => entry,
+            None => {
+                let id = parse_tenant(&tenant)?;
+                tenants
+                    .entry(tenant)
+                    .or_insert_with(|| empty_tenant_dump(id))
+            }
+        };
+        pick(entry).push(value);
+    }
+    Ok(())
+}
