@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use crate::api::AppState;
 use crate::config::Config;
 use crate::model::Catalog;
-use crate::store::{SqlStore, Store};
+use crate::store::{Backend, SqlStore, Store};
 use crate::sync::Follower;
 
 /// A built, bound, not yet serving Rolecall. Binding happens in [`App::build`], so a test
@@ -45,7 +45,7 @@ impl App {
     pub async fn build_with(config: Config, wiring: decide::Wiring) -> anyhow::Result<App> {
         let catalog = Arc::new(Catalog::builtin().context("loading the built-in role catalog")?);
         let store_catalog = catalog.clone();
-        if config.database_url.starts_with("sqlite:") {
+        if config.database_url.backend() == Backend::Sqlite {
             std::fs::create_dir_all(&config.data_dir).with_context(|| {
                 format!(
                     "creating the data directory `{}`",
@@ -53,15 +53,14 @@ impl App {
                 )
             })?;
         }
-        let store = SqlStore::connect(&config.database_url, store_catalog)
+        let store = SqlStore::open(&config.database_url, store_catalog)
             .await
             .context("connecting to the store")?;
         store.migrate().await.context("running migrations")?;
         let store: Arc<dyn Store> = Arc::new(store);
         // Before the snapshot loads, so the first decisions already see the admins.
         bootstrap_admins(store.as_ref(), &config).await?;
-        let listen_url = Some(config.database_url.clone());
-        let sync = Follower::start(store.clone(), catalog, config.poll_interval, listen_url)
+        let sync = Follower::start(store.clone(), catalog, config.poll_interval)
             .await
             .context("loading the decision snapshot")?;
         let listener = TcpListener::bind(config.listen)

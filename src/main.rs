@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use rolecall::config::{Config, Overrides};
 use rolecall::model::Catalog;
-use rolecall::store::SqlStore;
+use rolecall::store::{Backend, SqlStore};
 use rolecall::App;
 use tracing_subscriber::EnvFilter;
 
@@ -202,10 +202,10 @@ async fn open_store(mut o: Overrides) -> anyhow::Result<(Config, SqlStore)> {
         .get_or_insert_with(|| "store-commands-need-no-admin-key".to_owned());
     let config = Config::load(o)?;
     init_tracing(&config.log);
-    if config.database_url.starts_with("sqlite:") {
+    if config.database_url.backend() == Backend::Sqlite {
         std::fs::create_dir_all(&config.data_dir)?;
     }
-    let store = SqlStore::connect(&config.database_url, Arc::new(Catalog::builtin()?)).await?;
+    let store = SqlStore::open(&config.database_url, Arc::new(Catalog::builtin()?)).await?;
     store.migrate().await?;
     Ok((config, store))
 }

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::engine::{Delta, Edit, Snapshot, Versions};
 use crate::model::{Catalog, Change, ChangeOp, EntityType, Revision};
-use crate::store::{Backend, Store, StoreError, NOTIFY_CHANNEL};
+use crate::store::{Store, StoreError, Wakeups};
 
 /// How many changes one catch-up step reads at most.
 const BATCH: u32 = 5_000;
@@ -106,14 +106,13 @@ impl Drop for Follower {
 }
 
 impl Follower {
-    /// Loads the snapshot, then starts following the change log. On PostgreSQL, `listen_url`
-    /// is the database to `LISTEN` on.
+    /// Loads the snapshot, then starts following the change log, woken by the store's
+    /// wake-ups where it sends them (PostgreSQL).
     #[tracing::instrument(skip_all)]
     pub async fn start(
         store: Arc<dyn Store>,
         catalog: Arc<Catalog>,
         poll_interval: Duration,
-        listen_url: Option<String>,
     ) -> Result<Follower, StoreError> {
         let started = std::time::Instant::now();
         let snapshot = load(store.as_ref(), &catalog).await?;
@@ -129,8 +128,8 @@ impl Follower {
             directory.clone(),
             poll_interval,
         ))];
-        if let (Backend::Postgres, Some(url)) = (store.backend(), listen_url) {
-            tasks.push(tokio::spawn(listen(url, directory.clone())));
+        if let Some(wakeups) = store.subscribe() {
+            tasks.push(tokio::spawn(listen(wakeups, directory.clone())));
         }
         Ok(Follower {
             published: directory,
@@ -294,29 +293,10 @@ fn object<T: DeserializeOwned>(
     })
 }
 
-/// `LISTEN rolecall_changes`, kicking the loop on each notification and after each
-/// reconnect (notifications may have been lost meanwhile).
-async fn listen(url: String, directory: Arc<Published>) {
-    loop {
-        match sqlx::postgres::PgListener::connect(&url).await {
-            Ok(mut listener) => match listener.listen(NOTIFY_CHANNEL).await {
-                Ok(()) => {
-                    directory.kick.notify_one();
-                    loop {
-                        match listener.try_recv().await {
-                            // A notification, or None after a reconnect: read `changes` either way.
-                            Ok(_) => directory.kick.notify_one(),
-                            Err(error) => {
-                                tracing::warn!(%error, "LISTEN connection failed");
-                                break;
-                            }
-                        }
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "LISTEN failed"),
-            },
-            Err(error) => tracing::warn!(%error, "cannot connect for LISTEN"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+/// Kicks the loop on each of the store's wake-ups (another replica wrote, or notifications
+/// may have been lost).
+async fn listen(mut wakeups: Wakeups, directory: Arc<Published>) {
+    while futures::StreamExt::next(&mut wakeups).await.is_some() {
+        directory.kick.notify_one();
     }
 }

@@ -1,9 +1,10 @@
 //! The change feed: revisions, the change log (the audit trail and what replicas follow),
-//! and the consistent dump a snapshot is built from.
+//! the consistent dump a snapshot is built from, and wake-ups when another process writes.
 
 use std::ops::Deref;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 
 use super::{Dump, Page, PageRequest, StoreResult};
 use crate::model::{Change, Revision, TenantId};
@@ -28,6 +29,11 @@ impl Deref for LoggedChange {
     }
 }
 
+/// Wake-ups from the database: each item means only "something may have been committed;
+/// read [`ChangeFeed::changes_after`] again". It carries no data, so a lost or duplicated
+/// item only delays or repeats a read.
+pub type Wakeups = BoxStream<'static, ()>;
+
 /// Revisions and the change log, for the audit trail and for sync.
 #[async_trait]
 pub trait ChangeFeed: Send + Sync {
@@ -49,4 +55,11 @@ pub trait ChangeFeed: Send + Sync {
     /// Up to `limit` changes of every tenant with revision > `after`, in order. Only whole
     /// revisions are returned (a revision's changes are never split across calls).
     async fn changes_after(&self, after: Revision, limit: u32) -> StoreResult<Vec<Change>>;
+
+    /// Wake-ups when any process commits, or `None` where the backend cannot send them
+    /// (SQLite: polling alone finds other processes' writes). On PostgreSQL the stream
+    /// holds one `LISTEN` connection of its own: it wakes once listening, on every
+    /// `NOTIFY`, and again after each reconnect (notifications may have been lost
+    /// meanwhile), retrying a lost connection every second for as long as it is held.
+    fn subscribe(&self) -> Option<Wakeups>;
 }

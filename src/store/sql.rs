@@ -7,8 +7,8 @@
 //! text and their `Option`s. Ids are canonical lowercase uuid text, timestamps RFC 3339
 //! text, and each row keeps its entity as JSON in `body`, which reads decode. The
 //! [`Backend`] switch covers the few dialect differences: how a write transaction begins
-//! (SQLite takes its write lock up front), the `NOTIFY` on commit (PostgreSQL only), and
-//! how the dump's consistent read begins.
+//! (SQLite takes its write lock up front), the `NOTIFY` on commit and the `LISTEN` for
+//! wake-ups (PostgreSQL only), and how the dump's consistent read begins.
 //!
 //! Writes go through `write::WriteTx`: it begins the transaction, increments the revision row
 //! first (taking PostgreSQL's row lock or SQLite's write lock before any read, so writers
@@ -62,7 +62,7 @@ impl Backend {
 
 /// The channel PostgreSQL notifies on commit; the payload is the write's revision (replicas
 /// treat it only as a wake-up and read `changes` themselves).
-pub const NOTIFY_CHANNEL: &str = "rolecall_changes";
+const NOTIFY_CHANNEL: &str = "rolecall_changes";
 
 /// Set on every new SQLite connection: WAL lets readers run beside the one writer,
 /// `busy_timeout` makes writers queue for the lock instead of failing, and foreign keys
@@ -81,7 +81,9 @@ static MIGRATIONS_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/s
 /// merged into role reads. Cheap to share behind an `Arc`.
 pub struct SqlStore {
     pool: AnyPool,
-    /// The database: its backend, and the URL the pool connects to.
+    /// The backend, and the URL the `LISTEN` connection of [`ChangeFeed::subscribe`] uses.
+    ///
+    /// [`ChangeFeed::subscribe`]: super::ChangeFeed::subscribe
     url: DatabaseUrl,
     catalog: Arc<Catalog>,
 }

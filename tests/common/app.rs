@@ -70,7 +70,7 @@ impl TestApp {
     /// Starts the app with a custom config.
     pub async fn spawn_with(config: Config) -> TestApp {
         init_logs();
-        let database_url = config.database_url.clone();
+        let database_url = config.database_url.as_str().to_owned();
         let clock = Arc::new(TestClock::default());
         let decisions = Arc::new(Decisions::default());
         let wiring = rolecall::decide::Wiring {

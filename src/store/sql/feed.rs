@@ -1,11 +1,13 @@
 //! [`ChangeFeed`] in SQL: the `revision` row, the `changes` log, the dump's consistent read
-//! of every table.
+//! of every table, and PostgreSQL's `LISTEN` for wake-ups.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use serde::de::DeserializeOwned;
+use sqlx::postgres::PgListener;
 use sqlx::{AnyConnection, Row};
 
 use super::rows::{
@@ -14,9 +16,14 @@ use super::rows::{
     DENY_ASSIGNMENTS, GROUPS, GROUP_MEMBERS, LOGGED_CHANGE_COLUMNS, ROLE_ASSIGNMENTS,
     ROLE_DEFINITIONS, UNITS, UNIT_MEMBERS,
 };
-use super::SqlStore;
+use super::{SqlStore, NOTIFY_CHANNEL};
 use crate::model::{Change, Revision, TenantId};
-use crate::store::{ChangeFeed, Dump, LoggedChange, Page, PageRequest, StoreResult, TenantDump};
+use crate::store::{
+    Backend, ChangeFeed, Dump, LoggedChange, Page, PageRequest, StoreResult, TenantDump, Wakeups,
+};
+
+/// How long a lost `LISTEN` connection waits before it reconnects.
+const RELISTEN_AFTER: Duration = Duration::from_secs(1);
 
 #[async_trait]
 impl ChangeFeed for SqlStore {
@@ -154,6 +161,50 @@ impl ChangeFeed for SqlStore {
             .push(" ORDER BY sequence");
         let rows = sql.query().fetch_all(&self.pool).await?;
         rows.iter().map(change_from_row).collect()
+    }
+
+    fn subscribe(&self) -> Option<Wakeups> {
+        match self.url.backend() {
+            Backend::Postgres => Some(listen(self.url.as_str().to_owned())),
+            Backend::Sqlite => None,
+        }
+    }
+}
+
+/// `LISTEN rolecall_changes` on a connection of its own: a wake-up once listening, on each
+/// notification, and after each reconnect (notifications may have been lost meanwhile).
+fn listen(url: String) -> Wakeups {
+    futures::stream::unfold((url, None), |(url, mut listener)| async move {
+        next_wakeup(&url, &mut listener).await;
+        Some(((), (url, listener)))
+    })
+    .boxed()
+}
+
+/// Waits for the next reason to read `changes`, (re)connecting `listener` as needed.
+async fn next_wakeup(url: &str, listener: &mut Option<PgListener>) {
+    loop {
+        match listener {
+            Some(connected) => match connected.try_recv().await {
+                // A notification, or None after a reconnect: read `changes` either way.
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "LISTEN connection failed");
+                    *listener = None;
+                }
+            },
+            None => match PgListener::connect(url).await {
+                Ok(mut connected) => match connected.listen(NOTIFY_CHANNEL).await {
+                    Ok(()) => {
+                        *listener = Some(connected);
+                        return;
+                    }
+                    Err(error) => tracing::warn!(%error, "LISTEN failed"),
+                },
+                Err(error) => tracing::warn!(%error, "cannot connect for LISTEN"),
+            },
+        }
+        tokio::time::sleep(RELISTEN_AFTER).await;
     }
 }
 
