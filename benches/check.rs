@@ -4,6 +4,7 @@
 //! `ROLECALL_BENCH_SIZES=S,M,L cargo bench --bench check` (default `S,M`: L needs about
 //! 1.5 GB and a minute). Before criterion runs, each size prints its build time, resident
 //! memory and per-call latency percentiles (criterion reports means and medians only).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // measurement code: a failed set-up should stop the run
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -4,6 +4,7 @@
 //! beside an in-process check on a small directory measured in the same run.
 //!
 //! `cargo bench --bench token`. Prints median and p99 per algorithm before criterion runs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // measurement code: a failed set-up should stop the run
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -18,7 +19,7 @@ use uuid::Uuid;
 #[path = "support/dataset.rs"]
 #[allow(dead_code)] // this bench needs one small directory, not every knob
 mod dataset;
-#[path = "../tests/common/idp.rs"]
+#[path = "../tests/it/common/idp.rs"]
 mod idp;
 
 use dataset::{generate, DatasetSize};

@@ -1,6 +1,7 @@
 //! The load test's baseline: a trivial axum handler on the same runtime settings as
 //! Rolecall, answering `POST /v1/check` with a constant decision. `scripts/load-test`
 //! measures both in the same run and reports the ratio.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // measurement code: a failed set-up should stop the run
 
 use axum::routing::post;
 use axum::{Json, Router};

@@ -80,7 +80,7 @@ impl Snapshot {
         let action = ActionKey::new(lowercase(request.action.as_str(), &mut buf));
         let resource = request.resource.as_str();
         let mut cover = SmallVec::new();
-        t.cover(&resource, &mut cover);
+        t.cover(resource, &mut cover);
         let subject = &request.subject;
         let principals = Principals::expand(t, subject.id, &subject.groups, self.max_group_depth);
         if explain {

@@ -39,6 +39,8 @@ pub(crate) fn hash_str(s: &str) -> u64 {
     let mut h: u64 = 0x9e37_79b9_7f4a_7c15 ^ bytes.len() as u64;
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
+        // INVARIANT: `chunks_exact(8)` yields 8-byte slices.
+        #[allow(clippy::expect_used)]
         let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
         h = (h ^ word)
             .wrapping_mul(0x5851_f42d_4c95_7f2d)
@@ -183,6 +185,8 @@ impl<K: MapKey, V: Clone> Bucket<K, V> {
     fn remove_at(&mut self, mut i: usize) -> Slot<K, V> {
         let mask = self.slots.len() - 1;
         let slots = Arc::make_mut(&mut self.slots);
+        // INVARIANT: callers pass the index of an occupied slot they just found.
+        #[allow(clippy::expect_used)]
         let removed = slots[i].take().expect("occupied");
         let mut j = i;
         loop {
@@ -358,6 +362,8 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
         let b = self.bucket_of(hash);
         if let Some(i) = self.bucket(b).find(hash, |k| *k == key) {
             let bucket = self.bucket_mut(b);
+            // INVARIANT: `find` returned `i` for an occupied slot of this bucket.
+            #[allow(clippy::expect_used)]
             let slot = Arc::make_mut(&mut bucket.slots)[i].as_mut().expect("found");
             return Some(std::mem::replace(&mut slot.value, value));
         }
@@ -372,11 +378,13 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
     }
 
     /// The value under `key`, inserting `make()` first when absent.
+    #[allow(clippy::expect_used)] // see the INVARIANT below
     pub fn get_or_insert_with(&mut self, key: &K, make: impl FnOnce() -> V) -> &mut V {
         let hash = key.key_hash();
         if self.find(hash, |k| k == key).is_none() {
             self.insert(key.clone(), make());
         }
+        // INVARIANT: the key is present: found, or inserted just above.
         self.get_mut(key).expect("inserted above")
     }
 
@@ -412,6 +420,8 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
             list.push(Arc::from(vec![high]));
             self.buckets = list.into();
         } else {
+            // INVARIANT: this branch runs only when there is at least one chunk.
+            #[allow(clippy::expect_used)]
             let last = chunks.last_mut().expect("one chunk at least");
             let mut grown = last.to_vec();
             grown.push(high);

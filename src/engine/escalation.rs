@@ -107,7 +107,7 @@ impl Snapshot {
         let t = self.tenant(tenant);
         let target = scope.as_str();
         let mut above = SmallVec::new();
-        t.cover(&target, &mut above);
+        t.cover(target, &mut above);
         let p = Principals::expand(t, subject.id, &subject.groups, self.max_group_depth);
         let mut out: Vec<DenyAssignment> = Vec::new();
         for v in &p.visits {
@@ -188,7 +188,7 @@ impl Snapshot {
         }
         let resource = request.resource.as_str();
         let mut cover = SmallVec::new();
-        t.cover(&resource, &mut cover);
+        t.cover(resource, &mut cover);
         let p = Principals::expand(t, subject.id, &subject.groups, self.max_group_depth);
         let mut latest: Option<Timestamp> = None;
         let mut unbounded = false;

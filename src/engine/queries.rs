@@ -32,7 +32,7 @@ impl Snapshot {
         let t = self.tenant(tenant);
         let resource = scope.as_str();
         let mut cover = SmallVec::new();
-        t.cover(&resource, &mut cover);
+        t.cover(resource, &mut cover);
         let p = Principals::expand(t, subject.id, &subject.groups, self.max_group_depth);
         let mut out = EffectivePermissions {
             group_depth_limited: p.bound_hit,
@@ -158,7 +158,7 @@ impl Snapshot {
         let action = ActionKey::new(lowercase(action.as_str(), &mut buf));
         let resource = resource.as_str();
         let mut cover: SmallVec<[Cover<'_>; 12]> = SmallVec::new();
-        t.cover(&resource, &mut cover);
+        t.cover(resource, &mut cover);
 
         struct Seed<'a> {
             principal: Uuid,

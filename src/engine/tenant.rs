@@ -125,7 +125,7 @@ impl TenantIndex {
     }
 
     pub(super) fn add_grant(&mut self, a: &RoleAssignment) {
-        let scope = self.intern(&a.directory_scope_id.as_str());
+        let scope = self.intern(a.directory_scope_id.as_str());
         let window = match (a.start_date_time, a.end_date_time) {
             (None, None) => None,
             (start, end) => Some(Box::new((start, end))),
@@ -150,7 +150,7 @@ impl TenantIndex {
     }
 
     fn remove_grant(&mut self, a: &RoleAssignment) {
-        let scope = Key::new(&a.directory_scope_id.as_str());
+        let scope = Key::new(a.directory_scope_id.as_str());
         if let Some(node) = self.nodes.get_mut(&a.principal_id) {
             Grants::remove(&mut node.grants, &scope, a.id);
             node.refresh_bloom();
@@ -172,7 +172,7 @@ impl TenantIndex {
 
     pub(super) fn add_deny(&mut self, d: &DenyAssignment) {
         self.remove_deny(d.id);
-        let scope = self.intern(&d.directory_scope_id.as_str());
+        let scope = self.intern(d.directory_scope_id.as_str());
         let rec = Arc::new(DenyRec {
             patterns: DenyPatterns::compile(&d.actions, &d.excluded_actions),
             def: d.clone(),
@@ -319,7 +319,7 @@ impl TenantIndex {
             Edit::AdministrativeUnitMember(v) => {
                 if let Some(b) = v.before() {
                     let resource = b.resource.as_str();
-                    self.remove_unit_member(b.administrative_unit_id, &resource);
+                    self.remove_unit_member(b.administrative_unit_id, resource);
                 }
                 if let Some(a) = v.after() {
                     self.add_unit_member(a.administrative_unit_id, &a.resource);

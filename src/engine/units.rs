@@ -114,7 +114,7 @@ impl TenantIndex {
 
     /// The role with this id: a custom role of this tenant (built-ins are looked up first
     pub(super) fn add_unit_member(&mut self, unit: Uuid, resource: &Scope) {
-        let key = self.intern(&resource.as_str());
+        let key = self.intern(resource.as_str());
         let scope = self.intern(&unit_scope(unit));
         let units = self
             .units_of

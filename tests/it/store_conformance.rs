@@ -3,8 +3,6 @@
 //! on a fresh PostgreSQL database (`ROLECALL_TEST_POSTGRES_URL` must name a server: the
 //! PostgreSQL half fails, never skips, without it).
 
-mod common;
-
 use std::collections::BTreeSet;
 
 use rand::rngs::StdRng;
@@ -2859,7 +2857,7 @@ where
         &'a SqlStore,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>,
 {
-    let db = common::db::fresh(backend).await;
+    let db = crate::common::db::fresh(backend).await;
     let store = db.store().await;
     test(&store).await;
     store.close().await;

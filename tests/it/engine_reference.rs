@@ -3,7 +3,7 @@
 //! random directories, and `apply(changes)` equal to `build(dump after the changes)`.
 //! Changes are written as the store logs them and decoded as sync decodes them.
 
-#[path = "../benches/support/dataset.rs"]
+#[path = "../../benches/support/dataset.rs"]
 #[allow(dead_code)] // tested here; the benches use the rest
 mod dataset;
 #[path = "engine/reference.rs"]

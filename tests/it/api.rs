@@ -2,10 +2,7 @@
 //! each test on its own fresh database. Every response is also checked against
 //! `openapi.yaml`.
 
-#[macro_use]
-mod common;
-
-use common::app::{Reply, TestApp};
+use crate::common::app::{Reply, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -21,7 +18,7 @@ fn expect(reply: &Reply, status: u16, method: &str, template: &str) {
         "{method} {template}: {:#?}",
         reply.body
     );
-    common::spec::assert_response_matches(method, template, status, &reply.body);
+    crate::common::spec::assert_response_matches(method, template, status, &reply.body);
 }
 
 fn custom_role(name: &str, actions: &[&str]) -> Value {
@@ -303,7 +300,7 @@ async fn bad_bodies_get_problem_documents_naming_each_field(app: &TestApp) {
     let raw = |body: &'static str, content_type: &'static str| {
         app.client
             .post(format!("{}/v1/groups", app.base))
-            .bearer_auth(common::app::ADMIN_KEY)
+            .bearer_auth(crate::common::app::ADMIN_KEY)
             .header("content-type", content_type)
             .body(body)
     };
@@ -367,7 +364,7 @@ async fn requests_without_the_admin_key_are_unauthorized(app: &TestApp) {
     let basic = TestApp::reply(
         app.client
             .get(format!("{}/v1/groups", app.base))
-            .basic_auth("admin", Some(common::app::ADMIN_KEY))
+            .basic_auth("admin", Some(crate::common::app::ADMIN_KEY))
             .send()
             .await
             .unwrap(),
@@ -1011,7 +1008,10 @@ async fn operations_endpoints_answer(app: &TestApp) {
         .unwrap();
     assert_eq!(spec.status(), StatusCode::OK);
     let text = spec.text().await.unwrap();
-    assert_eq!(text, include_str!("../openapi.yaml"));
+    assert_eq!(
+        text,
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+    );
     let request_id = live.header("x-request-id").unwrap();
     assert!(!request_id.is_empty());
 

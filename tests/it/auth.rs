@@ -2,13 +2,11 @@
 //! loopback, tests mint real signed tokens (RS256, PS256, ES256, EdDSA), and the app
 //! validates them, then authorizes its own admin API with its engine.
 
-mod common;
-
 use std::time::Duration;
 
-use common::app::{Reply, TestApp, ADMIN_KEY};
-use common::env::*;
-use common::idp::{self, SigningKey};
+use crate::common::app::{Reply, TestApp, ADMIN_KEY};
+use crate::common::env::*;
+use crate::common::idp::{self, SigningKey};
 use reqwest::{Method, StatusCode};
 use rolecall::config::DEFAULT_TENANT;
 use rolecall::store::Backend;
@@ -1109,7 +1107,7 @@ async fn the_change_log_records_the_token_issuer_beside_the_actor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_key_document_is_cut_off_at_the_cap_while_it_streams() {
-    use common::idp::{Oversized, OVERSIZED_BYTES};
+    use crate::common::idp::{Oversized, OVERSIZED_BYTES};
     for backend in [Backend::Sqlite, Backend::Postgres] {
         for how in [Oversized::Chunked, Oversized::Declared] {
             let env = env_on(backend, |idp, s, _| {

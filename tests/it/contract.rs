@@ -6,8 +6,7 @@
 //! The HTTP-level checks (the served `/openapi.yaml`, real handlers against real stores)
 //! live in the integration tests, which check every reply with the same helper.
 
-#[path = "common/spec.rs"]
-mod spec;
+use crate::common::spec;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -12,7 +12,7 @@ use jsonschema::{Draft, Validator};
 use serde_json::{json, Value};
 
 /// The contract, compiled into the test binary so a change to it rebuilds the tests.
-const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
+const OPENAPI_YAML: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"));
 
 /// The media types whose bodies are JSON, in the order they are looked for.
 const JSON_MEDIA_TYPES: [&str; 2] = ["application/json", "application/problem+json"];

@@ -6,8 +6,6 @@
 //! These tests wait on the wall clock (about a second each): the app's SQLite store runs on
 //! its own threads, so `tokio::time::pause()` would let the paused clock race past them.
 
-mod common;
-
 use std::time::Duration;
 
 use rolecall::config::{Config, ConfigError, Overrides};
@@ -16,8 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use common::app::{TestApp, ADMIN_KEY};
-use common::db;
+use crate::common::app::{TestApp, ADMIN_KEY};
+use crate::common::db;
 
 /// How long any test waits for something that should happen promptly.
 const PATIENCE: Duration = Duration::from_secs(5);

@@ -2,11 +2,9 @@
 //! assignments or the no-escalation rule against a live server with real tokens, on both
 //! stores, and asserts the refusal (and that the directory did not change).
 
-mod common;
-
+use crate::common::app::{Reply, TestApp};
+use crate::common::env::*;
 use chrono::{Duration, SecondsFormat, Utc};
-use common::app::{Reply, TestApp};
-use common::env::*;
 use reqwest::{Method, StatusCode};
 use rolecall::store::Backend;
 use serde_json::{json, Value};

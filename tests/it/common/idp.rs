@@ -23,8 +23,14 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
 use serde_json::{json, Value};
 
-const RSA_1: &str = include_str!("../fixtures/keys/rsa-1.json");
-const RSA_2: &str = include_str!("../fixtures/keys/rsa-2.json");
+const RSA_1: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/keys/rsa-1.json"
+));
+const RSA_2: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/keys/rsa-2.json"
+));
 
 /// One committed RSA fixture key, parsed.
 struct RsaFixture {

@@ -1,8 +1,6 @@
 //! The README's quick start, run for real: the `rolecall` binary in dev mode, tokens from
 //! `rolecall dev-token`, and `rolecall bootstrap` (also as the lock-out recovery).
 
-mod common;
-
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

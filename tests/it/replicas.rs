@@ -3,12 +3,9 @@
 //! is set to a minute so that only NOTIFY and the read-your-writes kick can explain a
 //! prompt answer.
 
-#[macro_use]
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::app::{TestApp, ADMIN_KEY};
+use crate::common::app::{TestApp, ADMIN_KEY};
 use reqwest::StatusCode;
 use rolecall::config::Config;
 use serde_json::json;
@@ -35,7 +32,7 @@ async fn allowed(app: &TestApp, user: Uuid) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_through_one_replica_is_visible_through_the_other() {
-    let db = common::db::fresh_postgres().await;
+    let db = crate::common::db::fresh_postgres().await;
     let (one, two) = (replica(&db.url).await, replica(&db.url).await);
     let mut lags = Vec::new();
     for _ in 0..30 {
@@ -70,7 +67,7 @@ async fn a_write_through_one_replica_is_visible_through_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_at_least_token_from_one_replica_is_honoured_by_the_other() {
-    let db = common::db::fresh_postgres().await;
+    let db = crate::common::db::fresh_postgres().await;
     let (one, two) = (replica(&db.url).await, replica(&db.url).await);
     let user = Uuid::new_v4();
     let r = one
@@ -100,7 +97,7 @@ async fn an_at_least_token_from_one_replica_is_honoured_by_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_started_later_loads_the_whole_directory() {
-    let db = common::db::fresh_postgres().await;
+    let db = crate::common::db::fresh_postgres().await;
     let one = replica(&db.url).await;
     let user = Uuid::new_v4();
     one.post(

@@ -1,9 +1,7 @@
 //! Checks the fake identity provider in `tests/common/idp.rs`: its tokens verify against
 //! the JWKs it publishes, and it serves discovery and keys over real HTTP.
 
-mod common;
-
-use common::idp::{self, Idp, SigningKey};
+use crate::common::idp::{self, Idp, SigningKey};
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use reqwest::StatusCode;
 use serde_json::{json, Value};

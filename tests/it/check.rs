@@ -1,10 +1,7 @@
 //! Decision semantics over real HTTP, on both stores: every rule of DESIGN §2 and the
 //! check, batch, effective-permission and who-can endpoints.
 
-#[macro_use]
-mod common;
-
-use common::app::{Decided, Reply, TestApp};
+use crate::common::app::{Decided, Reply, TestApp};
 use reqwest::{Method, StatusCode};
 use rolecall::decide::Purpose;
 use serde_json::{json, Value};
@@ -19,7 +16,7 @@ fn expect(reply: &Reply, status: u16, method: &str, template: &str) {
         "{method} {template}: {:#?}",
         reply.body
     );
-    common::spec::assert_response_matches(method, template, status, &reply.body);
+    crate::common::spec::assert_response_matches(method, template, status, &reply.body);
 }
 
 async fn role(app: &TestApp, permissions: Value) -> String {

@@ -1,0 +1,19 @@
+//! Rolecall's integration tests, in one binary so that axum, sqlx and reqwest are linked
+//! once. Each module is what was a test binary of its own; `common` starts the real app,
+//! real databases, a fake identity provider on loopback, and reads the contract.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod common;
+
+mod api;
+mod auth;
+mod check;
+mod cli;
+mod connections;
+mod contract;
+mod engine_reference;
+mod escapes;
+mod idp_selftest;
+mod replicas;
+mod store_conformance;
