@@ -1,0 +1,387 @@
+//! The accept loop and connection driver behind [`crate::App::run`]. `axum::serve` has no header-read
+//! timeout, no idle timeout and no connection cap, so a client that sends half a request line,
+//! or none, held its connection (and a file descriptor) for ever.
+
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::body::{Body as HttpBody, Bytes, Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tower::ServiceExt as _;
+
+use crate::config::{open_files_limit, Config, RESERVED_FILE_DESCRIPTORS};
+
+/// After a failed `accept` (EMFILE, ENFILE, ENOBUFS), the loop waits this long, doubling
+/// up to [`MAX_ACCEPT_BACKOFF`] while failures continue: retrying at once would spin on
+/// the error, and stopping would turn a passing shortage into an outage.
+const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// The longest wait between failing `accept`s (so at most one warning a second).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The limits every connection of one server gets.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: u32,
+}
+
+impl From<&Config> for Limits {
+    fn from(config: &Config) -> Self {
+        Limits {
+            header_read_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
+            max_connections: config.max_connections,
+        }
+    }
+}
+
+/// Accepts and serves connections until `shutdown` resolves, then stops accepting, asks
+/// every connection to close once its current request is answered, and returns when all
+/// have ended (the timeouts still apply, so a stalled client cannot hold shutdown up).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    tracing::info!(
+        header_read_timeout = ?limits.header_read_timeout,
+        idle_timeout = ?limits.idle_timeout,
+        max_connections = limits.max_connections,
+        "serving http/1.1"
+    );
+    if let Some(limit) = open_files_limit() {
+        if u64::from(limits.max_connections) + RESERVED_FILE_DESCRIPTORS > limit {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                open_files_limit = limit,
+                "the open-files limit may run out before max_connections is reached; \
+                 raise `ulimit -n` or lower max_connections"
+            );
+        }
+    }
+    let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
+    let (stop, stopping) = watch::channel(false);
+    let mut shutdown = pin!(shutdown);
+    let mut backoff = MIN_ACCEPT_BACKOFF;
+    loop {
+        // INVARIANT: a permit is taken before accepting and held by the connection's task
+        // until it ends, so at most `max_connections` are open, and once every permit is
+        // back every connection has ended. Beyond the cap nothing is accepted: new
+        // connections wait in the kernel's accept queue, holding no file descriptor.
+        let permit = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_closed) => break, // never closed
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = MIN_ACCEPT_BACKOFF;
+                tokio::spawn(connection(
+                    stream,
+                    peer,
+                    router.clone(),
+                    limits,
+                    stopping.clone(),
+                    permit,
+                ));
+            }
+            Err(error) if is_connection_error(&error) => {
+                tracing::debug!(%error, "accept: the client left first");
+            }
+            Err(error) => {
+                tracing::warn!(%error, retry_in = ?backoff, "accept failed; backing off");
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+            }
+        }
+    }
+    drop(listener);
+    stop.send_replace(true);
+    let _all_ended = permits.acquire_many(limits.max_connections).await;
+}
+
+/// Errors about one connection that died before it was accepted, not about the listener.
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// How a connection ended.
+enum Ended {
+    /// hyper finished it: the client closed, asked to, or broke the protocol.
+    Served(hyper::Result<()>),
+    /// Rolecall closed it, with no request in flight.
+    TimedOut(Timeout),
+}
+
+/// Serves one connection until it ends or times out. `_permit` is its place under the cap.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: axum::Router,
+    limits: Limits,
+    mut stopping: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let activity = Arc::new(Activity::new(limits));
+    let io = TokioIo::new(Watched {
+        stream,
+        activity: activity.clone(),
+    });
+    let answering = activity.clone();
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let busy = Answering::begin(answering.clone());
+        let response = router.clone().oneshot(request);
+        async move {
+            let response = response.await?;
+            Ok::<_, Infallible>(response.map(|body| Tracked { body, _busy: busy }))
+        }
+    });
+    // hyper's own header-read timer also runs while a kept-alive connection waits for its
+    // next request, which would make it the idle timeout as well; `Activity` keeps the two
+    // apart, so hyper's is off.
+    let conn = hyper::server::conn::http1::Builder::new()
+        .header_read_timeout(None)
+        .serve_connection(io, service);
+    let mut conn = pin!(conn);
+    let mut timer = pin!(tokio::time::sleep(limits.header_read_timeout));
+    let mut stop = pin!(async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    });
+    let mut stopped = false;
+    let ended = poll_fn(|cx| {
+        if !stopped && stop.as_mut().poll(cx).is_ready() {
+            stopped = true;
+            // Closes the connection now if idle, else after the current response.
+            conn.as_mut().graceful_shutdown();
+        }
+        if let Poll::Ready(served) = conn.as_mut().poll(cx) {
+            return Poll::Ready(Ended::Served(served));
+        }
+        // INVARIANT: `activity` changes only inside `conn.poll` just above (this task reads
+        // the socket, calls the service and drops response bodies), so this deadline is
+        // current; while a request is answered there is none.
+        let Some((deadline, timeout)) = activity.deadline() else {
+            return Poll::Pending;
+        };
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        timer.as_mut().poll(cx).map(|()| Ended::TimedOut(timeout))
+    })
+    .await;
+    match ended {
+        Ended::Served(Ok(())) => {}
+        Ended::Served(Err(error)) => tracing::debug!(%peer, %error, "connection failed"),
+        Ended::TimedOut(Timeout::HeaderRead) => {
+            tracing::debug!(%peer, "closing a connection: request head not received in time");
+        }
+        Ended::TimedOut(Timeout::Idle) => {
+            tracing::debug!(%peer, "closing an idle connection");
+        }
+    }
+}
+
+/// Which timeout closed a connection.
+#[derive(Clone, Copy, Debug)]
+enum Timeout {
+    /// `header_read_timeout`.
+    HeaderRead,
+    /// `idle_timeout`.
+    Idle,
+}
+
+/// What a connection is doing, for its timeouts. Its reader, its service and its driver
+/// share it, but all run in the connection's one task, so the lock is never contended.
+struct Activity {
+    limits: Limits,
+    phase: Mutex<Phase>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    /// A request head is due: on a new connection from accept, on a kept-alive one from
+    /// the first byte after the last response.
+    Head { since: Instant },
+    /// Kept alive, waiting for a next request with no byte of it yet.
+    Idle { since: Instant },
+    /// Requests being answered (head read, response body not yet all written).
+    Answering { requests: usize },
+}
+
+impl Activity {
+    fn new(limits: Limits) -> Self {
+        Activity {
+            limits,
+            phase: Mutex::new(Phase::Head {
+                since: Instant::now(),
+            }),
+        }
+    }
+
+    fn phase(&self) -> MutexGuard<'_, Phase> {
+        self.phase.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Bytes arrived: on an idle connection, they start a request head.
+    fn bytes_read(&self) {
+        let mut phase = self.phase();
+        if let Phase::Idle { .. } = *phase {
+            *phase = Phase::Head {
+                since: Instant::now(),
+            };
+        }
+    }
+
+    /// When the connection is to be closed, and why; `None` while a request is answered.
+    fn deadline(&self) -> Option<(Instant, Timeout)> {
+        match *self.phase() {
+            Phase::Head { since } => since
+                .checked_add(self.limits.header_read_timeout)
+                .map(|at| (at, Timeout::HeaderRead)),
+            Phase::Idle { since } => since
+                .checked_add(self.limits.idle_timeout)
+                .map(|at| (at, Timeout::Idle)),
+            Phase::Answering { .. } => None,
+        }
+    }
+}
+
+/// Marks its connection busy from the moment a request head is read until hyper drops the
+/// response body (its last bytes taken, or the connection gone): no timeout cuts a request
+/// off. Bytes still queued for a client that stopped reading fall under `idle_timeout`.
+struct Answering(Arc<Activity>);
+
+impl Answering {
+    fn begin(activity: Arc<Activity>) -> Self {
+        {
+            let mut phase = activity.phase();
+            *phase = match *phase {
+                Phase::Answering { requests } => Phase::Answering {
+                    requests: requests + 1,
+                },
+                Phase::Head { .. } | Phase::Idle { .. } => Phase::Answering { requests: 1 },
+            };
+        }
+        Answering(activity)
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        let mut phase = self.0.phase();
+        *phase = match *phase {
+            Phase::Answering { requests } if requests > 1 => Phase::Answering {
+                requests: requests - 1,
+            },
+            _ => Phase::Idle {
+                since: Instant::now(),
+            },
+        };
+    }
+}
+
+/// A response body that keeps its connection marked busy until dropped.
+struct Tracked {
+    body: axum::body::Body,
+    _busy: Answering,
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The client's socket, telling [`Activity`] when bytes arrive.
+struct Watched {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.bytes_read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
