@@ -114,11 +114,13 @@ async fn an_administrative_unit_scope_covers_its_member_resources(app: &TestApp)
         .await;
     let unit_id = unit.body["id"].as_str().unwrap().to_owned();
     let member = format!("/applications/{}", Uuid::new_v4());
-    app.post(
-        &format!("/v1/administrativeUnits/{unit_id}/members"),
-        &json!({"resource": member}),
-    )
-    .await;
+    let added = app
+        .post(
+            &format!("/v1/administrativeUnits/{unit_id}/members"),
+            &json!({"resource": member}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{added:?}");
     let r = simple_role(app, &["contoso.apps/update"]).await;
     assign(
         app,
@@ -148,10 +150,12 @@ async fn an_administrative_unit_scope_covers_its_member_resources(app: &TestApp)
         .await
     );
     let encoded = member.replace('/', "%2F");
-    app.delete(&format!(
-        "/v1/administrativeUnits/{unit_id}/members/{encoded}"
-    ))
-    .await;
+    let removed = app
+        .delete(&format!(
+            "/v1/administrativeUnits/{unit_id}/members/{encoded}"
+        ))
+        .await;
+    assert_eq!(removed.status, StatusCode::OK, "{removed:?}");
     assert!(!allowed(app, user, "contoso.apps/update", &member).await);
 }
 
@@ -229,8 +233,10 @@ async fn group_assignments_reach_transitive_members_through_cycles(app: &TestApp
     assert_eq!(grant["scope"], "/");
     assert_eq!(grant["via"], json!([inner, middle, outer]));
     // Removing the user from the group revokes it.
-    app.delete(&format!("/v1/groups/{inner}/members/{user}"))
+    let removed = app
+        .delete(&format!("/v1/groups/{inner}/members/{user}"))
         .await;
+    assert_eq!(removed.status, StatusCode::OK, "{removed:?}");
     assert!(!allowed(app, user, "contoso.wiki/edit", "/wiki/page").await);
     // Token groups count as memberships too.
     let via_token = app
@@ -280,19 +286,23 @@ async fn a_disabled_role_grants_nothing(app: &TestApp) {
     let r = simple_role(app, &["contoso.x/do"]).await;
     assign(app, user, "user", &r, "/").await;
     assert!(allowed(app, user, "contoso.x/do", "/").await);
-    app.patch(
-        &format!("/v1/roleDefinitions/{r}"),
-        &json!({"isEnabled": false}),
-    )
-    .await;
+    let disabled = app
+        .patch(
+            &format!("/v1/roleDefinitions/{r}"),
+            &json!({"isEnabled": false}),
+        )
+        .await;
+    assert_eq!(disabled.status, StatusCode::OK, "{disabled:?}");
     let d = decide(app, user, "contoso.x/do", "/").await;
     assert_eq!(d.body["allowed"], false);
     assert_eq!(d.body["reasons"][0]["why"]["code"], "roleDisabled");
-    app.patch(
-        &format!("/v1/roleDefinitions/{r}"),
-        &json!({"isEnabled": true}),
-    )
-    .await;
+    let enabled = app
+        .patch(
+            &format!("/v1/roleDefinitions/{r}"),
+            &json!({"isEnabled": true}),
+        )
+        .await;
+    assert_eq!(enabled.status, StatusCode::OK, "{enabled:?}");
     assert!(allowed(app, user, "contoso.x/do", "/").await);
 }
 
