@@ -2,24 +2,14 @@
 //! each test on its own fresh database. Every response is also checked against
 //! `openapi.yaml`.
 
-use crate::common::app::{Reply, TestApp};
+use crate::common::app::TestApp;
+use crate::common::spec::expect;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 const APP_ADMIN: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
 const APP_DEVELOPER: &str = "cf1c38e5-3621-4004-a7cb-879624dced7c";
-
-/// Asserts the reply's status and that its body matches the spec for this operation.
-fn expect(reply: &Reply, status: u16, method: &str, template: &str) {
-    assert_eq!(
-        reply.status.as_u16(),
-        status,
-        "{method} {template}: {:#?}",
-        reply.body
-    );
-    crate::common::spec::assert_response_matches(method, template, status, &reply.body);
-}
 
 fn custom_role(name: &str, actions: &[&str]) -> Value {
     json!({

@@ -2,22 +2,13 @@
 //! check, batch, effective-permission and who-can endpoints.
 
 use crate::common::app::{Decided, Reply, TestApp};
+use crate::common::spec::expect;
 use reqwest::{Method, StatusCode};
 use rolecall::decide::Purpose;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
-
-fn expect(reply: &Reply, status: u16, method: &str, template: &str) {
-    assert_eq!(
-        reply.status.as_u16(),
-        status,
-        "{method} {template}: {:#?}",
-        reply.body
-    );
-    crate::common::spec::assert_response_matches(method, template, status, &reply.body);
-}
 
 async fn role(app: &TestApp, permissions: Value) -> String {
     let r = app

@@ -165,3 +165,14 @@ pub fn assert_response_matches(method: &str, path_template: &str, status: u16, b
         panic!("{message}");
     }
 }
+
+/// Asserts the reply's status and that its body matches the spec for this operation.
+pub fn expect(reply: &super::app::Reply, status: u16, method: &str, template: &str) {
+    assert_eq!(
+        reply.status.as_u16(),
+        status,
+        "{method} {template}: {:#?}",
+        reply.body
+    );
+    assert_response_matches(method, template, status, &reply.body);
+}
