@@ -35,7 +35,7 @@ mod delta;
 mod describe;
 pub mod escalation;
 mod grants;
-mod pattern;
+pub(crate) mod pattern;
 mod principals;
 mod queries;
 mod role;

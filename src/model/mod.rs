@@ -3,6 +3,7 @@
 
 mod action;
 mod catalog;
+pub mod condition;
 mod dump;
 mod entities;
 mod input;
@@ -12,6 +13,7 @@ mod validation;
 
 pub use action::{Action, ActionError, ActionPattern, MAX_ACTION_LEN, MAX_ACTION_SEGMENTS};
 pub use catalog::{Catalog, CatalogError, AUTHORIZATION_CHECKER, PRIVILEGED_ROLE_ADMINISTRATOR};
+pub use condition::{Attrs, Condition, ConditionError, Env};
 pub use dump::{Dump, TenantDump};
 pub use entities::*;
 pub use input::*;
