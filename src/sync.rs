@@ -252,6 +252,7 @@ pub fn decode(change: &Change) -> Result<Delta, DecodeError> {
         EntityType::GroupMember => Edit::GroupMember(versions(change)?),
         EntityType::AdministrativeUnit => Edit::AdministrativeUnit(versions(change)?),
         EntityType::AdministrativeUnitMember => Edit::AdministrativeUnitMember(versions(change)?),
+        EntityType::Principal => Edit::Principal(versions(change)?),
     };
     Ok(Delta {
         revision: change.revision,

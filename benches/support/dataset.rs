@@ -413,6 +413,7 @@ pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
                 })
                 .collect(),
             administrative_unit_members: unit_members,
+            principals: vec![],
         }],
     };
     Dataset {

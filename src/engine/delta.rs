@@ -2,8 +2,8 @@
 //! change log's JSON bodies into these, so the engine never parses anything.
 
 use crate::model::{
-    AdministrativeUnit, AdministrativeUnitMember, DenyAssignment, Group, GroupMember, Revision,
-    RoleAssignment, RoleDefinition, TenantId,
+    AdministrativeUnit, AdministrativeUnitMember, DenyAssignment, Group, GroupMember, Principal,
+    Revision, RoleAssignment, RoleDefinition, TenantId,
 };
 
 /// One logged change, decoded.
@@ -36,6 +36,8 @@ pub enum Edit {
     AdministrativeUnit(Versions<AdministrativeUnit>),
     /// An administrative unit's member resource.
     AdministrativeUnitMember(Versions<AdministrativeUnitMember>),
+    /// A principal of the principal directory, with its aliases.
+    Principal(Versions<Principal>),
 }
 
 /// One object around a change: every version the operation has, so a create cannot lack

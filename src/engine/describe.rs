@@ -12,7 +12,8 @@ use super::Snapshot;
 impl Snapshot {
     /// Everything this snapshot holds, one fact a line in a fixed order: per tenant its
     /// roles, groups, principals (parent groups, grants, deny assignments), group members,
-    /// assignment holders by scope and unit members. Two snapshots that answer every
+    /// assignment holders by scope, unit members, and the principal directory (records and
+    /// the alias index). Two snapshots that answer every
     /// question alike describe alike: the description leaves out how the index stores a
     /// fact (interning, array or map, the order of insertion) and tenants with nothing
     /// indexed, which answer as an unknown tenant does. The caches a check trusts (a
@@ -47,6 +48,8 @@ impl TenantIndex {
             && self.unit_members.is_empty()
             && self.by_scope.is_empty()
             && self.denies.is_empty()
+            && self.principals.is_empty()
+            && self.aliases.is_empty()
     }
 }
 
@@ -145,4 +148,20 @@ fn describe_tenant(t: &TenantIndex, out: &mut String) {
         }
     }
     lines(out, "  ", units);
+
+    let directory = t.principals.iter().map(|(id, p)| {
+        format!(
+            "directory principal {id} {:?} {:?} aliases {:?} attributes {}",
+            p.principal_type,
+            p.display_name,
+            p.aliases,
+            serde_json::Value::Object(p.attributes.clone())
+        )
+    });
+    lines(out, "  ", directory.collect());
+    let aliases = t
+        .aliases
+        .iter()
+        .map(|(alias, id)| format!("alias {:?} of {id}", &*alias.text));
+    lines(out, "  ", aliases.collect());
 }

@@ -33,6 +33,7 @@ mod check;
 mod cow;
 mod delta;
 mod describe;
+mod directory;
 pub mod escalation;
 mod grants;
 pub(crate) mod pattern;
@@ -50,6 +51,7 @@ use crate::model::{Action, ActionPattern, PrincipalType, Revision, Scope, Timest
 /// The engine's subject is the model's (re-exported so engine callers need one import).
 pub use crate::model::Subject;
 pub use delta::{Delta, Edit, Versions};
+pub use directory::PrincipalInfo;
 pub use snapshot::Snapshot;
 
 /// How many memberships away from the subject group expansion goes by default. Deeper

@@ -96,6 +96,9 @@ impl Snapshot {
             for m in &t.administrative_unit_members {
                 index.add_unit_member(m.administrative_unit_id, &m.resource);
             }
+            for p in &t.principals {
+                index.add_principal(p);
+            }
             snapshot.tenants.insert(t.tenant.0, index);
         }
         snapshot
@@ -222,6 +225,7 @@ mod tests {
                 group_members: Vec::new(),
                 administrative_units: Vec::new(),
                 administrative_unit_members: Vec::new(),
+                principals: Vec::new(),
             }],
         };
         let snapshot = Snapshot::build(&dump, &catalog());

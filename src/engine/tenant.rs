@@ -12,6 +12,7 @@
 //!   scope strings every other index shares.
 //! - `roles`: custom roles, compiled. Built-ins are compiled once per snapshot lineage and
 //!   shared by every tenant (see `snapshot.rs`).
+//! - `principals`, `aliases`: the principal directory (see `directory.rs`).
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use uuid::Uuid;
 
 use super::cow::{hash_str, CowMap, Key};
 use super::delta::{Edit, Versions};
+use super::directory::PrincipalInfo;
 use super::grants::{Grant, Grants, Holders};
 use super::role::{CompiledRole, DenyPatterns};
 use super::units::{Cover, UnitFilter, UnitRef};
@@ -91,6 +93,10 @@ pub(crate) struct TenantIndex {
     pub denies: CowMap<Uuid, Arc<DenyRec>>,
     /// Lets a check skip probing `units_of` for paths in no unit.
     pub unit_filter: Option<Arc<UnitFilter>>,
+    /// The principal directory's records by object id (see `directory.rs`).
+    pub principals: CowMap<Uuid, Arc<PrincipalInfo>>,
+    /// Lowercased alias → the object id holding it.
+    pub aliases: CowMap<Key, Uuid>,
 }
 
 impl TenantIndex {
@@ -323,6 +329,14 @@ impl TenantIndex {
                 }
                 if let Some(a) = v.after() {
                     self.add_unit_member(a.administrative_unit_id, &a.resource);
+                }
+            }
+            Edit::Principal(v) => {
+                if let Some(b) = v.before() {
+                    self.remove_principal(b.id);
+                }
+                if let Some(a) = v.after() {
+                    self.add_principal(a);
                 }
             }
         }

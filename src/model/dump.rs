@@ -1,8 +1,8 @@
 //! A whole directory at one revision: what the engine's snapshot is built from.
 
 use super::{
-    AdministrativeUnit, AdministrativeUnitMember, DenyAssignment, Group, GroupMember, Revision,
-    RoleAssignment, RoleDefinition, TenantId,
+    AdministrativeUnit, AdministrativeUnitMember, DenyAssignment, Group, GroupMember, Principal,
+    Revision, RoleAssignment, RoleDefinition, TenantId,
 };
 
 /// Every tenant's whole directory at one revision: what the engine's snapshot is built from.
@@ -33,4 +33,6 @@ pub struct TenantDump {
     pub administrative_units: Vec<AdministrativeUnit>,
     /// Unit member resources.
     pub administrative_unit_members: Vec<AdministrativeUnitMember>,
+    /// The principal directory's users and service principals.
+    pub principals: Vec<Principal>,
 }

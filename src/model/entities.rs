@@ -360,6 +360,8 @@ pub enum EntityType {
     AdministrativeUnit,
     /// An administrative unit's member resource.
     AdministrativeUnitMember,
+    /// A user or service principal of the principal directory.
+    Principal,
 }
 
 impl EntityType {
@@ -373,6 +375,7 @@ impl EntityType {
             EntityType::GroupMember => "groupMember",
             EntityType::AdministrativeUnit => "administrativeUnit",
             EntityType::AdministrativeUnitMember => "administrativeUnitMember",
+            EntityType::Principal => "principal",
         }
     }
 
@@ -386,6 +389,7 @@ impl EntityType {
             "groupMember" => EntityType::GroupMember,
             "administrativeUnit" => EntityType::AdministrativeUnit,
             "administrativeUnitMember" => EntityType::AdministrativeUnitMember,
+            "principal" => EntityType::Principal,
             _ => return None,
         })
     }

@@ -20,7 +20,11 @@ pub const MAX_ACTIONS: usize = 2000;
 /// The most assignable scopes one role may list.
 pub const MAX_ASSIGNABLE_SCOPES: usize = 100;
 
-fn display_name(errors: &mut ValidationErrors, pointer: &str, raw: &str) -> Option<String> {
+pub(super) fn display_name(
+    errors: &mut ValidationErrors,
+    pointer: &str,
+    raw: &str,
+) -> Option<String> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         errors.push(pointer, "a display name is not empty");
@@ -57,7 +61,7 @@ fn scope(errors: &mut ValidationErrors, pointer: &str, raw: &str) -> Option<Scop
     )
 }
 
-fn uuid(errors: &mut ValidationErrors, pointer: &str, raw: &str) -> Option<Uuid> {
+pub(super) fn uuid(errors: &mut ValidationErrors, pointer: &str, raw: &str) -> Option<Uuid> {
     errors.check(
         pointer,
         Uuid::parse_str(raw).map_err(|_| format!("`{raw}` is not a uuid")),
@@ -273,7 +277,7 @@ pub struct RoleDefinitionPatch {
     pub assignable_scopes: Option<Vec<Scope>>,
 }
 
-fn require_some_field(errors: &mut ValidationErrors, any: bool) {
+pub(super) fn require_some_field(errors: &mut ValidationErrors, any: bool) {
     if !any {
         errors.push("", "a patch sets at least one field");
     }

@@ -85,6 +85,7 @@ fn empty_tenant(tenant: TenantId) -> TenantDump {
         group_members: vec![],
         administrative_units: vec![],
         administrative_unit_members: vec![],
+        principals: vec![],
     }
 }
 

@@ -218,6 +218,7 @@ fn empty_tenant_dump(tenant: TenantId) -> TenantDump {
         group_members: Vec::new(),
         administrative_units: Vec::new(),
         administrative_unit_members: Vec::new(),
+        principals: Vec::new(),
     }
 }
 

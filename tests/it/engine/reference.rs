@@ -151,6 +151,7 @@ fn empty(tenant: TenantId) -> TenantDump {
         group_members: vec![],
         administrative_units: vec![],
         administrative_unit_members: vec![],
+        principals: vec![],
     }
 }
 
