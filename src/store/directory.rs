@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Actor, Page, PageRequest, Store, StoreResult, Stored, Written};
+use super::{Actor, Page, PageRequest, PrincipalStore, Store, StoreResult, Stored, Written};
 use crate::model::{
     AdministrativeUnit, AdministrativeUnitMember, Group, GroupMember, NamedObject,
     NamedObjectPatch, NewGroupMember, NewNamedObject, Revision, Scope, TenantId,
@@ -109,11 +109,14 @@ pub trait ContainerStore<C: Container>: Send + Sync {
     ) -> StoreResult<Written<C::Member>>;
 }
 
-/// The directory objects Rolecall stores: groups (whose nesting it resolves) and
-/// administrative units (whose members scope assignments).
+/// The directory objects Rolecall stores: groups (whose nesting it resolves),
+/// administrative units (whose members scope assignments) and principals (the names and
+/// attributes of users and service principals).
 pub trait DirectoryStore: Send + Sync {
     /// Groups and their membership edges.
     fn groups(&self) -> &dyn ContainerStore<Group>;
     /// Administrative units and their member resources.
     fn units(&self) -> &dyn ContainerStore<AdministrativeUnit>;
+    /// Users and service principals, with their aliases.
+    fn principals(&self) -> &dyn PrincipalStore;
 }

@@ -1,7 +1,8 @@
 //! Persistence, split by aggregate: [`RoleStore`] (role definitions), [`AssignmentStore`]
 //! (role and deny assignments), [`DirectoryStore`] (groups and administrative units, one
-//! generic [`ContainerStore`] each) and [`ChangeFeed`] (revisions, the change log, the dump
-//! and wake-ups). [`Store`] is all of them, implemented once in SQL for PostgreSQL and SQLite.
+//! generic [`ContainerStore`] each, and the principal directory, a [`PrincipalStore`]) and
+//! [`ChangeFeed`] (revisions, the change log, the dump and wake-ups). [`Store`] is all of
+//! them, implemented once in SQL for PostgreSQL and SQLite.
 //!
 //! Every write runs in one transaction that first increments the single revision row
 //! (locked until commit, so revisions commit in order), then changes the tables and
@@ -11,6 +12,7 @@
 mod assignments;
 mod directory;
 mod feed;
+mod principals;
 mod roles;
 mod sql;
 mod url;
@@ -24,6 +26,7 @@ use crate::model::{Revision, ValidationErrors};
 pub use assignments::{AssignmentStore, RoleAssignmentFilter};
 pub use directory::{Container, ContainerStore, DirectoryStore};
 pub use feed::{ChangeFeed, LoggedChange, Wakeups};
+pub use principals::{PrincipalFilter, PrincipalStore};
 pub use roles::{RoleDefinitionFilter, RoleStore};
 pub use sql::SqlStore;
 pub use url::{Backend, DatabaseUrl, UnsupportedDatabaseUrl};

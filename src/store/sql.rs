@@ -1,6 +1,7 @@
 //! The one SQL implementation of [`Store`], for PostgreSQL and SQLite alike, through sqlx's
 //! `Any` driver: this module connects and migrates; each aggregate's store lives in its own
-//! file (`roles`, `assignments`, `directory`, `feed`), over the shared rows and write path.
+//! file (`roles`, `assignments`, `directory`, `principals`, `feed`), over the shared rows and
+//! write path.
 //!
 //! Every query is written once, with `$N` placeholders (sqlx-sqlite binds `$N` to argument
 //! N), and uses only what the `Any` driver carries: `i64`, `bool` (bound, never read back),
@@ -27,6 +28,7 @@ use uuid::Uuid;
 mod assignments;
 mod directory;
 mod feed;
+mod principals;
 mod roles;
 mod rows;
 mod write;

@@ -10,11 +10,12 @@ use rand::{Rng, SeedableRng};
 use rolecall::engine::{Delta, Snapshot};
 use rolecall::model::{
     ActionPattern, ChangeOp, CloneRole, DenyAssignmentPatch, EntityType, NamedObjectPatch,
-    NewDenyAssignment, NewGroupMember, NewNamedObject, NewRoleAssignment, NewRoleDefinition,
-    PrincipalType, Revision, RoleDefinitionPatch, RolePermission, Scope, TenantId,
+    NewDenyAssignment, NewGroupMember, NewNamedObject, NewPrincipal, NewRoleAssignment,
+    NewRoleDefinition, Principal, PrincipalPatch, PrincipalType, Revision, RoleDefinitionPatch,
+    RolePermission, Scope, TenantId,
 };
 use rolecall::store::{
-    Actor, Backend, ChangeFeed, DirectoryStore, PageRequest, RoleAssignmentFilter,
+    Actor, Backend, ChangeFeed, DirectoryStore, PageRequest, PrincipalFilter, RoleAssignmentFilter,
     RoleDefinitionFilter, SqlStore, Store, StoreError,
 };
 use rolecall::sync::decode;
@@ -2473,6 +2474,7 @@ struct Known {
     units: Vec<Uuid>,
     unit_members: Vec<(Uuid, Scope)>,
     edges: Vec<(Uuid, Uuid)>,
+    principals: Vec<Uuid>,
 }
 
 fn pick<T: Clone>(rng: &mut StdRng, list: &[T]) -> Option<T> {
@@ -2518,6 +2520,41 @@ fn random_scope(rng: &mut StdRng, written: &Known) -> Scope {
     }
 }
 
+/// Up to three aliases from a small pool (so principals contend for them), distinct
+/// ignoring case, as validation leaves them.
+fn random_aliases(rng: &mut StdRng) -> Vec<String> {
+    const POOL: [&str; 6] = [
+        "alice",
+        "ALICE",
+        "Bob@Contoso.com",
+        "bob@contoso.com",
+        "svc",
+        "Ça",
+    ];
+    let mut chosen: Vec<String> = Vec::new();
+    for _ in 0..rng.gen_range(0..=3) {
+        let alias = POOL[rng.gen_range(0..POOL.len())];
+        if !chosen
+            .iter()
+            .any(|c| c.to_lowercase() == alias.to_lowercase())
+        {
+            chosen.push(alias.to_owned());
+        }
+    }
+    chosen
+}
+
+fn random_attributes(rng: &mut StdRng, n: usize) -> serde_json::Map<String, serde_json::Value> {
+    let mut attributes = serde_json::Map::new();
+    if rng.gen_bool(0.5) {
+        attributes.insert("n".to_owned(), serde_json::json!(n));
+    }
+    if rng.gen_bool(0.5) {
+        attributes.insert("tags".to_owned(), serde_json::json!(["a", format!("t{n}")]));
+    }
+    attributes
+}
+
 /// A principal: one of a few users, a service principal, or a group of this tenant.
 fn random_principal(rng: &mut StdRng, written: &Known) -> (Uuid, PrincipalType) {
     match pick(rng, &written.groups) {
@@ -2532,7 +2569,7 @@ fn random_principal(rng: &mut StdRng, written: &Known) -> (Uuid, PrincipalType) 
 /// failure stops the test.
 async fn random_write(store: &dyn Store, rng: &mut StdRng, t: TenantId, w: &mut Known, n: usize) {
     let a = &actor();
-    let result: Result<(), StoreError> = match rng.gen_range(0..20) {
+    let result: Result<(), StoreError> = match rng.gen_range(0..23) {
         0 | 1 => {
             let mut new = new_role(&format!("Role {n}"), &[]);
             new.role_permissions[0].allowed_resource_actions = random_patterns(rng);
@@ -2705,12 +2742,49 @@ async fn random_write(store: &dyn Store, rng: &mut StdRng, t: TenantId, w: &mut 
             }
             None => Ok(()),
         },
-        _ => match pick(rng, &w.unit_members) {
+        19 => match pick(rng, &w.unit_members) {
             Some((unit, resource)) => store
                 .units()
                 .remove_member(t, a, unit, &resource)
                 .await
                 .map(drop),
+            None => Ok(()),
+        },
+        20 | 21 => match pick(rng, &w.principals) {
+            Some(id) if rng.gen_bool(0.5) => {
+                let patch = PrincipalPatch {
+                    display_name: rng.gen_bool(0.3).then(|| format!("Renamed {n}")),
+                    aliases: rng.gen_bool(0.7).then(|| random_aliases(rng)),
+                    attributes: rng.gen_bool(0.5).then(|| random_attributes(rng, n)),
+                };
+                store
+                    .principals()
+                    .update(t, a, id, patch, None)
+                    .await
+                    .map(drop)
+            }
+            _ => {
+                let (id, kind) = random_principal(rng, w);
+                let new = NewPrincipal {
+                    id: rng.gen_bool(0.5).then_some(id),
+                    principal_type: if kind == PrincipalType::ServicePrincipal {
+                        kind
+                    } else {
+                        PrincipalType::User
+                    },
+                    display_name: format!("Principal {n}"),
+                    aliases: random_aliases(rng),
+                    attributes: random_attributes(rng, n),
+                };
+                store
+                    .principals()
+                    .create(t, a, new)
+                    .await
+                    .map(|p| w.principals.push(p.value.id))
+            }
+        },
+        _ => match pick(rng, &w.principals) {
+            Some(id) => store.principals().delete(t, a, id, None).await.map(drop),
             None => Ok(()),
         },
     };
@@ -2778,6 +2852,380 @@ async fn the_change_log_replayed_onto_a_snapshot_equals_a_fresh_build(store: &dy
             snapshot = replay_and_compare(store, snapshot, seed).await;
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The principal directory
+// ---------------------------------------------------------------------------------------
+
+fn new_principal(
+    kind: PrincipalType,
+    name: &str,
+    aliases: &[&str],
+    attributes: serde_json::Value,
+) -> NewPrincipal {
+    NewPrincipal {
+        id: None,
+        principal_type: kind,
+        display_name: name.to_owned(),
+        aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
+        attributes: attributes.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+fn aliases_patch(aliases: &[&str]) -> PrincipalPatch {
+    PrincipalPatch {
+        aliases: Some(aliases.iter().map(|a| (*a).to_owned()).collect()),
+        ..PrincipalPatch::default()
+    }
+}
+
+async fn principal_ids(store: &dyn Store, t: TenantId, filter: PrincipalFilter) -> Vec<Uuid> {
+    let page = store.principals().list(t, &filter, &all()).await.unwrap();
+    page.items.iter().map(|p| p.value.id).collect()
+}
+
+async fn principals_are_created_read_listed_updated_and_deleted(store: &dyn Store) {
+    let t = tenant();
+    let ps = store.principals();
+    let created = ps
+        .create(
+            t,
+            &actor(),
+            new_principal(
+                PrincipalType::User,
+                "Alice",
+                &["Alice@Contoso.com", "asmith"],
+                serde_json::json!({"department": "R&D", "level": 3, "tags": ["a", "b"]}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(created.created);
+    let alice = created.value.clone();
+    assert_eq!(alice.principal_type, PrincipalType::User);
+    assert_eq!(alice.aliases, ["Alice@Contoso.com", "asmith"]);
+    assert_eq!(alice.attributes["level"], serde_json::json!(3));
+    assert_eq!(alice.created_date_time, alice.last_modified_date_time);
+    let got = ps.get(t, alice.id).await.unwrap();
+    assert_eq!((got.value, got.revision), (alice.clone(), created.revision));
+
+    // An object id may be given; creating the same principal again finds it.
+    let svc_id = Uuid::new_v4();
+    let mut svc = new_principal(
+        PrincipalType::ServicePrincipal,
+        "Billing worker",
+        &["billing-worker"],
+        serde_json::json!({}),
+    );
+    svc.id = Some(svc_id);
+    let first = ps.create(t, &actor(), svc.clone()).await.unwrap();
+    assert_eq!(first.value.id, svc_id);
+    let again = ps.create(t, &actor(), svc.clone()).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(
+        (again.value, again.revision),
+        (first.value.clone(), first.revision)
+    );
+    assert_eq!(store.current_revision().await.unwrap(), first.revision);
+    let mut other = svc.clone();
+    other.display_name = "Someone else".to_owned();
+    let message = assert_conflict(ps.create(t, &actor(), other).await.unwrap_err());
+    assert!(message.contains(&svc_id.to_string()), "{message}");
+
+    // Listing: by id, by type, by alias ignoring case.
+    let mut both = vec![alice.id, svc_id];
+    both.sort();
+    assert_eq!(
+        principal_ids(store, t, PrincipalFilter::default()).await,
+        both
+    );
+    let users = PrincipalFilter {
+        principal_type: Some(PrincipalType::User),
+        ..PrincipalFilter::default()
+    };
+    assert_eq!(principal_ids(store, t, users).await, [alice.id]);
+    let services = PrincipalFilter {
+        principal_type: Some(PrincipalType::ServicePrincipal),
+        ..PrincipalFilter::default()
+    };
+    assert_eq!(principal_ids(store, t, services.clone()).await, [svc_id]);
+    let by_alias = |alias: &str| PrincipalFilter {
+        alias: Some(alias.to_owned()),
+        ..PrincipalFilter::default()
+    };
+    assert_eq!(
+        principal_ids(store, t, by_alias("ALICE@contoso.COM")).await,
+        [alice.id]
+    );
+    assert!(principal_ids(store, t, by_alias("alice")).await.is_empty());
+    let wrong_kind = PrincipalFilter {
+        alias: Some("asmith".to_owned()),
+        ..services
+    };
+    assert!(principal_ids(store, t, wrong_kind).await.is_empty());
+
+    // A patch replaces what it sets, attributes whole.
+    let patch = PrincipalPatch {
+        display_name: Some("Alice Smith".to_owned()),
+        aliases: Some(vec!["alice@contoso.com".to_owned()]),
+        attributes: Some(
+            serde_json::json!({"active": true})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        ),
+    };
+    let updated = ps
+        .update(t, &actor(), alice.id, patch, Some(created.revision))
+        .await
+        .unwrap();
+    assert_eq!(updated.value.display_name, "Alice Smith");
+    assert_eq!(updated.value.aliases, ["alice@contoso.com"]);
+    assert_eq!(
+        serde_json::Value::Object(updated.value.attributes.clone()),
+        serde_json::json!({"active": true})
+    );
+    assert_eq!(updated.value.created_date_time, alice.created_date_time);
+    assert_eq!(ps.get(t, alice.id).await.unwrap().value, updated.value);
+    assert!(principal_ids(store, t, by_alias("asmith")).await.is_empty());
+
+    // Deleting frees the aliases.
+    let deleted = ps.delete(t, &actor(), alice.id, None).await.unwrap();
+    assert_eq!(deleted.value, updated.value);
+    assert_not_found(ps.get(t, alice.id).await.unwrap_err());
+    assert_not_found(ps.delete(t, &actor(), alice.id, None).await.unwrap_err());
+    assert_not_found(
+        ps.update(t, &actor(), alice.id, aliases_patch(&[]), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        principal_ids(store, t, PrincipalFilter::default()).await,
+        [svc_id]
+    );
+    ps.create(
+        t,
+        &actor(),
+        new_principal(
+            PrincipalType::User,
+            "New Alice",
+            &["ALICE@CONTOSO.COM"],
+            serde_json::json!({}),
+        ),
+    )
+    .await
+    .unwrap();
+}
+
+async fn aliases_are_unique_per_tenant_ignoring_case(store: &dyn Store) {
+    let (t, u) = (tenant(), tenant());
+    let ps = store.principals();
+    let user = |name: &str, aliases: &[&str]| {
+        new_principal(PrincipalType::User, name, aliases, serde_json::json!({}))
+    };
+    let alice = ps
+        .create(t, &actor(), user("Alice", &["Alice@Contoso.com"]))
+        .await
+        .unwrap()
+        .value;
+    let before = store.current_revision().await.unwrap();
+
+    let message = assert_conflict(
+        ps.create(t, &actor(), user("Impostor", &["x", "ALICE@contoso.com"]))
+            .await
+            .unwrap_err(),
+    );
+    assert!(message.contains("`ALICE@contoso.com`"), "{message}");
+    assert_eq!(store.current_revision().await.unwrap(), before);
+    assert!(principal_ids(
+        store,
+        t,
+        PrincipalFilter {
+            alias: Some("x".to_owned()),
+            ..PrincipalFilter::default()
+        }
+    )
+    .await
+    .is_empty());
+
+    let bob = ps
+        .create(t, &actor(), user("Bob", &["bob"]))
+        .await
+        .unwrap()
+        .value;
+    let message = assert_conflict(
+        ps.update(
+            t,
+            &actor(),
+            bob.id,
+            aliases_patch(&["bob", "alice@CONTOSO.com"]),
+            None,
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert!(message.contains("alice@CONTOSO.com"), "{message}");
+    assert_eq!(ps.get(t, bob.id).await.unwrap().value.aliases, ["bob"]);
+
+    // Another tenant may use the same alias; a principal may respell its own.
+    ps.create(u, &actor(), user("Other Alice", &["alice@contoso.com"]))
+        .await
+        .unwrap();
+    ps.update(
+        t,
+        &actor(),
+        alice.id,
+        aliases_patch(&["ALICE@CONTOSO.COM"]),
+        None,
+    )
+    .await
+    .unwrap();
+    // Once given up, an alias is free.
+    ps.update(t, &actor(), alice.id, aliases_patch(&[]), None)
+        .await
+        .unwrap();
+    ps.update(
+        t,
+        &actor(),
+        bob.id,
+        aliases_patch(&["bob", "alice@contoso.com"]),
+        None,
+    )
+    .await
+    .unwrap();
+
+    // Two writers racing for one alias: exactly one wins.
+    let racers = (0..4).map(|i| {
+        let new = user(&format!("Racer {i}"), &["Contested"]);
+        async move { ps.create(t, &actor(), new).await }
+    });
+    let results = futures::future::join_all(racers).await;
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    for result in results.into_iter().filter_map(Result::err) {
+        assert_conflict(result);
+    }
+}
+
+async fn principal_writes_are_logged_and_honour_if_match(store: &dyn Store) {
+    let t = tenant();
+    let ps = store.principals();
+    let created = ps
+        .create(
+            t,
+            &actor(),
+            new_principal(
+                PrincipalType::ServicePrincipal,
+                "Worker",
+                &["worker"],
+                serde_json::json!({"tier": "gold"}),
+            ),
+        )
+        .await
+        .unwrap();
+    let id = created.value.id;
+    let stale = Some(Revision(created.revision.0 + 100));
+    assert!(matches!(
+        ps.update(t, &actor(), id, aliases_patch(&["w"]), stale)
+            .await
+            .unwrap_err(),
+        StoreError::PreconditionFailed { .. }
+    ));
+    assert!(matches!(
+        ps.delete(t, &actor(), id, stale).await.unwrap_err(),
+        StoreError::PreconditionFailed { .. }
+    ));
+    let updated = ps
+        .update(
+            t,
+            &actor(),
+            id,
+            aliases_patch(&["w"]),
+            Some(created.revision),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        ps.delete(t, &actor(), id, Some(created.revision))
+            .await
+            .unwrap_err(),
+        StoreError::PreconditionFailed { .. }
+    ));
+    let deleted = ps
+        .delete(t, &actor(), id, Some(updated.revision))
+        .await
+        .unwrap();
+
+    let changes = store.changes_after(Revision(0), 100).await.unwrap();
+    let mine: Vec<_> = changes.iter().filter(|c| c.tenant_id == t).collect();
+    let ops: Vec<(Revision, ChangeOp)> = mine.iter().map(|c| (c.revision, c.op)).collect();
+    assert_eq!(
+        ops,
+        [
+            (created.revision, ChangeOp::Create),
+            (updated.revision, ChangeOp::Update),
+            (deleted.revision, ChangeOp::Delete),
+        ]
+    );
+    let json = |p: &Principal| Some(serde_json::to_value(p).unwrap());
+    for change in &mine {
+        assert_eq!(change.entity_type, EntityType::Principal);
+        assert_eq!(change.entity_id, id.to_string());
+        assert!(matches!(
+            decode(change).unwrap().edit,
+            rolecall::engine::Edit::Principal(_)
+        ));
+    }
+    assert_eq!(
+        (&mine[0].before, &mine[0].after),
+        (&None, &json(&created.value))
+    );
+    assert_eq!(
+        (&mine[1].before, &mine[1].after),
+        (&json(&created.value), &json(&updated.value))
+    );
+    assert_eq!(
+        (&mine[2].before, &mine[2].after),
+        (&json(&updated.value), &None)
+    );
+    assert_eq!(mine[0].after.as_ref().unwrap()["type"], "servicePrincipal");
+}
+
+async fn the_dump_and_the_snapshot_hold_the_principal_directory(store: &dyn Store) {
+    let t = tenant();
+    let ps = store.principals();
+    let mut written = Vec::new();
+    for (name, alias) in [("Alice", "Alice@Contoso.com"), ("Bob", "bob")] {
+        written.push(
+            ps.create(
+                t,
+                &actor(),
+                new_principal(
+                    PrincipalType::User,
+                    name,
+                    &[alias],
+                    serde_json::json!({"n": 1}),
+                ),
+            )
+            .await
+            .unwrap()
+            .value,
+        );
+    }
+    written.sort_by_key(|p| p.id);
+    let dump = store.dump().await.unwrap();
+    let mine = dump.tenants.iter().find(|d| d.tenant == t).unwrap();
+    assert_eq!(mine.principals, written);
+    let snapshot = Snapshot::build(&dump, store.catalog());
+    let alice = written.iter().find(|p| p.display_name == "Alice").unwrap();
+    assert_eq!(
+        snapshot.resolve_principal(t, "alice@contoso.COM"),
+        Some((alice.id, Some("Alice@Contoso.com")))
+    );
+    let info = snapshot.principal(t, &alice.id).unwrap();
+    assert_eq!(info.attributes["n"], serde_json::json!(1));
+    assert_eq!(snapshot.resolve_principal(tenant(), "bob"), None);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2888,6 +3336,10 @@ conformance!(
     role_definitions_page_and_filter_across_built_ins_and_custom_roles,
     the_dump_holds_exactly_what_was_written,
     the_change_log_replayed_onto_a_snapshot_equals_a_fresh_build,
+    principals_are_created_read_listed_updated_and_deleted,
+    aliases_are_unique_per_tenant_ignoring_case,
+    principal_writes_are_logged_and_honour_if_match,
+    the_dump_and_the_snapshot_hold_the_principal_directory,
     the_store_reports_its_backend_and_answers_pings,
     a_body_that_does_not_decode_is_reported_as_corrupt,
 );

@@ -20,8 +20,8 @@ use crate::model::{
     Scope, TenantId, Timestamp,
 };
 use crate::store::{
-    Actor, Container, ContainerStore, DirectoryStore, Page, PageRequest, StoreResult, Stored,
-    Written,
+    Actor, Container, ContainerStore, DirectoryStore, Page, PageRequest, PrincipalStore,
+    StoreResult, Stored, Written,
 };
 
 /// How one kind of container is stored.
@@ -191,6 +191,10 @@ impl DirectoryStore for SqlStore {
     }
 
     fn units(&self) -> &dyn ContainerStore<AdministrativeUnit> {
+        self
+    }
+
+    fn principals(&self) -> &dyn PrincipalStore {
         self
     }
 }

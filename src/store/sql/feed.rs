@@ -13,7 +13,7 @@ use sqlx::{AnyConnection, Row};
 use super::rows::{
     change_from_row, change_key, decode_cursor, from_json, into_page, logged_change_from_row,
     page_limit, parse_change_key, parse_tenant, Arg, KeyKind, Sql, Table, CHANGE_COLUMNS,
-    DENY_ASSIGNMENTS, GROUPS, GROUP_MEMBERS, LOGGED_CHANGE_COLUMNS, ROLE_ASSIGNMENTS,
+    DENY_ASSIGNMENTS, GROUPS, GROUP_MEMBERS, LOGGED_CHANGE_COLUMNS, PRINCIPALS, ROLE_ASSIGNMENTS,
     ROLE_DEFINITIONS, UNITS, UNIT_MEMBERS,
 };
 use super::{SqlStore, NOTIFY_CHANNEL};
@@ -120,6 +120,7 @@ impl ChangeFeed for SqlStore {
             &mut t.administrative_unit_members
         })
         .await?;
+        dump_table(conn, &mut tenants, PRINCIPALS, "id", |t| &mut t.principals).await?;
         tx.rollback().await?;
         Ok(Dump {
             revision: Revision(revision),

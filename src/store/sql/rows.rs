@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::model::{
     AdministrativeUnit, AdministrativeUnitMember, Change, ChangeOp, DenyAssignment, EntityType,
-    Group, GroupMember, Revision, RoleAssignment, RoleDefinition, Scope, TenantId, Timestamp,
-    ValidationErrors,
+    Group, GroupMember, Principal, Revision, RoleAssignment, RoleDefinition, Scope, TenantId,
+    Timestamp, ValidationErrors,
 };
 use crate::store::{LoggedChange, Page, PageRequest, StoreError, StoreResult, Stored};
 
@@ -71,6 +71,7 @@ pub(super) const UNIT_MEMBERS: Table<AdministrativeUnitMember> = Table::new(
     "administrative_unit_members",
     EntityType::AdministrativeUnitMember,
 );
+pub(super) const PRINCIPALS: Table<Principal> = Table::new("principals", EntityType::Principal);
 
 /// A bind argument.
 #[derive(Debug, Clone)]
