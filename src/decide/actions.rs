@@ -29,6 +29,23 @@ pub const READ_UNIT_MEMBERS: &str = "microsoft.directory/administrativeUnits/mem
 /// Create, change and delete units, and change their members (`/administrativeUnits/{id}`;
 /// adding or removing a member also needs it at the member resource).
 pub const MANAGE_UNITS: &str = "microsoft.directory/administrativeUnits/allProperties/allTasks";
+/// Read users of the principal directory (`/users/{id}`, or `/` to list).
+pub const READ_USERS: &str = "microsoft.directory/users/standard/read";
+/// Create users in the principal directory (at `/`).
+pub const CREATE_USERS: &str = "microsoft.directory/users/create";
+/// Change a user's name, aliases or attributes (`/users/{id}`).
+pub const UPDATE_USERS: &str = "microsoft.directory/users/basic/update";
+/// Delete a user's directory record (`/users/{id}`).
+pub const DELETE_USERS: &str = "microsoft.directory/users/delete";
+/// Read service principals of the principal directory (`/servicePrincipals/{id}`, or `/`
+/// to list).
+pub const READ_SERVICE_PRINCIPALS: &str = "microsoft.directory/servicePrincipals/standard/read";
+/// Create service principals in the principal directory (at `/`).
+pub const CREATE_SERVICE_PRINCIPALS: &str = "microsoft.directory/servicePrincipals/create";
+/// Change a service principal's name, aliases or attributes (`/servicePrincipals/{id}`).
+pub const UPDATE_SERVICE_PRINCIPALS: &str = "microsoft.directory/servicePrincipals/basic/update";
+/// Delete a service principal's directory record (`/servicePrincipals/{id}`).
+pub const DELETE_SERVICE_PRINCIPALS: &str = "microsoft.directory/servicePrincipals/delete";
 /// Read the change log (at `/`).
 pub const READ_CHANGES: &str = "rolecall/changes/read";
 /// Ask for decisions about principals other than oneself (at the resource or scope asked
@@ -52,6 +69,14 @@ pub const ADMIN_ACTIONS: &[&str] = &[
     READ_UNITS,
     READ_UNIT_MEMBERS,
     MANAGE_UNITS,
+    READ_USERS,
+    CREATE_USERS,
+    UPDATE_USERS,
+    DELETE_USERS,
+    READ_SERVICE_PRINCIPALS,
+    CREATE_SERVICE_PRINCIPALS,
+    UPDATE_SERVICE_PRINCIPALS,
+    DELETE_SERVICE_PRINCIPALS,
     READ_CHANGES,
     CHECK_OTHERS,
 ];

@@ -719,6 +719,69 @@ fn assignments_groups_and_units_are_written_as_the_spec_says() {
     .check();
 }
 
+fn principal() -> rolecall::model::Principal {
+    rolecall::model::Principal {
+        id: Uuid::new_v4(),
+        principal_type: PrincipalType::ServicePrincipal,
+        display_name: "Billing worker".to_owned(),
+        aliases: vec![
+            "billing-worker".to_owned(),
+            "Billing@Contoso.com".to_owned(),
+        ],
+        attributes: json!({"tier": "gold", "cores": 4, "active": true, "regions": ["eu", "us"]})
+            .as_object()
+            .cloned()
+            .expect("an object"),
+        created_date_time: now(),
+        last_modified_date_time: now(),
+    }
+}
+
+#[test]
+fn principals_and_their_changes_are_written_as_the_spec_says() {
+    Kind {
+        collection: "/v1/principals",
+        item: "/v1/principals/{id}",
+        value: principal(),
+        can_patch: true,
+        idempotent_create: true,
+    }
+    .check();
+    let p = principal();
+    let row = |sequence, op, before: Option<Value>, after: Option<Value>| Change {
+        revision: Revision(3),
+        sequence,
+        tenant_id: TenantId(Uuid::new_v4()),
+        entity_type: EntityType::Principal,
+        entity_id: p.id.to_string(),
+        op,
+        before,
+        after,
+        actor: "admin-key".to_owned(),
+        at: now(),
+    };
+    let changes = vec![
+        row(0, ChangeOp::Create, None, Some(json_of(&p))),
+        row(1, ChangeOp::Delete, Some(json_of(&p)), None),
+    ];
+    let uri = Uri::from_static("/v1/changes");
+    let list = List::new(
+        &uri,
+        Page {
+            items: changes,
+            next: None,
+        },
+        |c| c,
+    );
+    let mut body = serde_json::to_value(&list).expect("serializes");
+    body["revision"] = json!(Revision(3));
+    assert_response_matches("GET", "/v1/changes", 200, &body);
+    // A principal's body is closed: a field the contract does not name is refused.
+    let mut extra = json_of(&p);
+    extra["secret"] = json!("x");
+    assert!(check_response("GET", "/v1/principals/{id}", 200, &extra).is_err());
+}
+
 #[test]
 fn change_log_rows_are_written_as_the_spec_says() {
     let group = group();

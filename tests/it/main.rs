@@ -15,5 +15,6 @@ mod contract;
 mod engine_reference;
 mod escapes;
 mod idp_selftest;
+mod principals;
 mod replicas;
 mod store_conformance;

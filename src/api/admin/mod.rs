@@ -5,6 +5,7 @@ mod assignments;
 mod changes;
 mod directory;
 mod groups;
+mod principals;
 mod roles;
 mod units;
 
@@ -106,6 +107,11 @@ pub fn routes() -> Vec<Route> {
             "/v1/administrativeUnits/{id}/members/{memberId}",
             delete(units::remove_member),
         ),
+        route(GET, "/v1/principals", get(principals::list)),
+        route(POST, "/v1/principals", post(principals::create)),
+        route(GET, "/v1/principals/{id}", get(principals::get)),
+        route(PATCH, "/v1/principals/{id}", patch(principals::update)),
+        route(DELETE, "/v1/principals/{id}", delete(principals::delete)),
         route(GET, "/v1/changes", get(changes::list)),
     ]
 }

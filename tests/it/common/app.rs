@@ -26,6 +26,8 @@ pub struct TestApp {
     pub clock: Arc<TestClock>,
     /// Every decision the app reported, in order.
     pub decisions: Arc<Decisions>,
+    /// The app's shared state: its store and decision layer (e.g. its current snapshot).
+    pub state: rolecall::api::AppState,
     /// Stops the server when dropped.
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -79,6 +81,7 @@ impl TestApp {
         };
         let app = App::build_with(config, wiring).await.expect("app builds");
         let addr = app.local_addr().expect("bound");
+        let state = app.state().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = app
@@ -96,6 +99,7 @@ impl TestApp {
             database_url,
             clock,
             decisions,
+            state,
             _shutdown: tx,
         }
     }
