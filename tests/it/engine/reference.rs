@@ -1,10 +1,14 @@
 //! The reference evaluator: obviously correct and slow. It scans every object of the
 //! tenant, resolves groups by a naive fixpoint, and matches actions with a recursive
-//! matcher over segments written without looking at the engine's.
+//! matcher over segments written without looking at the engine's. Conditions are parsed
+//! from their stored text at each use and evaluated against an environment the reference
+//! assembles itself from the dump and the request's facts; only the language (parsing and
+//! evaluating one condition) is the engine crate's, and it has unit tests of its own.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rolecall::engine::Subject;
+use rolecall::engine::{Facts, Subject};
+use rolecall::model::condition::{Attrs, Condition, Env};
 use rolecall::model::{Catalog, Dump, RoleDefinition, TenantDump, TenantId, Timestamp};
 use uuid::Uuid;
 
@@ -63,12 +67,16 @@ pub fn pattern_matches(pattern: &str, action: &str) -> bool {
     segments_match(&p, &a)
 }
 
-/// Administrative unit ids compare as uuids.
+/// Administrative unit ids compare as uuids, and any other segment spelled as a hyphenated
+/// uuid compares in lowercase.
 pub fn canon(scope: &str) -> String {
     let mut segments: Vec<String> = scope.split('/').map(str::to_owned).collect();
-    if segments.len() >= 3 && segments[1] == "administrativeUnits" {
-        if let Ok(u) = Uuid::parse_str(&segments[2]) {
-            segments[2] = u.to_string();
+    for (i, segment) in segments.iter_mut().enumerate() {
+        let unit = i == 2 && scope.starts_with("/administrativeUnits/");
+        if let Ok(u) = Uuid::parse_str(segment) {
+            if unit || (segment.len() == 36 && segment.matches('-').count() == 4) {
+                *segment = u.hyphenated().to_string();
+            }
         }
     }
     segments.join("/")
@@ -127,18 +135,69 @@ fn role<'a>(t: &'a TenantDump, catalog: &'a Catalog, id: Uuid) -> Option<&'a Rol
         .or_else(|| t.role_definitions.iter().find(|r| r.id == id))
 }
 
-/// Does the role allow the action (exclusions within their own entry)?
-pub fn role_allows(role: &RoleDefinition, action: &str) -> bool {
+/// Does the role allow the action? Some entry must match it, exclude nothing of it within
+/// the same entry, and carry no condition or one that `holds`.
+pub fn role_allows(role: &RoleDefinition, action: &str, holds: &dyn Fn(&str) -> bool) -> bool {
     role.role_permissions.iter().any(|e| {
-        e.condition.is_none()
-            && e.allowed_resource_actions
-                .iter()
-                .any(|p| pattern_matches(p.as_str(), action))
+        e.allowed_resource_actions
+            .iter()
+            .any(|p| pattern_matches(p.as_str(), action))
             && !e
                 .excluded_resource_actions
                 .iter()
                 .any(|p| pattern_matches(p.as_str(), action))
+            && e.condition.as_deref().is_none_or(holds)
     })
+}
+
+/// How the reference treats conditions.
+#[derive(Debug, Clone, Copy)]
+pub enum Conditions<'a> {
+    /// Evaluates each one for a request carrying these facts.
+    Evaluate(&'a Facts),
+    /// Counts each one (even one that does not parse) as this answer: `true` is who-can's
+    /// view (a conditional grant may allow), `false` the escalation rule's (it is not held).
+    Assume(bool),
+}
+
+/// Does the condition `text` hold for `subject` doing `action` on `resource`? Built from
+/// scratch on every call: the subject's stored record is found by scanning the tenant's
+/// principals, the resource's id and type are the last two segments of its canonical path
+/// unless the facts name them. A text that does not parse never holds.
+pub fn condition_holds(
+    t: &TenantDump,
+    subject: &Subject,
+    action: &str,
+    resource: &str,
+    facts: &Facts,
+    now: Timestamp,
+    text: &str,
+) -> bool {
+    let Ok(condition) = Condition::parse(text) else {
+        return false;
+    };
+    let stored = t.principals.iter().find(|p| p.id == subject.id);
+    let subject_id = subject.id.hyphenated().to_string();
+    let path = canon(resource);
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let last = segments.last().copied();
+    let second = segments.len().checked_sub(2).map(|i| segments[i]);
+    let action_text = action.to_lowercase();
+    let no_aliases: Vec<String> = Vec::new();
+    let env = Env {
+        subject_id: &subject_id,
+        subject_aliases: stored.map_or(&no_aliases, |p| &p.aliases),
+        subject: Attrs::two(&facts.subject, stored.map(|p| &p.attributes)),
+        resource_id: facts.resource_id.as_deref().or(last),
+        resource_type: facts.resource_type.as_deref().or(second),
+        resource: Attrs::one(&facts.resource),
+        action_name: facts.action_name.as_deref().unwrap_or(action),
+        action_text: &action_text,
+        action: Attrs::one(&facts.action),
+        environment: Attrs::one(&facts.context),
+        now,
+    };
+    condition.evaluate(&env)
 }
 
 fn empty(tenant: TenantId) -> TenantDump {
@@ -155,7 +214,7 @@ fn empty(tenant: TenantId) -> TenantDump {
     }
 }
 
-/// The reference decision.
+/// The reference decision for a request carrying `facts`.
 #[allow(clippy::too_many_arguments)]
 pub fn check(
     dump: &Dump,
@@ -164,6 +223,33 @@ pub fn check(
     subject: &Subject,
     action: &str,
     resource: &str,
+    facts: &Facts,
+    now: Timestamp,
+    max_depth: usize,
+) -> RefDecision {
+    decide(
+        dump,
+        catalog,
+        tenant,
+        subject,
+        action,
+        resource,
+        Conditions::Evaluate(facts),
+        now,
+        max_depth,
+    )
+}
+
+/// The reference decision with conditions evaluated or assumed.
+#[allow(clippy::too_many_arguments)]
+pub fn decide(
+    dump: &Dump,
+    catalog: &Catalog,
+    tenant: TenantId,
+    subject: &Subject,
+    action: &str,
+    resource: &str,
+    conditions: Conditions<'_>,
     now: Timestamp,
     max_depth: usize,
 ) -> RefDecision {
@@ -173,7 +259,14 @@ pub fn check(
         .iter()
         .find(|t| t.tenant == tenant)
         .unwrap_or(&fallback);
+    let holds = |text: &str| match conditions {
+        Conditions::Evaluate(facts) => {
+            condition_holds(t, subject, action, resource, facts, now, text)
+        }
+        Conditions::Assume(answer) => answer,
+    };
     let (ps, bound_hit) = principals(t, subject, max_depth);
+    // Deny assignments carry no conditions.
     let denies: BTreeSet<Uuid> = t
         .deny_assignments
         .iter()
@@ -198,13 +291,14 @@ pub fn check(
                 && a.active_at(now)
                 && covers(t, a.directory_scope_id.as_str(), resource)
                 && role(t, catalog, a.role_definition_id)
-                    .is_some_and(|r| r.is_enabled && role_allows(r, action))
+                    .is_some_and(|r| r.is_enabled && role_allows(r, action, &holds))
+                && a.condition.as_deref().is_none_or(holds)
         })
         .map(|a| (Some(a.id), a.role_definition_id))
         .collect();
     for wid in &subject.wids {
         for r in catalog.roles().iter().filter(|r| r.template_id == *wid) {
-            if role_allows(r, action) {
+            if role_allows(r, action, &holds) {
                 grants.insert((None, r.id));
             }
         }
