@@ -332,6 +332,8 @@ pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
             directory_scope_id: scope(&at),
             start_date_time: start,
             end_date_time: end,
+            condition: None,
+            condition_version: None,
             created_date_time: now,
         });
         if n % (p.assignments / 1000).max(1) == 0 {

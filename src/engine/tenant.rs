@@ -131,6 +131,9 @@ impl TenantIndex {
     }
 
     pub(super) fn add_grant(&mut self, a: &RoleAssignment) {
+        if a.condition.is_some() {
+            return; // Fail closed until conditions are evaluated
+        }
         let scope = self.intern(a.directory_scope_id.as_str());
         let window = match (a.start_date_time, a.end_date_time) {
             (None, None) => None,

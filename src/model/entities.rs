@@ -177,6 +177,14 @@ pub struct RoleAssignment {
     /// Grants nothing from this instant on.
     #[serde(default)]
     pub end_date_time: Option<Timestamp>,
+    /// An Azure ABAC condition (`conditionVersion` 2.0): the assignment grants only where
+    /// it holds. Until conditions are evaluated, an assignment that has one grants nothing.
+    /// Absent from bodies stored before conditions existed, hence the default.
+    #[serde(default)]
+    pub condition: Option<String>,
+    /// The condition language's version: `"2.0"` when there is a condition, else null.
+    #[serde(default)]
+    pub condition_version: Option<String>,
     /// When it was created.
     pub created_date_time: Timestamp,
 }

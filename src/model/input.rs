@@ -7,7 +7,9 @@
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{ActionPattern, PrincipalType, RolePermission, Scope, Timestamp, ValidationErrors};
+use super::{
+    ActionPattern, Condition, PrincipalType, RolePermission, Scope, Timestamp, ValidationErrors,
+};
 
 /// The longest display name accepted, in characters.
 pub const MAX_DISPLAY_NAME: usize = 256;
@@ -19,6 +21,10 @@ pub const MAX_PERMISSION_ENTRIES: usize = 32;
 pub const MAX_ACTIONS: usize = 2000;
 /// The most assignable scopes one role may list.
 pub const MAX_ASSIGNABLE_SCOPES: usize = 100;
+/// The longest role-assignment condition accepted, in bytes (UTF-8).
+pub const MAX_CONDITION_BYTES: usize = 4096;
+/// The one condition language version accepted (Azure ABAC conditions).
+pub const CONDITION_VERSION: &str = "2.0";
 
 pub(super) fn display_name(
     errors: &mut ValidationErrors,
@@ -93,6 +99,46 @@ fn window(errors: &mut ValidationErrors, start: Option<Timestamp>, end: Option<T
             errors.push("/endDateTime", "endDateTime is after startDateTime");
         }
     }
+}
+
+/// A role assignment's condition and its version, both present or both absent. The text
+/// is kept as sent (not trimmed), so a position in it means the same to the client.
+fn assignment_condition(
+    errors: &mut ValidationErrors,
+    condition: Option<String>,
+    version: Option<String>,
+) -> (Option<String>, Option<String>) {
+    let Some(condition) = condition else {
+        if version.is_some() {
+            errors.push(
+                "/conditionVersion",
+                "`conditionVersion` is given only with a `condition`",
+            );
+        }
+        return (None, None);
+    };
+    if condition.trim().is_empty() {
+        errors.push("/condition", "a condition is not blank");
+    } else if condition.len() > MAX_CONDITION_BYTES {
+        errors.push(
+            "/condition",
+            format!("a condition is at most {MAX_CONDITION_BYTES} bytes"),
+        );
+    } else if let Err(e) = Condition::parse(&condition) {
+        errors.push("/condition", format!("`condition` is not valid: {e}"));
+    }
+    match version.as_deref() {
+        None => errors.push(
+            "/conditionVersion",
+            "`conditionVersion` must be \"2.0\" when `condition` is given",
+        ),
+        Some(CONDITION_VERSION) => {}
+        Some(other) => errors.push(
+            "/conditionVersion",
+            format!("`{other}` is not supported: only version \"2.0\" is supported"),
+        ),
+    }
+    (Some(condition), Some(CONDITION_VERSION.to_owned()))
 }
 
 /// One permission entry as sent.
@@ -370,6 +416,12 @@ pub struct RoleAssignmentInput {
     /// Optional end of the window (after the start).
     #[serde(default)]
     pub end_date_time: Option<Timestamp>,
+    /// Optional Azure ABAC condition; needs `conditionVersion`.
+    #[serde(default)]
+    pub condition: Option<String>,
+    /// `"2.0"`, given exactly when `condition` is.
+    #[serde(default)]
+    pub condition_version: Option<String>,
 }
 
 /// A validated new role assignment.
@@ -387,6 +439,11 @@ pub struct NewRoleAssignment {
     pub start_date_time: Option<Timestamp>,
     /// Until when.
     pub end_date_time: Option<Timestamp>,
+    /// Not blank, at most [`MAX_CONDITION_BYTES`], a valid condition; present exactly when
+    /// the version is.
+    pub condition: Option<String>,
+    /// [`CONDITION_VERSION`] when there is a condition.
+    pub condition_version: Option<String>,
 }
 
 impl RoleAssignmentInput {
@@ -397,6 +454,8 @@ impl RoleAssignmentInput {
         let role_definition_id = uuid(&mut errors, "/roleDefinitionId", &self.role_definition_id);
         let directory_scope_id = scope(&mut errors, "/directoryScopeId", &self.directory_scope_id);
         window(&mut errors, self.start_date_time, self.end_date_time);
+        let (condition, condition_version) =
+            assignment_condition(&mut errors, self.condition, self.condition_version);
         errors.finish(|| NewRoleAssignment {
             principal_id: principal_id.unwrap_or_default(),
             principal_type: self.principal_type,
@@ -404,6 +463,8 @@ impl RoleAssignmentInput {
             directory_scope_id: directory_scope_id.unwrap_or_else(Scope::root),
             start_date_time: self.start_date_time,
             end_date_time: self.end_date_time,
+            condition,
+            condition_version,
         })
     }
 }
@@ -756,6 +817,89 @@ mod tests {
             input.validate().unwrap_err().errors[0].pointer,
             "/endDateTime"
         );
+    }
+
+    /// A condition in Azure's syntax, valid for any parser of it.
+    const CONDITION: &str =
+        "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'logs'";
+
+    fn conditioned(
+        condition: serde_json::Value,
+        version: serde_json::Value,
+    ) -> Result<NewRoleAssignment, ValidationErrors> {
+        serde_json::from_value::<RoleAssignmentInput>(serde_json::json!({
+            "principalId": uuid::Uuid::new_v4(), "principalType": "user",
+            "roleDefinitionId": uuid::Uuid::new_v4(), "directoryScopeId": "/",
+            "condition": condition, "conditionVersion": version
+        }))
+        .unwrap()
+        .validate()
+    }
+
+    fn refusal(result: Result<NewRoleAssignment, ValidationErrors>) -> (String, String) {
+        let errors = result.unwrap_err().errors;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        (errors[0].pointer.clone(), errors[0].detail.clone())
+    }
+
+    #[test]
+    fn a_condition_comes_with_version_2_0_and_is_kept_as_sent() {
+        let text = format!(" {CONDITION}\n");
+        let new = conditioned(text.as_str().into(), "2.0".into()).unwrap();
+        assert_eq!(new.condition, Some(text));
+        assert_eq!(new.condition_version.as_deref(), Some("2.0"));
+        let none = conditioned(serde_json::Value::Null, serde_json::Value::Null).unwrap();
+        assert_eq!((none.condition, none.condition_version), (None, None));
+    }
+
+    #[test]
+    fn a_condition_without_version_2_0_is_refused_at_the_version() {
+        let (pointer, detail) = refusal(conditioned(CONDITION.into(), serde_json::Value::Null));
+        assert_eq!(pointer, "/conditionVersion");
+        assert_eq!(
+            detail,
+            "`conditionVersion` must be \"2.0\" when `condition` is given"
+        );
+        let (pointer, detail) = refusal(conditioned(CONDITION.into(), "1.0".into()));
+        assert_eq!(pointer, "/conditionVersion");
+        assert!(
+            detail.contains("only version \"2.0\" is supported"),
+            "{detail}"
+        );
+        let (pointer, _) = refusal(conditioned(serde_json::Value::Null, "2.0".into()));
+        assert_eq!(pointer, "/conditionVersion");
+    }
+
+    #[test]
+    fn a_condition_that_does_not_parse_is_refused_naming_the_position() {
+        let (pointer, detail) = refusal(conditioned(
+            "@Resource[x:y] StringEquals".into(),
+            "2.0".into(),
+        ));
+        assert_eq!(pointer, "/condition");
+        assert!(
+            detail.starts_with("`condition` is not valid: at position "),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn a_condition_is_not_blank_and_at_most_4096_bytes() {
+        for blank in ["", "  \n\t"] {
+            assert_eq!(
+                refusal(conditioned(blank.into(), "2.0".into())).0,
+                "/condition"
+            );
+        }
+        // 4,096 bytes pass; one two-byte character more does not.
+        let padding = "a".repeat(MAX_CONDITION_BYTES - CONDITION.len());
+        let longest = CONDITION.replace("'logs'", &format!("'logs{padding}'"));
+        assert_eq!(longest.len(), MAX_CONDITION_BYTES);
+        assert!(conditioned(longest.as_str().into(), "2.0".into()).is_ok());
+        let longer = CONDITION.replace("'logs'", &format!("'logs{padding}é'"));
+        let (pointer, detail) = refusal(conditioned(longer.into(), "2.0".into()));
+        assert_eq!(pointer, "/condition");
+        assert!(detail.contains("4096 bytes"), "{detail}");
     }
 
     #[test]

@@ -547,6 +547,123 @@ async fn assignments_are_idempotent_validated_and_filtered(app: &TestApp) {
     expect(&gone, 404, "DELETE", "/v1/roleAssignments/{id}");
 }
 
+/// An Azure ABAC condition.
+const CONDITION: &str =
+    "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'logs'";
+
+async fn assignments_carry_a_condition_and_its_version(app: &TestApp) {
+    let role = create_role(app, "Credential updater", &[UPDATE_CREDENTIALS]).await;
+    let role_id = role["id"].as_str().unwrap();
+    let sp = Uuid::new_v4();
+    let scope = format!("/applications/{}", Uuid::new_v4());
+    let since = app.get("/v1/changes").await.body["revision"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let conditioned = |condition: Value, version: Value| {
+        let mut body = assignment(sp, role_id, &scope);
+        body["condition"] = condition;
+        body["conditionVersion"] = version;
+        body
+    };
+
+    let created = app
+        .post(
+            "/v1/roleAssignments",
+            &conditioned(CONDITION.into(), "2.0".into()),
+        )
+        .await;
+    expect(&created, 201, "POST", "/v1/roleAssignments");
+    assert_eq!(created.body["condition"], CONDITION);
+    assert_eq!(created.body["conditionVersion"], "2.0");
+    let id = created.body["id"].as_str().unwrap();
+    let got = app.get(&format!("/v1/roleAssignments/{id}")).await;
+    expect(&got, 200, "GET", "/v1/roleAssignments/{id}");
+    assert_eq!(got.body["condition"], CONDITION);
+    assert_eq!(got.body["conditionVersion"], "2.0");
+    let listed = app
+        .get(&format!("/v1/roleAssignments?principalId={sp}"))
+        .await;
+    expect(&listed, 200, "GET", "/v1/roleAssignments");
+    assert_eq!(listed.body["value"][0]["condition"], CONDITION);
+    let logged = app.get(&format!("/v1/changes?since={since}")).await;
+    assert_eq!(logged.body["value"][0]["after"]["condition"], CONDITION);
+    assert_eq!(logged.body["value"][0]["after"]["conditionVersion"], "2.0");
+
+    // The same again is the same assignment; without the condition it is a conflict.
+    let again = app
+        .post(
+            "/v1/roleAssignments",
+            &conditioned(CONDITION.into(), "2.0".into()),
+        )
+        .await;
+    expect(&again, 200, "POST", "/v1/roleAssignments");
+    assert_eq!(again.body["id"], id);
+    let unconditioned = app
+        .post("/v1/roleAssignments", &assignment(sp, role_id, &scope))
+        .await;
+    expect(&unconditioned, 409, "POST", "/v1/roleAssignments");
+    assert_eq!(unconditioned.problem(), "conflict");
+
+    // Fail closed: until conditions are evaluated, a conditioned assignment grants nothing.
+    assert!(!allowed(app, sp, UPDATE_CREDENTIALS, &scope).await);
+
+    // An unconditional assignment answers both fields as null.
+    let other = Uuid::new_v4();
+    let plain = app
+        .post("/v1/roleAssignments", &assignment(other, role_id, &scope))
+        .await;
+    expect(&plain, 201, "POST", "/v1/roleAssignments");
+    assert_eq!(plain.body.get("condition"), Some(&Value::Null));
+    assert_eq!(plain.body.get("conditionVersion"), Some(&Value::Null));
+    assert!(allowed(app, other, UPDATE_CREDENTIALS, &scope).await);
+
+    // Refusals, each at its field.
+    let refused = [
+        (
+            conditioned(CONDITION.into(), Value::Null),
+            "/conditionVersion",
+            "`conditionVersion` must be \"2.0\" when `condition` is given",
+        ),
+        (
+            conditioned(CONDITION.into(), "1.0".into()),
+            "/conditionVersion",
+            "only version \"2.0\" is supported",
+        ),
+        (
+            conditioned(Value::Null, "2.0".into()),
+            "/conditionVersion",
+            "only with a `condition`",
+        ),
+        (
+            conditioned("  ".into(), "2.0".into()),
+            "/condition",
+            "not blank",
+        ),
+        (
+            conditioned(
+                format!("{CONDITION}{}", " ".repeat(4096)).into(),
+                "2.0".into(),
+            ),
+            "/condition",
+            "at most 4096 bytes",
+        ),
+        (
+            conditioned("@Resource[x:y] StringEquals".into(), "2.0".into()),
+            "/condition",
+            "`condition` is not valid: at position ",
+        ),
+    ];
+    for (body, pointer, detail) in refused {
+        let r = app.post("/v1/roleAssignments", &body).await;
+        expect(&r, 400, "POST", "/v1/roleAssignments");
+        assert_eq!(r.problem(), "validation");
+        assert_eq!(r.body["errors"][0]["pointer"], pointer, "{:?}", r.body);
+        let said = r.body["errors"][0]["detail"].as_str().unwrap();
+        assert!(said.contains(detail), "{said}");
+    }
+}
+
 async fn parallel_creates_of_one_assignment_yield_exactly_one(app: &TestApp) {
     let role = create_role(app, "Racer", &["contoso.race/run"]).await;
     let body = assignment(Uuid::new_v4(), role["id"].as_str().unwrap(), "/");
@@ -1027,6 +1144,7 @@ on_both_stores!(
     requests_without_the_admin_key_are_unauthorized,
     tenants_never_see_each_others_objects,
     assignments_are_idempotent_validated_and_filtered,
+    assignments_carry_a_condition_and_its_version,
     parallel_creates_of_one_assignment_yield_exactly_one,
     deleting_a_role_with_assignments_needs_cascade,
     deny_assignments_round_trip,

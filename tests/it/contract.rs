@@ -552,15 +552,22 @@ fn custom_role() -> RoleDefinition {
     role
 }
 
-fn role_assignment(window: bool) -> RoleAssignment {
+/// With `full`, every optional field is set (a window and a condition); else none is.
+fn role_assignment(full: bool) -> RoleAssignment {
     RoleAssignment {
         id: Uuid::new_v4(),
         principal_id: Uuid::new_v4(),
         principal_type: PrincipalType::ServicePrincipal,
         role_definition_id: Uuid::new_v4(),
         directory_scope_id: scope("/applications/0b6e3b57-4c0d-4a7b-8d33-0f8f3f9e2d10"),
-        start_date_time: window.then(now),
-        end_date_time: window.then(|| now() + chrono::Duration::days(1)),
+        start_date_time: full.then(now),
+        end_date_time: full.then(|| now() + chrono::Duration::days(1)),
+        condition: full.then(|| {
+            "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] \
+             StringEquals 'logs'"
+                .to_owned()
+        }),
+        condition_version: full.then(|| "2.0".to_owned()),
         created_date_time: now(),
     }
 }

@@ -80,7 +80,20 @@ fn new_assignment(principal: Uuid, role: Uuid, at: &str) -> NewRoleAssignment {
         directory_scope_id: scope(at),
         start_date_time: None,
         end_date_time: None,
+        condition: None,
+        condition_version: None,
     }
+}
+
+/// An Azure ABAC condition, as stored on a role assignment.
+const CONDITION: &str =
+    "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'logs'";
+
+/// `new` with `condition` at version 2.0.
+fn with_condition(mut new: NewRoleAssignment, condition: &str) -> NewRoleAssignment {
+    new.condition = Some(condition.to_owned());
+    new.condition_version = Some("2.0".to_owned());
+    new
 }
 
 fn new_deny(principal: Uuid, actions: &[&str]) -> NewDenyAssignment {
@@ -1247,6 +1260,135 @@ async fn creating_the_same_assignment_twice_returns_the_first(store: &dyn Store)
         .await
         .unwrap();
     assert_eq!(all_of_them.items.len(), 3);
+}
+
+async fn role_assignments_keep_their_condition_in_reads_the_change_log_and_the_dump(
+    store: &dyn Store,
+) {
+    let t = tenant();
+    let role = store
+        .create_role_definition(t, &actor(), new_role("Log reader", &["x.y/z"]))
+        .await
+        .unwrap()
+        .value;
+    let start = store.current_revision().await.unwrap();
+    let new = with_condition(new_assignment(Uuid::new_v4(), role.id, "/a"), CONDITION);
+    let conditioned = store
+        .create_role_assignment(t, &actor(), new)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(conditioned.condition.as_deref(), Some(CONDITION));
+    assert_eq!(conditioned.condition_version.as_deref(), Some("2.0"));
+    let plain = store
+        .create_role_assignment(t, &actor(), new_assignment(Uuid::new_v4(), role.id, "/b"))
+        .await
+        .unwrap()
+        .value;
+    assert_eq!((&plain.condition, &plain.condition_version), (&None, &None));
+
+    let got = store.get_role_assignment(t, conditioned.id).await.unwrap();
+    assert_eq!(got.value, conditioned);
+    let mut listed: Vec<_> = store
+        .list_role_assignments(t, &RoleAssignmentFilter::default(), &all())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| s.value)
+        .collect();
+    listed.sort_by_key(|a| a.directory_scope_id.to_string());
+    assert_eq!(listed, vec![conditioned.clone(), plain.clone()]);
+    let dump = store.dump().await.unwrap();
+    let mut dumped = dump
+        .tenants
+        .iter()
+        .find(|d| d.tenant == t)
+        .unwrap()
+        .role_assignments
+        .clone();
+    dumped.sort_by_key(|a| a.directory_scope_id.to_string());
+    assert_eq!(dumped, listed);
+
+    store
+        .delete_role_assignment(t, &actor(), conditioned.id, None)
+        .await
+        .unwrap();
+    let changes = store.list_changes(t, start, &all()).await.unwrap().items;
+    let bodies: Vec<_> = changes
+        .iter()
+        .map(|c| (c.change.op, c.change.before.clone(), c.change.after.clone()))
+        .collect();
+    let json = |a: &rolecall::model::RoleAssignment| serde_json::to_value(a).unwrap();
+    assert_eq!(
+        bodies,
+        vec![
+            (ChangeOp::Create, None, Some(json(&conditioned))),
+            (ChangeOp::Create, None, Some(json(&plain))),
+            (ChangeOp::Delete, Some(json(&conditioned)), None),
+        ]
+    );
+    // Both fields are always written: the condition and its version, or null.
+    let after = changes[0].change.after.as_ref().unwrap();
+    assert_eq!(after["condition"], CONDITION);
+    assert_eq!(after["conditionVersion"], "2.0");
+    let after = changes[1].change.after.as_ref().unwrap();
+    assert_eq!(after.get("condition"), Some(&serde_json::Value::Null));
+    assert_eq!(
+        after.get("conditionVersion"),
+        Some(&serde_json::Value::Null)
+    );
+}
+
+async fn an_assignment_differing_only_in_its_condition_is_a_conflict(store: &dyn Store) {
+    let t = tenant();
+    let role = store
+        .create_role_definition(t, &actor(), new_role("Conditional", &["x.y/z"]))
+        .await
+        .unwrap()
+        .value;
+    let principal = Uuid::new_v4();
+    let plain = new_assignment(principal, role.id, "/a");
+    let conditioned = with_condition(new_assignment(principal, role.id, "/b"), CONDITION);
+    store
+        .create_role_assignment(t, &actor(), plain.clone())
+        .await
+        .unwrap();
+    let first = store
+        .create_role_assignment(t, &actor(), conditioned.clone())
+        .await
+        .unwrap();
+    let before = store.current_revision().await.unwrap();
+
+    // The same condition again finds the first.
+    let again = store
+        .create_role_assignment(t, &actor(), conditioned.clone())
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!((again.value, again.revision), (first.value, first.revision));
+    // Another condition, none, or one where there was none: one principal holds one role at
+    // one scope once.
+    let refused = [
+        with_condition(conditioned.clone(), "@Request[x:y] StringEquals 'z'"),
+        new_assignment(principal, role.id, "/b"),
+        with_condition(plain, CONDITION),
+    ];
+    for new in refused {
+        let message = assert_conflict(
+            store
+                .create_role_assignment(t, &actor(), new)
+                .await
+                .unwrap_err(),
+        );
+        assert!(message.contains("different condition"), "{message}");
+    }
+    assert_eq!(store.current_revision().await.unwrap(), before);
+    let all_of_them = store
+        .list_role_assignments(t, &RoleAssignmentFilter::default(), &all())
+        .await
+        .unwrap();
+    assert_eq!(all_of_them.items.len(), 2);
 }
 
 async fn parallel_creates_of_one_assignment_yield_exactly_one(store: &dyn Store) {
@@ -2638,6 +2780,7 @@ async fn random_write(store: &dyn Store, rng: &mut StdRng, t: TenantId, w: &mut 
                 0 => (new.start_date_time, new.end_date_time) = (Some(now - day), Some(now + day)),
                 1 => new.start_date_time = Some(now + day),
                 2 => new.end_date_time = Some(now - day),
+                3 => new = with_condition(new, CONDITION),
                 _ => {}
             }
             store
@@ -3272,6 +3415,39 @@ async fn a_body_that_does_not_decode_is_reported_as_corrupt(store: &SqlStore) {
     ));
 }
 
+async fn an_assignment_stored_before_conditions_reads_as_unconditional(sql: &SqlStore) {
+    let store: &dyn Store = sql;
+    let t = tenant();
+    let assignment = store
+        .create_role_assignment(
+            t,
+            &actor(),
+            new_assignment(Uuid::new_v4(), builtin(GLOBAL_ADMINISTRATOR), "/"),
+        )
+        .await
+        .unwrap()
+        .value;
+    // The body as it was written before `condition` and `conditionVersion` existed.
+    let mut old = serde_json::to_value(&assignment).unwrap();
+    let fields = old.as_object_mut().unwrap();
+    fields.remove("condition").unwrap();
+    fields.remove("conditionVersion").unwrap();
+    sqlx::query("UPDATE role_assignments SET body = $1 WHERE id = $2")
+        .bind(old.to_string())
+        .bind(assignment.id.to_string())
+        .execute(sql.pool())
+        .await
+        .unwrap();
+    let got = store.get_role_assignment(t, assignment.id).await.unwrap();
+    assert_eq!(got.value, assignment);
+    assert_eq!(
+        (got.value.condition, got.value.condition_version),
+        (None, None)
+    );
+    let dump = store.dump().await.unwrap();
+    assert_eq!(dump.tenants[0].role_assignments, vec![assignment]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Both backends
 // ---------------------------------------------------------------------------------------
@@ -3323,6 +3499,8 @@ conformance!(
     built_in_roles_can_be_cloned_and_assigned,
     display_names_are_unique_per_tenant_ignoring_case_including_built_ins,
     creating_the_same_assignment_twice_returns_the_first,
+    role_assignments_keep_their_condition_in_reads_the_change_log_and_the_dump,
+    an_assignment_differing_only_in_its_condition_is_a_conflict,
     parallel_creates_of_one_assignment_yield_exactly_one,
     parallel_writes_take_consecutive_revisions,
     assignments_need_an_existing_role_assignable_at_the_scope,
@@ -3342,4 +3520,5 @@ conformance!(
     the_dump_and_the_snapshot_hold_the_principal_directory,
     the_store_reports_its_backend_and_answers_pings,
     a_body_that_does_not_decode_is_reported_as_corrupt,
+    an_assignment_stored_before_conditions_reads_as_unconditional,
 );

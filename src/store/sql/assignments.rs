@@ -159,6 +159,10 @@ impl AssignmentStore for SqlStore {
 impl WriteTx {
     /// Creates the assignment, or finds the one with the same (principal, role, scope).
     /// `role` is the role it names, as this write read it (`None`: there is no such role).
+    ///
+    /// The key stays (principal, role, scope): a condition does not make a second
+    /// assignment. Finding one whose condition differs is a conflict, not a find: answering
+    /// with it would tell the client its condition holds when another one does.
     async fn create_assignment(
         &mut self,
         role: Option<Stored<RoleDefinition>>,
@@ -173,6 +177,15 @@ impl WriteTx {
             ),
         ];
         if let Some(existing) = self.get(ROLE_ASSIGNMENTS, &natural_key).await? {
+            if (&existing.value.condition, &existing.value.condition_version)
+                != (&new.condition, &new.condition_version)
+            {
+                return Err(StoreError::Conflict(
+                    "this principal already holds this role at this scope with a different \
+                     condition (or none); delete that assignment first"
+                        .to_owned(),
+                ));
+            }
             return Ok(Done::Found(existing.value, existing.revision));
         }
         let role = role.ok_or_else(|| {
@@ -209,6 +222,8 @@ impl WriteTx {
             directory_scope_id: new.directory_scope_id,
             start_date_time: new.start_date_time,
             end_date_time: new.end_date_time,
+            condition: new.condition,
+            condition_version: new.condition_version,
             created_date_time: self.now,
         };
         let mut columns = vec![("id", Arg::id(assignment.id))];
