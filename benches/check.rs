@@ -1,5 +1,6 @@
-//! Engine benchmarks: check latency (allow and deny, with and without explanation),
-//! snapshot build time and the cost of applying one change, at 1k, 100k and 1M assignments.
+//! Engine benchmarks: check latency (allow and deny, with and without explanation, and
+//! through a conditional grant beside an unconditional one), snapshot build time and the
+//! cost of applying one change, at 1k, 100k and 1M assignments.
 //!
 //! `ROLECALL_BENCH_SIZES=S,M,L cargo bench --bench check` (default `S,M`: L needs about
 //! 1.5 GB and a minute). Before criterion runs, each size prints its build time, resident
@@ -10,11 +11,14 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion};
-use rolecall::engine::{CheckRequest, Snapshot};
+use rolecall::engine::{CheckRequest, Facts, Snapshot, Subject};
 use rolecall::model::{
-    Catalog, Change, ChangeOp, EntityType, GroupMember, PrincipalType, Revision, RoleAssignment,
+    Action, ActionPattern, Catalog, Change, ChangeOp, EntityType, GroupMember, Principal,
+    PrincipalType, Revision, RoleAssignment, RoleDefinition, RolePermission, Scope,
 };
 use rolecall::sync::decode;
+use serde_json::json;
+use uuid::Uuid;
 
 #[path = "support/dataset.rs"]
 mod dataset;
@@ -191,6 +195,26 @@ fn main() {
         });
         group.finish();
 
+        // The same subject and resource, through an unconditional grant and through grants
+        // whose entry carries a condition: what evaluating a condition adds to a check.
+        let (conditional, requests) = with_conditions(&data);
+        let conditional = Snapshot::build(&conditional, &catalog);
+        let mut group = c.benchmark_group(format!("conditions/{name}"));
+        for (label, request) in &requests {
+            assert!(
+                conditional
+                    .check(data.tenant, request, data.now, false)
+                    .allowed,
+                "{label} is allowed"
+            );
+            group.bench_function(*label, |b| {
+                b.iter(|| {
+                    black_box(conditional.check(data.tenant, black_box(request), data.now, false))
+                })
+            });
+        }
+        group.finish();
+
         let mut group = c.benchmark_group(format!("apply/{name}"));
         let assignment = one_change(&data, 0);
         group.bench_function("one_assignment", |b| {
@@ -217,6 +241,98 @@ fn main() {
         group.finish();
     }
     c.final_summary();
+}
+
+/// The dataset plus one principal (with an alias and attributes) holding three roles at
+/// `/`: one unconditional, one whose entry is `$SubjectIsOwner`, one with an ABAC expression;
+/// and a request for each.
+fn with_conditions(data: &Dataset) -> (rolecall::model::Dump, Vec<(&'static str, CheckRequest)>) {
+    let now = data.now;
+    let mut dump = data.dump.clone();
+    let tenant = dump
+        .tenants
+        .iter_mut()
+        .find(|t| t.tenant == data.tenant)
+        .expect("the dataset's tenant");
+    let user = Uuid::from_u128(0xC0_0D);
+    let role = |n: u128, action: &str, condition: Option<&str>| RoleDefinition {
+        id: Uuid::from_u128(0xC0_0000 + n),
+        display_name: format!("Conditional {n}"),
+        description: String::new(),
+        is_built_in: false,
+        is_enabled: true,
+        template_id: Uuid::from_u128(0xC0_0000 + n),
+        version: 1,
+        role_permissions: vec![RolePermission {
+            allowed_resource_actions: vec![ActionPattern::parse(action).expect("valid")],
+            excluded_resource_actions: vec![],
+            condition: condition.map(str::to_owned),
+        }],
+        assignable_scopes: vec![Scope::root()],
+        created_date_time: Some(now),
+        last_modified_date_time: Some(now),
+    };
+    let roles = [
+        role(1, "bench.todo/items/read", None),
+        role(2, "bench.todo/items/update", Some("$SubjectIsOwner")),
+        role(
+            3,
+            "bench.todo/items/delete",
+            Some("(@Subject[roles] ForAnyOfAnyValues:StringEquals {'editor', 'admin'}) AND @Resource[status] StringNotEquals 'archived' AND @Subject[level] NumericGreaterThan 2"),
+        ),
+    ];
+    for (n, r) in roles.iter().enumerate() {
+        tenant.role_assignments.push(RoleAssignment {
+            id: Uuid::from_u128(0xC1_0000 + n as u128),
+            principal_id: user,
+            principal_type: PrincipalType::User,
+            role_definition_id: r.id,
+            directory_scope_id: Scope::root(),
+            start_date_time: None,
+            end_date_time: None,
+            condition: None,
+            condition_version: None,
+            created_date_time: now,
+        });
+    }
+    tenant.role_definitions.extend(roles);
+    let attributes = json!({"roles": ["editor"], "level": 3});
+    tenant.principals.push(Principal {
+        id: user,
+        principal_type: PrincipalType::User,
+        display_name: "Bench user".to_owned(),
+        aliases: vec!["bench@contoso.test".to_owned()],
+        attributes: attributes.as_object().cloned().unwrap_or_default(),
+        created_date_time: now,
+        last_modified_date_time: now,
+    });
+    let request = |action: &str, resource: serde_json::Value| {
+        let mut r = CheckRequest::new(
+            Subject::new(user),
+            Action::parse(action).expect("valid"),
+            Scope::parse("/todos/t1").expect("valid"),
+        );
+        r.facts = Facts {
+            resource: resource.as_object().cloned().unwrap_or_default(),
+            ..Facts::default()
+        };
+        r
+    };
+    let requests = vec![
+        ("unconditional", request("bench.todo/items/read", json!({}))),
+        (
+            "subject_is_owner",
+            request(
+                "bench.todo/items/update",
+                json!({"ownerID": "bench@contoso.test"}),
+            ),
+        ),
+        (
+            "abac_expression",
+            request("bench.todo/items/delete", json!({"status": "active"})),
+        ),
+    ];
+    (dump, requests)
 }
 
 /// Prints percentiles, memory and apply cost for one size before criterion runs.

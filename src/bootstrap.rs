@@ -158,11 +158,11 @@ pub async fn recover_admin(
     let mut found: std::collections::BTreeMap<uuid::Uuid, Vec<uuid::Uuid>> = Default::default();
     for scope in &scopes {
         for action in crate::decide::actions::ADMIN_ACTIONS {
-            let request = engine::CheckRequest {
-                subject: engine::Subject::new(principal),
-                action: model::Action::parse(action)?,
-                resource: scope.clone(),
-            };
+            let request = engine::CheckRequest::new(
+                engine::Subject::new(principal),
+                model::Action::parse(action)?,
+                scope.clone(),
+            );
             for reason in snapshot.check(tenant, &request, now, true).reasons {
                 if let engine::Reason::Deny(deny) = reason {
                     found.entry(deny.deny_assignment_id).or_insert(deny.via);
@@ -203,11 +203,11 @@ pub async fn recover_admin(
     let mut still_denied = Vec::new();
     for &action in crate::decide::actions::ADMIN_ACTIONS {
         let ask = |subject: engine::Subject| -> anyhow::Result<bool> {
-            let request = engine::CheckRequest {
+            let request = engine::CheckRequest::new(
                 subject,
-                action: model::Action::parse(action)?,
-                resource: model::Scope::root(),
-            };
+                model::Action::parse(action)?,
+                model::Scope::root(),
+            );
             Ok(snapshot.check(tenant, &request, now, false).allowed)
         };
         // What the role grants, asked for a principal nobody has denied anything.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{IssuerSettings, IssuerSpec};
-use crate::model::TenantId;
+use crate::model::{Mapping, Mappings, TenantId};
 use crate::store::DatabaseUrl;
 
 /// The tenant admin-key calls act in when no `Rolecall-Tenant` header is sent.
@@ -58,6 +58,14 @@ pub enum ConfigError {
         /// The setting's name (file key or environment variable).
         key: &'static str,
         /// What is wrong.
+        message: String,
+    },
+    /// One `[[authzen.mappings]]` entry is invalid.
+    #[error("invalid `authzen.mappings[{index}]`: {message}")]
+    Mapping {
+        /// Its position in the file (0-based).
+        index: usize,
+        /// What is wrong, naming the field.
         message: String,
     },
     /// One `[[auth.issuers]]` entry is invalid.
@@ -137,6 +145,34 @@ pub struct FileSettings {
     /// `[auth]`: trusted issuers and bootstrap admins.
     #[serde(default)]
     pub auth: AuthSettings,
+    /// `[authzen]`: the public base URL and how AuthZEN entities map to Rolecall's.
+    #[serde(default)]
+    pub authzen: AuthzenSettings,
+}
+
+/// The `[authzen]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthzenSettings {
+    /// `public_url = "https://pdp.example.com"`: the base URL the discovery document
+    /// advertises (default: `http://` and the request's `Host`).
+    pub public_url: Option<String>,
+    /// `[[authzen.mappings]]`, first match wins.
+    #[serde(default)]
+    pub mappings: Vec<MappingSettings>,
+}
+
+/// One `[[authzen.mappings]]` rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingSettings {
+    /// The AuthZEN `resource.type` it applies to, or `*`.
+    pub resource_type: String,
+    /// The resource path template (`{type}`, `{id}`); default `/{type}/{id}`.
+    pub path: Option<String>,
+    /// The action template (`{type}`, `{id}`, `{name}`); default the name when it holds
+    /// `/`, else `{type}/{name}`.
+    pub action: Option<String>,
 }
 
 /// The `[auth]` table.
@@ -209,6 +245,10 @@ pub struct Config {
     /// Connections served at once. Beyond it Rolecall stops accepting: new connections wait
     /// in the kernel's accept queue, holding no file descriptor, until one ends.
     pub max_connections: u32,
+    /// The base URL AuthZEN discovery advertises; `None`: from the request's `Host`.
+    pub public_url: Option<String>,
+    /// How AuthZEN resource types and action names map to paths and actions.
+    pub authzen_mappings: Mappings,
     /// Dev mode (generated admin key).
     pub dev: bool,
     /// Where the generated dev admin key lives, when `--dev` generated or reused one.
@@ -354,6 +394,24 @@ impl Config {
                 })?
             }
         };
+        let public_url = match file.authzen.public_url {
+            None => None,
+            Some(raw) => Some(public_url(&raw).map_err(|message| ConfigError::Invalid {
+                key: "authzen.public_url",
+                message,
+            })?),
+        };
+        let authzen_mappings = Mappings::new(
+            file.authzen
+                .mappings
+                .iter()
+                .enumerate()
+                .map(|(index, m)| {
+                    Mapping::new(&m.resource_type, m.path.as_deref(), m.action.as_deref())
+                        .map_err(|message| ConfigError::Mapping { index, message })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        );
         Ok(Config {
             listen,
             data_dir,
@@ -370,6 +428,8 @@ impl Config {
             header_read_timeout,
             idle_timeout,
             max_connections,
+            public_url,
+            authzen_mappings,
             dev: o.dev,
             dev_key_file,
         })
@@ -395,6 +455,8 @@ impl Config {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            public_url: None,
+            authzen_mappings: Mappings::default(),
             dev: false,
             dev_key_file: None,
         }
@@ -425,6 +487,18 @@ pub(crate) fn open_files_limit() -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// An absolute `http(s)` URL with no query or fragment, without its trailing `/`.
+fn public_url(raw: &str) -> Result<String, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("`{raw}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("`{raw}` is not an http(s) URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{raw}` has a query or fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {

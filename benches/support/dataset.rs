@@ -340,11 +340,11 @@ pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
             if let Some(holder) = holder {
                 let samples = &role_actions[role];
                 let action = &samples[rng.gen_range(0..samples.len())];
-                likely_allowed.push(CheckRequest {
-                    subject: Subject::new(holder),
-                    action: Action::parse(action).expect("generated actions are valid"),
-                    resource: scope(&resource),
-                });
+                likely_allowed.push(CheckRequest::new(
+                    Subject::new(holder),
+                    Action::parse(action).expect("generated actions are valid"),
+                    scope(&resource),
+                ));
             }
         }
     }
@@ -377,10 +377,12 @@ pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
     }
 
     let likely_denied: Vec<CheckRequest> = (0..1000)
-        .map(|_| CheckRequest {
-            subject: Subject::new(users[rng.gen_range(0..users.len())]),
-            action: Action::parse(&action_name(rng.gen_range(0..p.actions))).expect("valid"),
-            resource: scope(&sub_path(rng.gen_range(0..p.objects), rng.gen_range(0..4))),
+        .map(|_| {
+            CheckRequest::new(
+                Subject::new(users[rng.gen_range(0..users.len())]),
+                Action::parse(&action_name(rng.gen_range(0..p.actions))).expect("valid"),
+                scope(&sub_path(rng.gen_range(0..p.objects), rng.gen_range(0..4))),
+            )
         })
         .collect();
 

@@ -114,11 +114,7 @@ impl Caller {
                 "the assignment management action does not parse"
             )));
         };
-        let request = CheckRequest {
-            subject: identity.subject(),
-            action,
-            resource: scope.clone(),
-        };
+        let request = CheckRequest::new(identity.subject(), action, scope.clone());
         match snapshot.allowed_until(self.tenant, &request, now) {
             Some(Some(until)) if end.is_none_or(|end| end > until) => {
                 Err(ApiError::ForbiddenOther(format!(

@@ -6,6 +6,7 @@ use axum::http::Method;
 use axum::routing::{get, post};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::authz::Caller;
@@ -14,7 +15,7 @@ use super::respond::next_link;
 use super::wire;
 use super::{route, ApiError, AppState, Route};
 use crate::decide::{Consistency, Question, SubjectError, SubjectSpec, Verdict};
-use crate::engine::Subject;
+use crate::engine::{Facts, Subject};
 use crate::model::{Action, Revision, Scope, ValidationErrors};
 
 /// The decision routes.
@@ -181,6 +182,18 @@ struct CheckInput {
     consistency: Option<ConsistencyInput>,
     #[serde(default)]
     explain: bool,
+    /// `@Subject[...]` for conditions (over the directory's stored attributes).
+    #[serde(default)]
+    subject_attributes: Map<String, Value>,
+    /// `@Resource[...]`.
+    #[serde(default)]
+    resource_attributes: Map<String, Value>,
+    /// `@Action[...]`.
+    #[serde(default)]
+    action_attributes: Map<String, Value>,
+    /// `@Environment[...]`.
+    #[serde(default)]
+    context: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -191,6 +204,18 @@ struct BatchItemInput {
     resource: String,
     #[serde(default)]
     explain: Option<bool>,
+    /// `@Subject[...]` for conditions (over the directory's stored attributes).
+    #[serde(default)]
+    subject_attributes: Map<String, Value>,
+    /// `@Resource[...]`.
+    #[serde(default)]
+    resource_attributes: Map<String, Value>,
+    /// `@Action[...]`.
+    #[serde(default)]
+    action_attributes: Map<String, Value>,
+    /// `@Environment[...]`.
+    #[serde(default)]
+    context: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -201,6 +226,22 @@ struct BatchInput {
     consistency: Option<ConsistencyInput>,
     #[serde(default)]
     explain: bool,
+}
+
+/// The attributes a check or batch item gives its conditions.
+fn facts(
+    subject: Map<String, Value>,
+    resource: Map<String, Value>,
+    action: Map<String, Value>,
+    context: Map<String, Value>,
+) -> Facts {
+    Facts {
+        subject,
+        resource,
+        action,
+        context,
+        ..Facts::default()
+    }
 }
 
 /// One decision on the wire.
@@ -255,10 +296,16 @@ async fn check(
         &body.resource,
     )
     .await?;
-    let question = match asked {
+    let mut question = match asked {
         Some(q) if errors.is_empty() => q,
         _ => return Err(errors.into()),
     };
+    question.request.facts = facts(
+        body.subject_attributes,
+        body.resource_attributes,
+        body.action_attributes,
+        body.context,
+    );
     may_ask(&app, &caller, &question)?;
     let decider = app.decider();
     let snapshot = decider.snapshot_at(consistency).await?;
@@ -298,7 +345,16 @@ async fn check_batch(
             &item.resource,
         )
         .await?;
-        items.extend(asked.map(|q| (q, explain)));
+        let facts = facts(
+            item.subject_attributes,
+            item.resource_attributes,
+            item.action_attributes,
+            item.context,
+        );
+        items.extend(asked.map(|mut q| {
+            q.request.facts = facts;
+            (q, explain)
+        }));
     }
     if !errors.is_empty() {
         return Err(errors.into());

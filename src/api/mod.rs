@@ -4,6 +4,7 @@
 pub mod admin;
 mod authn;
 pub mod authz;
+mod authzen;
 mod check;
 pub mod error;
 pub mod extract;
@@ -128,6 +129,7 @@ fn route(method: Method, path: &'static str, handler: MethodRouter<AppState>) ->
 pub fn routes() -> Vec<Route> {
     let mut all = admin::routes();
     all.extend(check::routes());
+    all.extend(authzen::routes());
     all.extend(ops::routes());
     all
 }

@@ -188,6 +188,18 @@ pub enum Why {
         /// The exclusion.
         excluded_pattern: String,
     },
+    /// Matched, but the permission entry's condition is false.
+    ConditionNotMet {
+        /// The allowed pattern.
+        allowed_pattern: String,
+        /// The condition, as written.
+        condition: String,
+    },
+    /// The role allows, but the assignment's condition is false.
+    AssignmentConditionNotMet {
+        /// The condition, as written.
+        condition: String,
+    },
 }
 
 impl From<Miss> for Why {
@@ -211,6 +223,16 @@ impl From<Miss> for Why {
                 allowed_pattern,
                 excluded_pattern,
             },
+            Miss::ConditionNotMet {
+                allowed_pattern,
+                condition,
+            } => Why::ConditionNotMet {
+                allowed_pattern,
+                condition,
+            },
+            Miss::AssignmentConditionNotMet { condition } => {
+                Why::AssignmentConditionNotMet { condition }
+            }
         }
     }
 }
@@ -277,6 +299,8 @@ pub struct Permission {
     scope: String,
     via: Vec<Uuid>,
     via_token_groups: bool,
+    condition: Option<String>,
+    assignment_condition: Option<String>,
 }
 
 impl From<EffectivePermission> for Permission {
@@ -292,6 +316,8 @@ impl From<EffectivePermission> for Permission {
             scope: p.scope,
             via: p.via,
             via_token_groups: p.via_token_groups,
+            condition: p.condition,
+            assignment_condition: p.assignment_condition,
         }
     }
 }
@@ -337,6 +363,7 @@ pub struct Holder {
     matched_pattern: String,
     scope: String,
     via: Vec<Uuid>,
+    conditions: Vec<String>,
 }
 
 impl From<Access> for Holder {
@@ -350,6 +377,7 @@ impl From<Access> for Holder {
             matched_pattern: a.matched_pattern,
             scope: a.scope,
             via: a.via,
+            conditions: a.conditions,
         }
     }
 }

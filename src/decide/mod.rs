@@ -46,11 +46,7 @@ impl Question {
     /// A question about a resolved subject.
     pub fn new(subject: ResolvedSubject, action: Action, resource: Scope) -> Question {
         Question {
-            request: CheckRequest {
-                subject: subject.subject,
-                action,
-                resource,
-            },
+            request: CheckRequest::new(subject.subject, action, resource),
             groups_overage: subject.groups_overage,
             vouched: subject.vouched,
         }
@@ -194,11 +190,7 @@ impl Decider {
             return false;
         };
         let question = Question {
-            request: CheckRequest {
-                subject: identity.subject(),
-                action,
-                resource: scope.clone(),
-            },
+            request: CheckRequest::new(identity.subject(), action, scope.clone()),
             groups_overage: identity.groups_overage,
             vouched: false,
         };

@@ -1,5 +1,7 @@
 //! Checks and their explanations over a [`Snapshot`].
 
+use std::cell::OnceCell;
+
 use smallvec::SmallVec;
 use uuid::Uuid;
 
@@ -12,6 +14,7 @@ use super::{
     CheckRequest, Decision, DenyReason, GrantReason, GrantSource, Miss, MissReason, Reason,
     Snapshot, Subject, MAX_EXPLAINED_MISSES,
 };
+use crate::model::condition::{Attrs, Condition, Env};
 use crate::model::{TenantId, Timestamp, MAX_ACTION_LEN};
 
 /// Lowercases an action into `buf` (actions are ASCII and at most [`MAX_ACTION_LEN`] bytes).
@@ -39,6 +42,75 @@ pub(super) fn deny_matches(
     d.patterns.matches(action)
 }
 
+/// What a check's conditions read. The environment is assembled on each use from
+/// references (the subject's id text is formatted once, on first use): a check that meets no
+/// condition never builds it.
+pub(super) struct Conditions<'a> {
+    snapshot: &'a Snapshot,
+    tenant: TenantId,
+    request: &'a CheckRequest,
+    action_text: &'a str,
+    now: Timestamp,
+    /// Conditions count as false (the escalation rule: a conditional grant is not held).
+    strict: bool,
+    subject_id: OnceCell<String>,
+}
+
+impl<'a> Conditions<'a> {
+    pub(super) fn new(
+        snapshot: &'a Snapshot,
+        tenant: TenantId,
+        request: &'a CheckRequest,
+        action_text: &'a str,
+        now: Timestamp,
+        strict: bool,
+    ) -> Self {
+        Conditions {
+            snapshot,
+            tenant,
+            request,
+            action_text,
+            now,
+            strict,
+            subject_id: OnceCell::new(),
+        }
+    }
+
+    /// Whether `condition` holds for this check.
+    pub(super) fn holds(&self, condition: &Condition) -> bool {
+        if self.strict {
+            return false;
+        }
+        let facts = &self.request.facts;
+        let stored = self
+            .snapshot
+            .principal(self.tenant, &self.request.subject.id);
+        let subject_id = self
+            .subject_id
+            .get_or_init(|| self.request.subject.id.to_string());
+        let mut segments = self.request.resource.as_str().rsplit('/');
+        let last = segments.next().filter(|s| !s.is_empty());
+        let second = segments.next().filter(|s| !s.is_empty());
+        let env = Env {
+            subject_id,
+            subject_aliases: stored.map_or(&[][..], |p| &p.aliases[..]),
+            subject: Attrs::two(&facts.subject, stored.map(|p| &p.attributes)),
+            resource_id: facts.resource_id.as_deref().or(last),
+            resource_type: facts.resource_type.as_deref().or(second),
+            resource: Attrs::two(&facts.resource, None),
+            action_name: facts
+                .action_name
+                .as_deref()
+                .unwrap_or(self.request.action.as_str()),
+            action_text: self.action_text,
+            action: Attrs::two(&facts.action, None),
+            environment: Attrs::two(&facts.context, None),
+            now: self.now,
+        };
+        condition.evaluate(&env)
+    }
+}
+
 impl Snapshot {
     pub(super) fn role<'a>(&'a self, t: &'a TenantIndex, id: &Uuid) -> Option<&'a CompiledRole> {
         match self.builtins.by_id.get(id) {
@@ -54,11 +126,17 @@ impl Snapshot {
         g: &Grant,
         action: ActionKey<'_>,
         now: Timestamp,
+        conditions: &Conditions<'_>,
     ) -> bool {
         g.active_at(now)
             && self.role(t, &g.role).is_some_and(|r| {
-                r.enabled() && matches!(r.match_action(action), RoleMatch::Allowed { .. })
+                r.enabled()
+                    && matches!(
+                        r.match_action_if(action, &mut |c| conditions.holds(c)),
+                        RoleMatch::Allowed { .. }
+                    )
             })
+            && g.condition().is_none_or(|c| conditions.holds(c))
     }
 
     /// May the subject perform the action on the resource at `now`?
@@ -75,6 +153,19 @@ impl Snapshot {
         now: Timestamp,
         explain: bool,
     ) -> Decision {
+        self.check_in(tenant, request, now, explain, false)
+    }
+
+    /// [`Snapshot::check`], with every condition counted as false when `strict` (the
+    /// escalation rule: a conditional grant is not held for an unconditional purpose).
+    pub(super) fn check_in(
+        &self,
+        tenant: TenantId,
+        request: &CheckRequest,
+        now: Timestamp,
+        explain: bool,
+        strict: bool,
+    ) -> Decision {
         let t = self.tenant(tenant);
         let mut buf = [0u8; MAX_ACTION_LEN];
         let action = ActionKey::new(lowercase(request.action.as_str(), &mut buf));
@@ -83,8 +174,9 @@ impl Snapshot {
         t.cover(resource, &mut cover);
         let subject = &request.subject;
         let principals = Principals::expand(t, subject.id, &subject.groups, self.max_group_depth);
+        let conditions = Conditions::new(self, tenant, request, action.text, now, strict);
         if explain {
-            return self.explain(t, &principals, &cover, subject, action, now);
+            return self.explain(t, &principals, &cover, subject, action, now, &conditions);
         }
         let deny = Decision {
             allowed: false,
@@ -103,7 +195,9 @@ impl Snapshot {
         }
         for v in &principals.visits {
             if let Some(grants) = v.node.and_then(|n| n.grants_near(&cover)) {
-                if grants.any_covering(&cover, |g| self.grant_allows(t, g, action, now)) {
+                if grants.any_covering(&cover, |g| {
+                    self.grant_allows(t, g, action, now, &conditions)
+                }) {
                     return Decision {
                         allowed: true,
                         reasons: Vec::new(),
@@ -113,7 +207,10 @@ impl Snapshot {
         }
         for wid in &subject.wids {
             if let Some(role) = self.builtins.by_template.get(wid) {
-                if matches!(role.match_action(action), RoleMatch::Allowed { .. }) {
+                if matches!(
+                    role.match_action_if(action, &mut |c| conditions.holds(c)),
+                    RoleMatch::Allowed { .. }
+                ) {
                     return Decision {
                         allowed: true,
                         reasons: Vec::new(),
@@ -124,6 +221,7 @@ impl Snapshot {
         deny
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn judge<'a>(
         &'a self,
         t: &'a TenantIndex,
@@ -131,6 +229,7 @@ impl Snapshot {
         covers: bool,
         action: ActionKey<'_>,
         now: Timestamp,
+        conditions: &Conditions<'_>,
     ) -> (Option<&'a CompiledRole>, Result<String, Miss>) {
         let role = self.role(t, &g.role);
         if !covers {
@@ -151,9 +250,21 @@ impl Snapshot {
         if !r.enabled() {
             return (role, Err(Miss::RoleDisabled));
         }
-        (role, judge_action(r, action))
+        let verdict = judge_action(r, action, &mut |c| conditions.holds(c));
+        if verdict.is_ok() {
+            if let Some(c) = g.condition().filter(|c| !conditions.holds(c)) {
+                return (
+                    role,
+                    Err(Miss::AssignmentConditionNotMet {
+                        condition: c.text().to_owned(),
+                    }),
+                );
+            }
+        }
+        (role, verdict)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn explain(
         &self,
         t: &TenantIndex,
@@ -162,6 +273,7 @@ impl Snapshot {
         subject: &Subject,
         action: ActionKey<'_>,
         now: Timestamp,
+        conditions: &Conditions<'_>,
     ) -> Decision {
         let depth_note = p.bound_hit.then_some(Reason::GroupDepthLimit {
             max_depth: self.max_group_depth,
@@ -207,7 +319,7 @@ impl Snapshot {
                     omitted += 1;
                     return;
                 }
-                let (role, verdict) = self.judge(t, g, covers, action, now);
+                let (role, verdict) = self.judge(t, g, covers, action, now, conditions);
                 let (via, via_token_groups) = p.via(i);
                 match verdict {
                     Ok(matched_pattern) => grants.push(Reason::Grant(GrantReason {
@@ -248,7 +360,7 @@ impl Snapshot {
             candidates += 1;
             let role = self.builtins.by_template.get(wid);
             let verdict = match role {
-                Some(r) => judge_action(r, action),
+                Some(r) => judge_action(r, action, &mut |c| conditions.holds(c)),
                 None => Err(Miss::RoleNotFound),
             };
             match verdict {
@@ -300,9 +412,14 @@ impl Snapshot {
     }
 }
 
-/// The role's verdict on an action: the matched pattern, or why not.
-pub(super) fn judge_action(role: &CompiledRole, action: ActionKey<'_>) -> Result<String, Miss> {
-    match role.match_action(action) {
+/// The role's verdict on an action: the matched pattern, or why not. `holds` decides the
+/// conditions of entries that would allow.
+pub(super) fn judge_action(
+    role: &CompiledRole,
+    action: ActionKey<'_>,
+    holds: &mut dyn FnMut(&Condition) -> bool,
+) -> Result<String, Miss> {
+    match role.match_action_if(action, holds) {
         RoleMatch::Allowed { entry, pattern } => {
             Ok(role.allowed_pattern(entry, pattern).to_owned())
         }
@@ -313,6 +430,13 @@ pub(super) fn judge_action(role: &CompiledRole, action: ActionKey<'_>) -> Result
         } => Err(Miss::ActionExcluded {
             allowed_pattern: role.allowed_pattern(entry, pattern).to_owned(),
             excluded_pattern: role.excluded_pattern(entry, excluded).to_owned(),
+        }),
+        RoleMatch::ConditionFailed { entry, pattern } => Err(Miss::ConditionNotMet {
+            allowed_pattern: role.allowed_pattern(entry, pattern).to_owned(),
+            condition: role
+                .condition(entry)
+                .map(|c| c.text().to_owned())
+                .unwrap_or_default(),
         }),
         RoleMatch::NotInRole => Err(Miss::ActionNotInRole),
     }

@@ -3,9 +3,12 @@
 //! The answer must never say yes wrongly (that would let an admin hand out more than it
 //! holds), so for wildcard patterns it is deliberately conservative:
 //! - An exact action in the role is held when a check of that action at the scope allows
-//!   (exclusions and deny assignments apply exactly as in any check).
+//!   with every condition counted as false (exclusions and deny assignments apply exactly
+//!   as in any check; a conditional grant is not held, since the role handed out would
+//!   grant without the condition).
 //! - A wildcard or keyword pattern `p` is held when no deny assignment reaches the subject
-//!   at the scope, and some unconditional permission entry the subject holds there has a
+//!   at the scope, and some unconditional permission entry the subject holds there, through
+//!   an unconditional assignment, has a
 //!   pattern `q` that provably covers `p` (`q` equals `p`, or matches every action, or is
 //!   `lit*` and every action `p` matches starts with `lit`), and each of that entry's
 //!   exclusions is also an exclusion of the role's entry (so it takes away nothing the role
@@ -22,7 +25,7 @@
 use smallvec::SmallVec;
 use uuid::Uuid;
 
-use super::check::{covered, lowercase};
+use super::check::{covered, lowercase, Conditions};
 use super::pattern::Matcher;
 use super::principals::Principals;
 use super::role::{ActionKey, RoleMatch};
@@ -57,16 +60,15 @@ impl Snapshot {
                 let p = pattern.as_str().to_ascii_lowercase();
                 let ok = if is_exact(&p) {
                     Action::parse(pattern.as_str()).is_ok_and(|action| {
-                        let request = CheckRequest {
-                            subject: subject.clone(),
-                            action,
-                            resource: scope.clone(),
-                        };
-                        self.check(tenant, &request, now, false).allowed
+                        let request = CheckRequest::new(subject.clone(), action, scope.clone());
+                        self.check_in(tenant, &request, now, false, true).allowed
                     })
                 } else {
                     held.denies.is_empty()
                         && held.permissions.iter().any(|perm| {
+                            if perm.condition.is_some() || perm.assignment_condition.is_some() {
+                                return false;
+                            }
                             let exclusions_ok = perm.excluded_resource_actions.iter().all(|x| {
                                 role_exclusions.contains(&x.as_str().to_ascii_lowercase())
                             });
@@ -179,9 +181,13 @@ impl Snapshot {
         let mut buf = [0u8; MAX_ACTION_LEN];
         let action = ActionKey::new(lowercase(request.action.as_str(), &mut buf));
         let subject = &request.subject;
+        let conditions = Conditions::new(self, tenant, request, action.text, now, false);
         for wid in &subject.wids {
             if let Some(role) = self.builtins.by_template.get(wid) {
-                if matches!(role.match_action(action), RoleMatch::Allowed { .. }) {
+                if matches!(
+                    role.match_action_if(action, &mut |c| conditions.holds(c)),
+                    RoleMatch::Allowed { .. }
+                ) {
                     return Some(None);
                 }
             }
@@ -195,7 +201,7 @@ impl Snapshot {
         for v in &p.visits {
             if let Some(grants) = v.node.and_then(|n| n.grants_near(&cover)) {
                 grants.any_covering(&cover, |g| {
-                    if self.grant_allows(t, g, action, now) {
+                    if self.grant_allows(t, g, action, now, &conditions) {
                         match g.end() {
                             None => unbounded = true,
                             Some(end) => latest = Some(latest.map_or(end, |l| l.max(end))),

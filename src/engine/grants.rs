@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::cow::{CowMap, Key};
 use super::units::Cover;
+use crate::model::condition::Condition;
 use crate::model::{PrincipalType, Timestamp};
 
 /// Grants of one principal are kept in a plain array up to this many, then by scope.
@@ -20,28 +21,44 @@ pub(crate) struct Grant {
     pub role: Uuid,
     /// Canonical scope, interned.
     pub scope: Key,
-    /// `(start, end)`, boxed because few assignments have one.
-    pub window: Option<Box<(Option<Timestamp>, Option<Timestamp>)>>,
+    /// Time window and condition, boxed because few assignments have either.
+    pub extra: Option<Box<GrantExtra>>,
+}
+
+/// What only some assignments carry.
+#[derive(Debug, Clone)]
+pub(crate) struct GrantExtra {
+    /// Grants nothing before this instant.
+    pub start: Option<Timestamp>,
+    /// Grants nothing from this instant on.
+    pub end: Option<Timestamp>,
+    /// Grants only when this holds for the check.
+    pub condition: Option<Condition>,
 }
 
 impl Grant {
     /// True when `now` lies in `[start, end)`.
     #[inline]
     pub fn active_at(&self, now: Timestamp) -> bool {
-        match &self.window {
+        match &self.extra {
             None => true,
-            Some(w) => w.0.is_none_or(|s| s <= now) && w.1.is_none_or(|e| now < e),
+            Some(x) => x.start.is_none_or(|s| s <= now) && x.end.is_none_or(|e| now < e),
         }
     }
 
     /// Grants nothing before this instant.
     pub fn start(&self) -> Option<Timestamp> {
-        self.window.as_ref().and_then(|w| w.0)
+        self.extra.as_ref().and_then(|x| x.start)
     }
 
     /// Grants nothing from this instant on.
     pub fn end(&self) -> Option<Timestamp> {
-        self.window.as_ref().and_then(|w| w.1)
+        self.extra.as_ref().and_then(|x| x.end)
+    }
+
+    /// The assignment's condition, if it has one.
+    pub fn condition(&self) -> Option<&Condition> {
+        self.extra.as_ref().and_then(|x| x.condition.as_ref())
     }
 }
 

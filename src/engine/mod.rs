@@ -13,8 +13,10 @@
 //! deny assignment denies; otherwise any grant whose role is enabled, whose time window holds
 //! `now`, whose scope covers the resource and whose role allows the action (exclusions apply
 //! within their own permission entry) allows; otherwise the answer is deny. A permission
-//! entry carrying a `condition` grants nothing: conditions are not evaluated yet, and an
-//! unevaluated condition must not grant.
+//! entry's `condition` and an assignment's `condition` (see `model::condition`) are
+//! evaluated per check against the request's [`Facts`], the principal directory's stored
+//! attributes and built-ins; an entry or assignment whose condition is false grants
+//! nothing. Roles without conditions never build the condition environment.
 //!
 //! Scopes cover by whole segments, compared as text: a `Scope` is already canonical (its
 //! uuid segments are lowercase, see `model::Scope::parse`). An assignment at a unit's scope
@@ -71,6 +73,44 @@ pub struct CheckRequest {
     pub action: Action,
     /// On what, e.g. `/applications/{id}`.
     pub resource: Scope,
+    /// What conditions may read besides the directory: empty for a plain check.
+    pub facts: Facts,
+}
+
+impl CheckRequest {
+    /// A question with no request attributes.
+    pub fn new(subject: Subject, action: Action, resource: Scope) -> CheckRequest {
+        CheckRequest {
+            subject,
+            action,
+            resource,
+            facts: Facts::default(),
+        }
+    }
+}
+
+/// Attributes a question carries for conditions to read (`@Subject[...]` and the rest).
+/// Request attributes take precedence over the attributes the principal directory stores.
+/// Empty maps allocate nothing, so a plain check pays nothing for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// `@Subject[...]` (AuthZEN `subject.properties`, `/v1/check` `subjectAttributes`).
+    pub subject: serde_json::Map<String, serde_json::Value>,
+    /// `@Resource[...]`.
+    pub resource: serde_json::Map<String, serde_json::Value>,
+    /// `@Action[...]`.
+    pub action: serde_json::Map<String, serde_json::Value>,
+    /// `@Environment[...]` (AuthZEN `context`).
+    pub context: serde_json::Map<String, serde_json::Value>,
+    /// `@Resource[id]`: the resource's own id (AuthZEN `resource.id`), when the question
+    /// named one; otherwise the last segment of the resource path.
+    pub resource_id: Option<String>,
+    /// `@Resource[type]`: the resource's type (AuthZEN `resource.type`), when given;
+    /// otherwise the second-to-last segment of the resource path.
+    pub resource_type: Option<String>,
+    /// `@Action[name]`: the action's name as the caller gave it (AuthZEN `action.name`);
+    /// otherwise the checked action.
+    pub action_name: Option<String>,
 }
 
 /// The answer to a [`CheckRequest`].
@@ -211,6 +251,18 @@ pub enum Miss {
         /// The excluded pattern of the same entry that matched.
         excluded_pattern: String,
     },
+    /// An allowed pattern matches, but its permission entry's condition is false.
+    ConditionNotMet {
+        /// The allowed pattern that matched.
+        allowed_pattern: String,
+        /// The entry's condition, as written.
+        condition: String,
+    },
+    /// The role allows the action, but the assignment's condition is false.
+    AssignmentConditionNotMet {
+        /// The assignment's condition, as written.
+        condition: String,
+    },
 }
 
 /// What a subject may do at a scope: every permission entry of every grant covering it,
@@ -249,6 +301,10 @@ pub struct EffectivePermission {
     pub via: Vec<Uuid>,
     /// True when `via` starts at a group from the token's `groups` claim.
     pub via_token_groups: bool,
+    /// The entry's condition: the entry grants only when it holds for the check.
+    pub condition: Option<String>,
+    /// The assignment's condition: it grants only when that holds too.
+    pub assignment_condition: Option<String>,
 }
 
 /// A deny assignment in force for a subject at a scope.
@@ -292,6 +348,10 @@ pub struct Access {
     /// The groups from `principal_id` to the assigned principal (inclusive); empty when
     /// the principal holds the assignment itself.
     pub via: Vec<Uuid>,
+    /// The conditions the grant depends on (its permission entry's, then its assignment's),
+    /// not evaluated here: the principal may when they hold. Empty for an unconditional
+    /// grant.
+    pub conditions: Vec<String>,
 }
 
 /// What belonging to a group carries (see [`Snapshot::through_group`]).

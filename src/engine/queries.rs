@@ -64,12 +64,7 @@ impl Snapshot {
                     return false;
                 }
                 let (via, via_token_groups) = p.via(i);
-                for entry in role
-                    .def
-                    .role_permissions
-                    .iter()
-                    .filter(|e| e.condition.is_none())
-                {
+                for entry in &role.def.role_permissions {
                     out.permissions.push(EffectivePermission {
                         allowed_resource_actions: entry.allowed_resource_actions.clone(),
                         excluded_resource_actions: entry.excluded_resource_actions.clone(),
@@ -81,6 +76,8 @@ impl Snapshot {
                         scope: g.scope.text.to_string(),
                         via: via.clone(),
                         via_token_groups,
+                        condition: entry.condition.clone(),
+                        assignment_condition: g.condition().map(|c| c.text().to_owned()),
                     });
                 }
                 false
@@ -90,12 +87,7 @@ impl Snapshot {
             let Some(role) = self.builtins.by_template.get(wid) else {
                 continue;
             };
-            for entry in role
-                .def
-                .role_permissions
-                .iter()
-                .filter(|e| e.condition.is_none())
-            {
+            for entry in &role.def.role_permissions {
                 out.permissions.push(EffectivePermission {
                     allowed_resource_actions: entry.allowed_resource_actions.clone(),
                     excluded_resource_actions: entry.excluded_resource_actions.clone(),
@@ -107,6 +99,8 @@ impl Snapshot {
                     scope: "/".to_owned(),
                     via: Vec::new(),
                     via_token_groups: false,
+                    condition: entry.condition.clone(),
+                    assignment_condition: None,
                 });
             }
         }
@@ -140,7 +134,9 @@ impl Snapshot {
     /// Every principal the store knows of that may perform `action` on `resource` at `now`:
     /// the holders of grants that allow it (whose scope covers the resource) and the
     /// transitive members of those that are groups, minus everyone a matching deny
-    /// assignment reaches. Each comes with its nearest granting assignment and chain; the
+    /// assignment reaches. A grant that allows only under conditions is listed with them
+    /// ([`Access::conditions`]), unevaluated: whether they hold depends on each check's
+    /// attributes. An unconditional grant is preferred when a principal has both. Each comes with its nearest granting assignment and chain; the
     /// list is ordered by principal id. Token claims (`groups`, `wids`) are not stored, so
     /// they are not considered.
     ///
@@ -166,6 +162,7 @@ impl Snapshot {
             grant: Grant,
             role: &'a CompiledRole,
             pattern: String,
+            conditions: Vec<String>,
         }
         let mut seeds: Vec<Seed<'_>> = Vec::new();
         for c in cover.iter() {
@@ -183,13 +180,22 @@ impl Snapshot {
                     let Some(role) = self.role(t, &g.role).filter(|r| r.enabled()) else {
                         return false;
                     };
-                    if let Ok(pattern) = judge_action(role, action) {
+                    let mut conditions = Vec::new();
+                    let verdict = judge_action(role, action, &mut |_| false).or_else(|_| {
+                        judge_action(role, action, &mut |c| {
+                            conditions.push(c.text().to_owned());
+                            true
+                        })
+                    });
+                    if let Ok(pattern) = verdict {
+                        conditions.extend(g.condition().map(|c| c.text().to_owned()));
                         seeds.push(Seed {
                             principal,
                             kind: g.principal_type,
                             grant: g.clone(),
                             role,
                             pattern,
+                            conditions,
                         });
                     }
                     true
@@ -217,39 +223,47 @@ impl Snapshot {
         }
         let mut queue: Vec<Reached> = Vec::new();
         let mut seen: HashMap<Uuid, ()> = HashMap::new();
-        for (i, s) in seeds.iter().enumerate() {
-            if seen.insert(s.principal, ()).is_none() {
-                queue.push(Reached {
-                    id: s.principal,
-                    kind: s.kind,
-                    seed: i,
-                    from: ROOT,
-                    depth: 0,
-                });
-            }
-        }
         let mut head = 0;
-        while head < queue.len() {
-            let (id, seed, depth) = (queue[head].id, queue[head].seed, queue[head].depth);
-            if depth < max_depth {
-                if let Some(members) = t.members.get(&id) {
-                    let mut list: Vec<(Uuid, PrincipalType)> =
-                        members.iter().map(|(m, k)| (*m, *k)).collect();
-                    list.sort_unstable_by_key(|(m, _)| *m);
-                    for (m, kind) in list {
-                        if seen.insert(m, ()).is_none() {
-                            queue.push(Reached {
-                                id: m,
-                                kind,
-                                seed,
-                                from: head as u32,
-                                depth: depth + 1,
-                            });
+        // Two rounds: everyone an unconditional grant reaches (directly or through groups)
+        // first, then whoever only a conditional grant reaches, so a principal reached both
+        // ways is listed without conditions.
+        for conditional in [false, true] {
+            for (i, s) in seeds.iter().enumerate() {
+                if s.conditions.is_empty() == conditional {
+                    continue;
+                }
+                if seen.insert(s.principal, ()).is_none() {
+                    queue.push(Reached {
+                        id: s.principal,
+                        kind: s.kind,
+                        seed: i,
+                        from: ROOT,
+                        depth: 0,
+                    });
+                }
+            }
+            while head < queue.len() {
+                let (id, seed, depth) = (queue[head].id, queue[head].seed, queue[head].depth);
+                if depth < max_depth {
+                    if let Some(members) = t.members.get(&id) {
+                        let mut list: Vec<(Uuid, PrincipalType)> =
+                            members.iter().map(|(m, k)| (*m, *k)).collect();
+                        list.sort_unstable_by_key(|(m, _)| *m);
+                        for (m, kind) in list {
+                            if seen.insert(m, ()).is_none() {
+                                queue.push(Reached {
+                                    id: m,
+                                    kind,
+                                    seed,
+                                    from: head as u32,
+                                    depth: depth + 1,
+                                });
+                            }
                         }
                     }
                 }
+                head += 1;
             }
-            head += 1;
         }
         let mut out: Vec<Access> = queue
             .iter()
@@ -271,6 +285,7 @@ impl Snapshot {
                     matched_pattern: s.pattern.clone(),
                     scope: s.grant.scope.text.to_string(),
                     via,
+                    conditions: s.conditions.clone(),
                 }
             })
             .collect();

@@ -6,6 +6,7 @@ use smallvec::SmallVec;
 
 use super::cow::hash_str;
 use super::pattern::Matcher;
+use crate::model::condition::Condition;
 use crate::model::{ActionPattern, RoleDefinition};
 
 /// A checked action, lowercased once per request, with its hash.
@@ -92,23 +93,29 @@ pub(crate) enum RoleMatch {
     /// Permission entry `entry`'s allowed pattern `pattern` matches, and nothing in that
     /// entry excludes the action.
     Allowed { entry: usize, pattern: usize },
-    /// Every entry that matches also excludes; the first such entry, its matching pattern
-    /// and its excluding pattern.
+    /// Every entry that matches also excludes, or carries a condition that does not hold:
+    /// a failed condition is reported first (entry and matching pattern), else the first
+    /// excluding entry, its matching pattern and its excluding pattern.
     Excluded {
         entry: usize,
         pattern: usize,
         excluded: usize,
     },
+    /// An entry allows the action and excludes nothing of it, but its condition is false.
+    ConditionFailed { entry: usize, pattern: usize },
     /// No allowed pattern matches.
     NotInRole,
 }
 
-/// A role definition with its patterns compiled.
+/// A role definition with its patterns and conditions compiled.
 pub(crate) struct CompiledRole {
     /// The definition as stored (names and patterns for explanations).
     pub def: RoleDefinition,
     allowed: PatternSet,
     excluded: PatternSet,
+    /// Each permission entry's condition, parsed once; empty when no entry has one (the
+    /// common case, which then never looks at conditions).
+    conditions: Vec<Option<Condition>>,
 }
 
 impl CompiledRole {
@@ -116,12 +123,15 @@ impl CompiledRole {
     pub fn compile(def: RoleDefinition) -> CompiledRole {
         let mut allowed = PatternSet::default();
         let mut excluded = PatternSet::default();
+        let mut conditions = Vec::new();
+        if def.role_permissions.iter().any(|e| e.condition.is_some()) {
+            conditions = def
+                .role_permissions
+                .iter()
+                .map(|e| e.condition.as_deref().map(compile_condition))
+                .collect();
+        }
         for (e, entry) in def.role_permissions.iter().enumerate() {
-            // Fail closed: conditions are not evaluated yet, so a conditioned entry grants
-            // nothing (input validation rejects them; this guards catalogs and old rows).
-            if entry.condition.is_some() {
-                continue;
-            }
             for (p, pattern) in entry.allowed_resource_actions.iter().enumerate() {
                 allowed.add((e as u16, p as u16), pattern);
             }
@@ -133,7 +143,13 @@ impl CompiledRole {
             def,
             allowed,
             excluded,
+            conditions,
         }
+    }
+
+    /// The condition of entry `entry`, if it has one.
+    pub fn condition(&self, entry: usize) -> Option<&Condition> {
+        self.conditions.get(entry).and_then(Option::as_ref)
     }
 
     /// True when the role grants anything at all.
@@ -151,10 +167,17 @@ impl CompiledRole {
         self.def.role_permissions[entry].excluded_resource_actions[pattern].as_str()
     }
 
-    /// Which entry (if any) allows `action`, exclusions applied within each entry.
-    pub fn match_action(&self, action: ActionKey<'_>) -> RoleMatch {
+    /// Which entry (if any) allows `action`, exclusions applied within each entry, with
+    /// conditional entries counted only when `holds` says their condition is true (it is
+    /// called only for entries that match and exclude nothing, and never for a role
+    /// without conditions).
+    pub fn match_action_if(
+        &self,
+        action: ActionKey<'_>,
+        holds: &mut dyn FnMut(&Condition) -> bool,
+    ) -> RoleMatch {
         let exact = self.allowed.exact_hits(action);
-        if self.excluded.is_empty() {
+        if self.excluded.is_empty() && self.conditions.is_empty() {
             if let Some(&(e, p)) = exact.first() {
                 return RoleMatch::Allowed {
                     entry: e as usize,
@@ -188,6 +211,7 @@ impl CompiledRole {
         candidates.sort_unstable();
         let excluded_exact = self.excluded.exact_hits(action);
         let mut first_excluded = None;
+        let mut first_failed = None;
         for &(e, p) in &candidates {
             let by = excluded_exact
                 .iter()
@@ -201,12 +225,20 @@ impl CompiledRole {
                         .map(|w| w.at.1)
                 });
             match by {
-                None => {
-                    return RoleMatch::Allowed {
-                        entry: e as usize,
-                        pattern: p as usize,
+                None => match self.condition(e as usize) {
+                    Some(condition) if !holds(condition) => {
+                        first_failed.get_or_insert(RoleMatch::ConditionFailed {
+                            entry: e as usize,
+                            pattern: p as usize,
+                        });
                     }
-                }
+                    _ => {
+                        return RoleMatch::Allowed {
+                            entry: e as usize,
+                            pattern: p as usize,
+                        }
+                    }
+                },
                 Some(x) => {
                     first_excluded.get_or_insert(RoleMatch::Excluded {
                         entry: e as usize,
@@ -216,8 +248,16 @@ impl CompiledRole {
                 }
             }
         }
-        first_excluded.unwrap_or(RoleMatch::NotInRole)
+        first_failed
+            .or(first_excluded)
+            .unwrap_or(RoleMatch::NotInRole)
     }
+}
+
+/// Parses a stored condition. Input validation refused bad ones; one that still fails here
+/// (an older row, a hand-edited catalog) becomes a condition that never holds: fail closed.
+pub(crate) fn compile_condition(text: &str) -> Condition {
+    Condition::parse(text).unwrap_or_else(|_| Condition::never(text))
 }
 
 /// Deny assignment patterns, compiled.

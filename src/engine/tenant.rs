@@ -22,8 +22,8 @@ use uuid::Uuid;
 use super::cow::{hash_str, CowMap, Key};
 use super::delta::{Edit, Versions};
 use super::directory::PrincipalInfo;
-use super::grants::{Grant, Grants, Holders};
-use super::role::{CompiledRole, DenyPatterns};
+use super::grants::{Grant, GrantExtra, Grants, Holders};
+use super::role::{compile_condition, CompiledRole, DenyPatterns};
 use super::units::{Cover, UnitFilter, UnitRef};
 use crate::model::{DenyAssignment, PrincipalType, RoleAssignment};
 
@@ -131,20 +131,21 @@ impl TenantIndex {
     }
 
     pub(super) fn add_grant(&mut self, a: &RoleAssignment) {
-        if a.condition.is_some() {
-            return; // Fail closed until conditions are evaluated
-        }
         let scope = self.intern(a.directory_scope_id.as_str());
-        let window = match (a.start_date_time, a.end_date_time) {
-            (None, None) => None,
-            (start, end) => Some(Box::new((start, end))),
+        let extra = match (a.start_date_time, a.end_date_time, a.condition.as_deref()) {
+            (None, None, None) => None,
+            (start, end, condition) => Some(Box::new(GrantExtra {
+                start,
+                end,
+                condition: condition.map(compile_condition),
+            })),
         };
         let grant = Grant {
             id: a.id,
             principal_type: a.principal_type,
             role: a.role_definition_id,
             scope: scope.clone(),
-            window,
+            extra,
         };
         let node = self
             .nodes

@@ -98,7 +98,8 @@ pub struct RolePermission {
     /// Patterns subtracted from this entry only (Azure's NotActions, not a deny).
     #[serde(default)]
     pub excluded_resource_actions: Vec<ActionPattern>,
-    /// Reserved for Entra-style conditions; always null today (conditions are rejected on input).
+    /// Entra's condition on this entry (see `model::condition`): the entry grants only when
+    /// it holds for the check. Validated when written.
     #[serde(default)]
     pub condition: Option<String>,
 }

@@ -7,9 +7,7 @@
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{
-    ActionPattern, Condition, PrincipalType, RolePermission, Scope, Timestamp, ValidationErrors,
-};
+use super::{ActionPattern, PrincipalType, RolePermission, Scope, Timestamp, ValidationErrors};
 
 /// The longest display name accepted, in characters.
 pub const MAX_DISPLAY_NAME: usize = 256;
@@ -101,6 +99,23 @@ fn window(errors: &mut ValidationErrors, start: Option<Timestamp>, end: Option<T
     }
 }
 
+/// Records why `condition` (at `pointer`) is not one Rolecall can evaluate; true when it is.
+/// The text is kept as sent, so a position in an error means the same to the client.
+fn check_condition(errors: &mut ValidationErrors, pointer: &str, condition: &str) -> bool {
+    let problem = if condition.trim().is_empty() {
+        "a condition is not blank".to_owned()
+    } else if condition.len() > MAX_CONDITION_BYTES {
+        format!("a condition is at most {MAX_CONDITION_BYTES} bytes")
+    } else {
+        match super::condition::Condition::parse(condition) {
+            Ok(_) => return true,
+            Err(e) => format!("`condition` is not valid: {e}"),
+        }
+    };
+    errors.push(pointer, problem);
+    false
+}
+
 /// A role assignment's condition and its version, both present or both absent. The text
 /// is kept as sent (not trimmed), so a position in it means the same to the client.
 fn assignment_condition(
@@ -117,16 +132,7 @@ fn assignment_condition(
         }
         return (None, None);
     };
-    if condition.trim().is_empty() {
-        errors.push("/condition", "a condition is not blank");
-    } else if condition.len() > MAX_CONDITION_BYTES {
-        errors.push(
-            "/condition",
-            format!("a condition is at most {MAX_CONDITION_BYTES} bytes"),
-        );
-    } else if let Err(e) = Condition::parse(&condition) {
-        errors.push("/condition", format!("`condition` is not valid: {e}"));
-    }
+    check_condition(errors, "/condition", &condition);
     match version.as_deref() {
         None => errors.push(
             "/conditionVersion",
@@ -150,7 +156,8 @@ pub struct RolePermissionInput {
     /// Patterns subtracted from this entry.
     #[serde(default)]
     pub excluded_resource_actions: Vec<String>,
-    /// Must be null: conditions are not evaluated yet, and an unevaluated condition must not grant.
+    /// Entra's condition on this entry (`$ResourceIsSelf`, `$SubjectIsOwner`, or an ABAC
+    /// expression; see `model::condition`): the entry grants only when it holds.
     #[serde(default)]
     pub condition: Option<String>,
 }
@@ -183,12 +190,9 @@ fn role_permissions(
                     "a permission entry allows at least one action",
                 );
             }
-            if entry.condition.is_some() {
-                errors.push(
-                    format!("{base}/condition"),
-                    "conditions are not supported yet; omit `condition` or set it to null",
-                );
-            }
+            let condition = entry
+                .condition
+                .filter(|c| check_condition(errors, &format!("{base}/condition"), c));
             RolePermission {
                 allowed_resource_actions: patterns(
                     errors,
@@ -202,7 +206,7 @@ fn role_permissions(
                     entry.excluded_resource_actions,
                     &mut total,
                 ),
-                condition: None,
+                condition,
             }
         })
         .collect();
@@ -769,7 +773,7 @@ mod tests {
     fn every_bad_field_is_reported_with_its_pointer() {
         let errors = role(serde_json::json!({
             "displayName": "  ",
-            "rolePermissions": [{"allowedResourceActions": ["ok.ns/read", "bad action"], "condition": "x"}],
+            "rolePermissions": [{"allowedResourceActions": ["ok.ns/read", "bad action"], "condition": "@Resource[status] IsArchived"}],
             "assignableScopes": ["/a/../b"]
         }))
         .unwrap_err();

@@ -28,8 +28,11 @@ pub enum ScopeError {
     #[error("a scope has no `.` or `..` segments")]
     DotSegment,
     /// A character outside the allowed set.
-    #[error("a scope segment holds only letters, digits and `-._~:@`; found `{0}`")]
+    #[error("a scope segment holds only letters, digits, `-._~:@` and `%` escapes; found `{0}`")]
     BadCharacter(char),
+    /// A `%` not followed by two hex digits.
+    #[error("a `%` in a scope starts an escape of two hex digits, such as `%40`")]
+    BadEscape,
 }
 
 /// A validated scope path in canonical form. Holding one means it is well formed and that
@@ -48,7 +51,9 @@ impl Scope {
         Scope("/".to_owned())
     }
 
-    /// Validates `path` as a scope and puts it in canonical form: each segment that is a
+    /// Validates `path` as a scope and puts it in canonical form: `%` escapes (RFC 3986
+    /// percent-encoding, which AuthZEN resource ids need) get uppercase hex digits; each
+    /// segment that is a
     /// uuid in hyphenated form (8-4-4-4-12 hex digits, any case) is lowercased, and the id
     /// in `/administrativeUnits/{id}...` (always a uuid) is rewritten to the lowercase
     /// hyphenated form from any form [`uuid::Uuid::parse_str`] reads. Every other segment is
@@ -81,9 +86,16 @@ impl Scope {
             }
             if let Some(bad) = segment
                 .chars()
-                .find(|c| !(c.is_ascii_alphanumeric() || "-._~:@".contains(*c)))
+                .find(|c| !(c.is_ascii_alphanumeric() || "-._~:@%".contains(*c)))
             {
                 return Err(ScopeError::BadCharacter(bad));
+            }
+            let bytes = segment.as_bytes();
+            for (i, _) in segment.match_indices('%') {
+                let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
+                if !(hex(i + 1) && hex(i + 2)) {
+                    return Err(ScopeError::BadEscape);
+                }
             }
         }
         let canonical = canonical_form(path);
@@ -152,6 +164,20 @@ fn canonical_form(path: &str) -> String {
         // this lowercases hex digits and nothing else.
         if segment.len() == 36 && uuid::Uuid::parse_str(segment).is_ok() {
             out.extend(segment.chars().map(|c| c.to_ascii_lowercase()));
+        } else if segment.contains('%') {
+            // INVARIANT: `parse` checked that two hex digits follow each `%`.
+            let mut escape = 0;
+            for c in segment.chars() {
+                if c == '%' {
+                    escape = 2;
+                    out.push(c);
+                } else if escape > 0 {
+                    escape -= 1;
+                    out.push(c.to_ascii_uppercase());
+                } else {
+                    out.push(c);
+                }
+            }
         } else {
             out.push_str(segment);
         }
@@ -204,6 +230,17 @@ pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_escapes_are_kept_with_uppercase_hex_and_must_be_complete() {
+        let s = Scope::parse("/users/beth%40the-smiths.com").unwrap();
+        assert_eq!(s.as_str(), "/users/beth%40the-smiths.com");
+        let lower = Scope::parse("/users/a%2fb%c3%a9").unwrap();
+        assert_eq!(lower.as_str(), "/users/a%2Fb%C3%A9");
+        assert_eq!(Scope::parse("/users/a%4"), Err(ScopeError::BadEscape));
+        assert_eq!(Scope::parse("/users/a%zz"), Err(ScopeError::BadEscape));
+        assert_eq!(Scope::parse("/users/%"), Err(ScopeError::BadEscape));
+    }
 
     #[test]
     fn coverage_is_by_whole_segments() {

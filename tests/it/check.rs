@@ -607,7 +607,109 @@ async fn every_decision_is_reported_to_the_hook_with_its_request(app: &TestApp) 
     );
 }
 
+async fn conditions_read_request_attributes_and_say_why_they_failed(app: &TestApp) {
+    let user = Uuid::new_v4();
+    let r = role(
+        app,
+        json!([
+            {"allowedResourceActions": ["contoso.docs/docs/read"]},
+            {"allowedResourceActions": ["contoso.docs/docs/update"], "condition": "@Resource[status] StringEquals 'draft' AND @Subject[clearance] NumericGreaterThanEquals 2"}
+        ]),
+    )
+    .await;
+    assign(app, user, "user", &r, "/docs").await;
+    let ask = |resource_attributes: Value, subject_attributes: Value| {
+        json!({
+            "subject": {"principalId": user},
+            "action": "contoso.docs/docs/update",
+            "resource": "/docs/d1",
+            "explain": true,
+            "resourceAttributes": resource_attributes,
+            "subjectAttributes": subject_attributes
+        })
+    };
+    let granted = app
+        .post(
+            "/v1/check",
+            &ask(json!({"status": "draft"}), json!({"clearance": 3})),
+        )
+        .await;
+    expect(&granted, 200, "POST", "/v1/check");
+    assert_eq!(granted.body["allowed"], true, "{:?}", granted.body);
+    for (resource, subject) in [
+        (json!({"status": "published"}), json!({"clearance": 3})),
+        (json!({"status": "draft"}), json!({"clearance": 1})),
+        (json!({}), json!({})),
+        (json!({"status": ["draft"]}), json!({"clearance": "3"})),
+    ] {
+        let refused = app
+            .post("/v1/check", &ask(resource.clone(), subject.clone()))
+            .await;
+        expect(&refused, 200, "POST", "/v1/check");
+        assert_eq!(refused.body["allowed"], false, "{resource} {subject}");
+        let why = &refused.body["reasons"][0]["why"];
+        assert_eq!(why["code"], "conditionNotMet", "{:?}", refused.body);
+        assert_eq!(
+            why["condition"],
+            "@Resource[status] StringEquals 'draft' AND @Subject[clearance] NumericGreaterThanEquals 2"
+        );
+    }
+    // The unconditional entry needs no attributes.
+    assert!(allowed(app, user, "contoso.docs/docs/read", "/docs/d1").await);
+
+    // Who can and effective permissions say the grant is conditional.
+    let who = app
+        .get("/v1/access?resource=/docs/d1&action=contoso.docs/docs/update")
+        .await;
+    expect(&who, 200, "GET", "/v1/access");
+    assert_eq!(who.body["value"][0]["principalId"], json!(user));
+    assert_eq!(
+        who.body["value"][0]["conditions"],
+        json!(["@Resource[status] StringEquals 'draft' AND @Subject[clearance] NumericGreaterThanEquals 2"])
+    );
+    let effective = app
+        .get(&format!("/v1/principals/{user}/permissions?scope=/docs/d1"))
+        .await;
+    expect(&effective, 200, "GET", "/v1/principals/{id}/permissions");
+    let conditions: Vec<&Value> = effective.body["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["condition"])
+        .collect();
+    assert_eq!(conditions.len(), 2);
+    assert!(conditions.contains(&&Value::Null));
+
+    // A condition that does not parse is refused when written, with its position.
+    let bad = app
+        .post(
+            "/v1/roleDefinitions",
+            &json!({"displayName": "bad", "rolePermissions": [
+                {"allowedResourceActions": ["contoso.docs/docs/read"], "condition": "@Resource[status] StringEquals"}
+            ]}),
+        )
+        .await;
+    expect(&bad, 400, "POST", "/v1/roleDefinitions");
+    assert_eq!(
+        bad.body["errors"][0]["pointer"],
+        "/rolePermissions/0/condition"
+    );
+    let detail = bad.body["errors"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("at position"), "{detail}");
+    // An assignment's condition, too.
+    let bad = app
+        .post(
+            "/v1/roleAssignments",
+            &json!({"principalId": user, "principalType": "user", "roleDefinitionId": r,
+                "directoryScopeId": "/other", "condition": "@Resource[x] Resembles 'y'", "conditionVersion": "2.0"}),
+        )
+        .await;
+    expect(&bad, 400, "POST", "/v1/roleAssignments");
+    assert_eq!(bad.body["errors"][0]["pointer"], "/condition");
+}
+
 on_both_stores!(
+    conditions_read_request_attributes_and_say_why_they_failed,
     scope_coverage_is_by_whole_path_segments,
     an_administrative_unit_scope_covers_its_member_resources,
     actions_match_case_insensitively_with_wildcards_and_entra_keywords,

@@ -192,11 +192,11 @@ fn the_spec_is_valid_openapi_3_1() {
             ));
         }
 
-        // `/v1` needs a token or the admin key and says what happens without it; operations
-        // don't.
+        // `/v1` and AuthZEN need a token or the admin key and say what happens without it;
+        // operations and discovery don't.
         let security = operation.get("security").unwrap_or(&spec["security"]);
         let secured = security.as_array().is_some_and(|s| !s.is_empty());
-        if path.starts_with("/v1/") {
+        if authenticated(&path) {
             if !secured {
                 problems.push(format!("{name}: not secured"));
             }
@@ -234,7 +234,13 @@ fn every_operation_follows_the_conventions_of_the_contract() {
                     "{name}: its request body is not `application/json`"
                 ));
             }
-            for status in [400, 413, 415] {
+            // AuthZEN answers a wrong media type with 400, as its specification requires.
+            let statuses: &[u16] = if path.starts_with("/access/") {
+                &[400, 413]
+            } else {
+                &[400, 413, 415]
+            };
+            for &status in statuses {
                 if !declares(status) {
                     problems.push(format!("{name}: takes a body but declares no {status}"));
                 }
@@ -251,7 +257,7 @@ fn every_operation_follows_the_conventions_of_the_contract() {
                 declares(412)
             ));
         }
-        if path.starts_with("/v1/")
+        if authenticated(&path)
             && !parameters(&path, operation)
                 .iter()
                 .any(|p| p["in"] == "header" && p["name"] == "Rolecall-Tenant")
@@ -1001,6 +1007,8 @@ fn decision_explanations_are_written_as_the_spec_says() {
             scope: "/projects".to_owned(),
             via: vec![Uuid::new_v4()],
             via_token_groups: false,
+            condition: Some("$ResourceIsSelf".to_owned()),
+            assignment_condition: None,
         }],
         denies: vec![EffectiveDeny {
             deny_assignment_id: Uuid::new_v4(),
@@ -1030,6 +1038,7 @@ fn decision_explanations_are_written_as_the_spec_says() {
         matched_pattern: "contoso.w/read".to_owned(),
         scope: "/".to_owned(),
         via: vec![Uuid::new_v4()],
+        conditions: vec!["$SubjectIsOwner".to_owned()],
     };
     let body = json!({"value": [wire::Holder::from(access)], "nextLink": "/v1/access?resource=%2Fw&action=contoso.w%2Fread&cursor=x", "revision": "4"});
     assert_response_matches("GET", "/v1/access", 200, &body);
@@ -1180,11 +1189,16 @@ fn every_api_error_is_a_documented_problem_document() {
 
 // --- authentication and authorization ---
 
-/// The `/v1` operations, each as (METHOD, path, operation).
+/// Routes that need a credential: `/v1` and AuthZEN's evaluation routes.
+fn authenticated(path: &str) -> bool {
+    path.starts_with("/v1/") || path.starts_with("/access/")
+}
+
+/// The authenticated operations, each as (METHOD, path, operation).
 fn v1_operations() -> Vec<(String, String, &'static Value)> {
     operations()
         .into_iter()
-        .filter(|(_, path, _)| path.starts_with("/v1/"))
+        .filter(|(_, path, _)| authenticated(path))
         .collect()
 }
 
@@ -1219,7 +1233,7 @@ fn every_v1_operation_may_answer_401_and_403_and_operations_routes_need_no_crede
     let mut problems = Vec::new();
     for (method, path, operation) in operations() {
         let name = format!("{method} {path}");
-        if !path.starts_with("/v1/") {
+        if !authenticated(&path) {
             if operation.get("security") != Some(&json!([])) {
                 problems.push(format!("{name}: does not say `security: []`"));
             }

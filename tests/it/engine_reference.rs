@@ -900,11 +900,9 @@ fn who_can_prefers_an_unconditional_grant() {
     assert_eq!(who[0].assignment_id, id(0x302));
 }
 
-// The seeds are sorted unconditional first, but each holder of a grant is a seed of its
-// own and taken before the walk down the groups: alice is listed under her own
-// assignment's condition though g1, which she belongs to, grants the action without one.
+// Alice's own grant is conditional; g1, which she belongs to, grants the action without a
+// condition: she is listed without one, through g1.
 #[test]
-#[ignore = "engine bug: who_can keeps a holder's own conditional grant over an unconditional one through a group"]
 fn who_can_lists_a_member_without_conditions_when_its_group_grants_unconditionally() {
     let dir = Dir::new()
         .role(reader())
@@ -2598,18 +2596,16 @@ fn who_can_agrees(
                 .unwrap();
             let holder = access.via.last().copied().unwrap_or(access.principal_id);
             prop_assert_eq!(a.principal_id, holder);
-            // Listed without conditions only when the reference, counting every condition
-            // as false, allows. The converse fails today: see the ignored
-            // `who_can_lists_a_member_without_conditions_when_its_group_grants_unconditionally`.
-            if access.conditions.is_empty() {
-                prop_assert!(
-                    may(access.principal_id, false),
-                    "{} on {}: {:?}",
-                    act,
-                    res,
-                    access
-                );
-            }
+            // Listed without conditions exactly when the reference, counting every
+            // condition as false, allows.
+            prop_assert_eq!(
+                access.conditions.is_empty(),
+                may(access.principal_id, false),
+                "{} on {}: {:?}",
+                act,
+                res,
+                access
+            );
             // At most the entry's condition, then the assignment's.
             prop_assert!(access.conditions.len() <= 2);
             if let Some(c) = &a.condition {

@@ -8,6 +8,7 @@ mod common;
 
 mod api;
 mod auth;
+mod authzen;
 mod check;
 mod cli;
 mod connections;

@@ -1,0 +1,318 @@
+//! How AuthZEN entities name Rolecall's: the `[[authzen.mappings]]` rules that turn a
+//! resource's `type` and `id` into a resource path, and an action's `name` into an action.
+//!
+//! Each rule applies to one resource type (or `*`); the first rule matching a request's
+//! `resource.type` wins. A rule's `path` template defaults to `/{type}/{id}` and its `action`
+//! template to the name itself when it contains `/`, else `{type}/{name}`. A placeholder
+//! inserts exactly one path segment: every character outside RFC 3986's unreserved set is
+//! percent-encoded, so an id such as `/users/alice` can never climb into another scope.
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use super::{Action, Scope};
+
+/// Everything but RFC 3986 unreserved characters (`ALPHA / DIGIT / "-" / "." / "_" / "~"`).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// One placeholder's value, percent-encoded into a single path segment.
+pub fn encode_segment(value: &str) -> String {
+    utf8_percent_encode(value, SEGMENT).to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Type,
+    Id,
+    Name,
+}
+
+/// A template such as `/todos/{id}` or `todo.app/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(Vec<Piece>);
+
+impl Template {
+    /// Parses `text`, allowing the placeholders named in `allowed` (of `type`, `id`, `name`).
+    pub fn parse(text: &str, allowed: &[&str]) -> Result<Template, String> {
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                pieces.push(Piece::Text(rest[..open].to_owned()));
+            }
+            let after = &rest[open + 1..];
+            let close = after
+                .find('}')
+                .ok_or_else(|| format!("`{text}` has a `{{` without its `}}`"))?;
+            let name = &after[..close];
+            if !allowed.contains(&name) {
+                let allowed = allowed
+                    .iter()
+                    .map(|a| format!("`{{{a}}}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(format!(
+                    "`{text}` uses the unknown placeholder `{{{name}}}`; this template may use {allowed}"
+                ));
+            }
+            pieces.push(match name {
+                "type" => Piece::Type,
+                "id" => Piece::Id,
+                _ => Piece::Name,
+            });
+            rest = &after[close + 1..];
+        }
+        if rest.contains('}') {
+            return Err(format!("`{text}` has a `}}` without its `{{`"));
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_owned()));
+        }
+        Ok(Template(pieces))
+    }
+
+    fn render(&self, entity: &Named<'_>) -> String {
+        let mut out = String::new();
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(text) => out.push_str(text),
+                Piece::Type => out.push_str(&encode_segment(entity.resource_type)),
+                Piece::Id => out.push_str(&encode_segment(entity.resource_id)),
+                Piece::Name => out.push_str(&encode_segment(entity.action_name)),
+            }
+        }
+        out
+    }
+}
+
+/// The names one AuthZEN request gives.
+#[derive(Debug, Clone, Copy)]
+pub struct Named<'a> {
+    /// `resource.type`.
+    pub resource_type: &'a str,
+    /// `resource.id`.
+    pub resource_id: &'a str,
+    /// `action.name`.
+    pub action_name: &'a str,
+}
+
+/// One `[[authzen.mappings]]` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// `None` for `*`.
+    resource_type: Option<String>,
+    path: Option<Template>,
+    action: Option<Template>,
+}
+
+impl Mapping {
+    /// Validates one rule. `path` must start with `/`; placeholders are `{type}` and `{id}`
+    /// in `path`, and `{type}`, `{id}` and `{name}` in `action`.
+    pub fn new(
+        resource_type: &str,
+        path: Option<&str>,
+        action: Option<&str>,
+    ) -> Result<Mapping, String> {
+        if resource_type.is_empty() {
+            return Err("`resource_type` is a type name or `*`".to_owned());
+        }
+        let path = match path {
+            None => None,
+            Some(p) if !p.starts_with('/') => {
+                return Err(format!("`path` starts with `/`; got `{p}`"));
+            }
+            Some(p) => {
+                Some(Template::parse(p, &["type", "id"]).map_err(|e| format!("`path`: {e}"))?)
+            }
+        };
+        let action = action
+            .map(|a| {
+                Template::parse(a, &["type", "id", "name"]).map_err(|e| format!("`action`: {e}"))
+            })
+            .transpose()?;
+        let rule = Mapping {
+            resource_type: (resource_type != "*").then(|| resource_type.to_owned()),
+            path,
+            action,
+        };
+        // A sample request must map to a valid path and action, so a template that never
+        // could (`/a//{id}`, `bad action/{name}`) is refused at start.
+        let sample = Named {
+            resource_type: rule.resource_type.as_deref().unwrap_or("type"),
+            resource_id: "id",
+            action_name: "name",
+        };
+        rule.path(&sample)
+            .map_err(|e| format!("`path` does not make a resource path: {e}"))?;
+        rule.action(&sample)
+            .map_err(|e| format!("`action` does not make an action: {e}"))?;
+        Ok(rule)
+    }
+
+    fn applies_to(&self, resource_type: &str) -> bool {
+        self.resource_type
+            .as_deref()
+            .is_none_or(|t| t == resource_type)
+    }
+
+    fn path(&self, named: &Named<'_>) -> Result<Scope, String> {
+        let text = match &self.path {
+            Some(template) => template.render(named),
+            None => format!(
+                "/{}/{}",
+                encode_segment(named.resource_type),
+                encode_segment(named.resource_id)
+            ),
+        };
+        Scope::parse(&text).map_err(|e| format!("`{text}`: {e}"))
+    }
+
+    fn action(&self, named: &Named<'_>) -> Result<Action, String> {
+        let text = match &self.action {
+            Some(template) => template.render(named),
+            None => default_action(named),
+        };
+        Action::parse(&text).map_err(|e| format!("`{text}`: {e}"))
+    }
+}
+
+fn default_action(named: &Named<'_>) -> String {
+    if named.action_name.contains('/') {
+        named.action_name.to_owned()
+    } else {
+        format!(
+            "{}/{}",
+            encode_segment(named.resource_type),
+            encode_segment(named.action_name)
+        )
+    }
+}
+
+/// The configured rules, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mappings(Vec<Mapping>);
+
+impl Mappings {
+    /// The rules, first match wins.
+    pub fn new(rules: Vec<Mapping>) -> Mappings {
+        Mappings(rules)
+    }
+
+    fn rule(&self, resource_type: &str) -> Option<&Mapping> {
+        self.0.iter().find(|m| m.applies_to(resource_type))
+    }
+
+    /// The resource path `named` maps to (`/{type}/{id}` when no rule says otherwise).
+    pub fn path(&self, named: &Named<'_>) -> Result<Scope, String> {
+        match self.rule(named.resource_type) {
+            Some(rule) => rule.path(named),
+            None => Mapping {
+                resource_type: None,
+                path: None,
+                action: None,
+            }
+            .path(named),
+        }
+    }
+
+    /// The action `named` maps to.
+    pub fn action(&self, named: &Named<'_>) -> Result<Action, String> {
+        match self
+            .rule(named.resource_type)
+            .and_then(|r| r.action.as_ref())
+        {
+            Some(template) => {
+                let text = template.render(named);
+                Action::parse(&text).map_err(|e| format!("`{text}`: {e}"))
+            }
+            None => {
+                let text = default_action(named);
+                Action::parse(&text).map_err(|e| format!("`{text}`: {e}"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named<'a>(t: &'a str, id: &'a str, name: &'a str) -> Named<'a> {
+        Named {
+            resource_type: t,
+            resource_id: id,
+            action_name: name,
+        }
+    }
+
+    #[test]
+    fn defaults_put_the_type_and_id_in_the_path_and_qualify_bare_action_names() {
+        let m = Mappings::default();
+        let n = named("record", "record-1", "read");
+        assert_eq!(m.path(&n).unwrap().as_str(), "/record/record-1");
+        assert_eq!(m.action(&n).unwrap().as_str(), "record/read");
+        let full = named("record", "r", "contoso.records/records/read");
+        assert_eq!(
+            m.action(&full).unwrap().as_str(),
+            "contoso.records/records/read"
+        );
+    }
+
+    #[test]
+    fn an_id_is_one_segment_however_it_is_spelled() {
+        let m = Mappings::new(vec![
+            Mapping::new("user", Some("/users/{id}"), None).unwrap()
+        ]);
+        let n = named("user", "/users/../admin", "read");
+        assert_eq!(m.path(&n).unwrap().as_str(), "/users/%2Fusers%2F..%2Fadmin");
+        let email = named("user", "beth@the-smiths.com", "read");
+        assert_eq!(
+            m.path(&email).unwrap().as_str(),
+            "/users/beth%40the-smiths.com"
+        );
+    }
+
+    #[test]
+    fn the_first_rule_for_the_type_wins_and_star_matches_any_type() {
+        let m = Mappings::new(vec![
+            Mapping::new("todo", Some("/todos/{id}"), Some("todo.app/{name}")).unwrap(),
+            Mapping::new("*", Some("/things/{type}/{id}"), None).unwrap(),
+            Mapping::new("todo", Some("/never/{id}"), None).unwrap(),
+        ]);
+        let todo = named("todo", "t1", "can_update_todo");
+        assert_eq!(m.path(&todo).unwrap().as_str(), "/todos/t1");
+        assert_eq!(
+            m.action(&todo).unwrap().as_str(),
+            "todo.app/can_update_todo"
+        );
+        let other = named("car", "c1", "drive");
+        assert_eq!(m.path(&other).unwrap().as_str(), "/things/car/c1");
+        assert_eq!(m.action(&other).unwrap().as_str(), "car/drive");
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_a_reason() {
+        let unknown = Mapping::new("todo", Some("/todos/{name}"), None).unwrap_err();
+        assert!(unknown.contains("`{name}`"), "{unknown}");
+        let relative = Mapping::new("todo", Some("todos/{id}"), None).unwrap_err();
+        assert!(relative.contains("starts with `/`"), "{relative}");
+        let open = Mapping::new("todo", None, Some("todo.app/{name")).unwrap_err();
+        assert!(open.contains("without its"), "{open}");
+        let bad_action = Mapping::new("todo", None, Some("todo app/{name}")).unwrap_err();
+        assert!(
+            bad_action.contains("does not make an action"),
+            "{bad_action}"
+        );
+        assert!(Mapping::new("", None, None).is_err());
+    }
+
+    #[test]
+    fn a_name_that_cannot_be_an_action_is_an_error_not_a_guess() {
+        let m = Mappings::default();
+        assert!(m.action(&named("record", "r", "read everything")).is_err());
+    }
+}
