@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::authz::Caller;
+use super::extract::is_json;
 use super::{route, wire, ApiError, AppState, Route};
 use crate::decide::actions::CHECK_OTHERS;
 use crate::decide::{Question, ResolvedSubject};
@@ -74,13 +75,7 @@ impl FromRequest<AppState> for AuthzenBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
+        if !is_json(req.headers()) {
             return Err(ApiError::MalformedBody(
                 "send the body as `application/json`".to_owned(),
             ));

@@ -18,6 +18,19 @@ pub const DEFAULT_LIMIT: u32 = 100;
 /// Largest page size.
 pub const MAX_LIMIT: u32 = 1000;
 
+/// True when the request says its body is JSON (`application/json`, or an
+/// `application/*+json` type), parameters such as `charset` aside.
+pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        })
+}
+
 /// A JSON body: `application/json` only, unknown fields rejected, each error with the
 /// JSON pointer of the offending field.
 pub struct ApiJson<T>(pub T);
@@ -26,17 +39,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| {
-                let v = v.trim().to_ascii_lowercase();
-                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
-            })
-            .unwrap_or(false);
-        if !is_json {
+        if !is_json(req.headers()) {
             return Err(ApiError::UnsupportedMediaType(
                 "send the body as `application/json`".to_owned(),
             ));

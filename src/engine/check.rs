@@ -53,7 +53,8 @@ pub(super) struct Conditions<'a> {
     now: Timestamp,
     /// Conditions count as false (the escalation rule: a conditional grant is not held).
     strict: bool,
-    subject_id: OnceCell<String>,
+    /// The subject's id, hyphenated lowercase, formatted on first use without allocating.
+    subject_id: OnceCell<[u8; 36]>,
 }
 
 impl<'a> Conditions<'a> {
@@ -85,9 +86,13 @@ impl<'a> Conditions<'a> {
         let stored = self
             .snapshot
             .principal(self.tenant, &self.request.subject.id);
-        let subject_id = self
-            .subject_id
-            .get_or_init(|| self.request.subject.id.to_string());
+        let subject_id = self.subject_id.get_or_init(|| {
+            let mut buf = [0u8; 36];
+            self.request.subject.id.hyphenated().encode_lower(&mut buf);
+            buf
+        });
+        // INVARIANT: a hyphenated uuid is ASCII, so this never falls back.
+        let subject_id = std::str::from_utf8(subject_id).unwrap_or_default();
         let mut segments = self.request.resource.as_str().rsplit('/');
         let last = segments.next().filter(|s| !s.is_empty());
         let second = segments.next().filter(|s| !s.is_empty());

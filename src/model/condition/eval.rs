@@ -7,6 +7,8 @@
 
 use std::collections::HashSet;
 
+use smallvec::SmallVec;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -201,8 +203,9 @@ impl<'e> Val<'e> {
         }
     }
 
-    /// Every item converted by `conv`, or `None` when one has the wrong type.
-    fn typed<T>(self, conv: impl Fn(Item<'e>) -> Option<T>) -> Option<Vec<T>> {
+    /// Every item converted by `conv`, or `None` when one has the wrong type. Inline for
+    /// the usual one to four values, so a comparison allocates nothing.
+    fn typed<T>(self, conv: impl Fn(Item<'e>) -> Option<T>) -> Option<SmallVec<[T; 4]>> {
         (0..self.len())
             .map(|i| self.item(i).and_then(&conv))
             .collect()
