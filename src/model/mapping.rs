@@ -160,24 +160,34 @@ impl Mapping {
     }
 
     fn path(&self, named: &Named<'_>) -> Result<Scope, String> {
-        let text = match &self.path {
-            Some(template) => template.render(named),
-            None => format!(
-                "/{}/{}",
-                encode_segment(named.resource_type),
-                encode_segment(named.resource_id)
-            ),
-        };
-        Scope::parse(&text).map_err(|e| format!("`{text}`: {e}"))
+        path_of(self.path.as_ref(), named)
     }
 
     fn action(&self, named: &Named<'_>) -> Result<Action, String> {
-        let text = match &self.action {
-            Some(template) => template.render(named),
-            None => default_action(named),
-        };
-        Action::parse(&text).map_err(|e| format!("`{text}`: {e}"))
+        action_of(self.action.as_ref(), named)
     }
+}
+
+/// The path `template` (or the default `/{type}/{id}`) gives `named`.
+fn path_of(template: Option<&Template>, named: &Named<'_>) -> Result<Scope, String> {
+    let text = match template {
+        Some(template) => template.render(named),
+        None => format!(
+            "/{}/{}",
+            encode_segment(named.resource_type),
+            encode_segment(named.resource_id)
+        ),
+    };
+    Scope::parse(&text).map_err(|e| format!("`{text}`: {e}"))
+}
+
+/// The action `template` (or the default) gives `named`.
+fn action_of(template: Option<&Template>, named: &Named<'_>) -> Result<Action, String> {
+    let text = match template {
+        Some(template) => template.render(named),
+        None => default_action(named),
+    };
+    Action::parse(&text).map_err(|e| format!("`{text}`: {e}"))
 }
 
 fn default_action(named: &Named<'_>) -> String {
@@ -208,32 +218,14 @@ impl Mappings {
 
     /// The resource path `named` maps to (`/{type}/{id}` when no rule says otherwise).
     pub fn path(&self, named: &Named<'_>) -> Result<Scope, String> {
-        match self.rule(named.resource_type) {
-            Some(rule) => rule.path(named),
-            None => Mapping {
-                resource_type: None,
-                path: None,
-                action: None,
-            }
-            .path(named),
-        }
+        let rule = self.rule(named.resource_type);
+        path_of(rule.and_then(|r| r.path.as_ref()), named)
     }
 
     /// The action `named` maps to.
     pub fn action(&self, named: &Named<'_>) -> Result<Action, String> {
-        match self
-            .rule(named.resource_type)
-            .and_then(|r| r.action.as_ref())
-        {
-            Some(template) => {
-                let text = template.render(named);
-                Action::parse(&text).map_err(|e| format!("`{text}`: {e}"))
-            }
-            None => {
-                let text = default_action(named);
-                Action::parse(&text).map_err(|e| format!("`{text}`: {e}"))
-            }
-        }
+        let rule = self.rule(named.resource_type);
+        action_of(rule.and_then(|r| r.action.as_ref()), named)
     }
 }
 

@@ -84,17 +84,15 @@ impl Scope {
             if segment == "." || segment == ".." {
                 return Err(ScopeError::DotSegment);
             }
-            if let Some(bad) = segment
-                .chars()
-                .find(|c| !(c.is_ascii_alphanumeric() || "-._~:@%".contains(*c)))
-            {
-                return Err(ScopeError::BadCharacter(bad));
-            }
             let bytes = segment.as_bytes();
-            for (i, _) in segment.match_indices('%') {
-                let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
-                if !(hex(i + 1) && hex(i + 2)) {
-                    return Err(ScopeError::BadEscape);
+            for (i, c) in segment.char_indices() {
+                if c == '%' {
+                    let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
+                    if !(hex(i + 1) && hex(i + 2)) {
+                        return Err(ScopeError::BadEscape);
+                    }
+                } else if !(c.is_ascii_alphanumeric() || "-._~:@".contains(c)) {
+                    return Err(ScopeError::BadCharacter(c));
                 }
             }
         }
