@@ -253,6 +253,7 @@ pub fn decode(change: &Change) -> Result<Delta, DecodeError> {
         EntityType::AdministrativeUnit => Edit::AdministrativeUnit(versions(change)?),
         EntityType::AdministrativeUnitMember => Edit::AdministrativeUnitMember(versions(change)?),
         EntityType::Principal => Edit::Principal(versions(change)?),
+        EntityType::Resource => Edit::Resource(versions(change)?),
     };
     Ok(Delta {
         revision: change.revision,

@@ -3,7 +3,7 @@
 
 use crate::model::{
     AdministrativeUnit, AdministrativeUnitMember, DenyAssignment, Group, GroupMember, Principal,
-    Revision, RoleAssignment, RoleDefinition, TenantId,
+    Resource, Revision, RoleAssignment, RoleDefinition, TenantId,
 };
 
 /// One logged change, decoded.
@@ -38,6 +38,8 @@ pub enum Edit {
     AdministrativeUnitMember(Versions<AdministrativeUnitMember>),
     /// A principal of the principal directory, with its aliases.
     Principal(Versions<Principal>),
+    /// A resource of the resource directory.
+    Resource(Versions<Resource>),
 }
 
 /// One object around a change: every version the operation has, so a create cannot lack

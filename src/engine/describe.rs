@@ -50,6 +50,8 @@ impl TenantIndex {
             && self.denies.is_empty()
             && self.principals.is_empty()
             && self.aliases.is_empty()
+            && self.resources.is_empty()
+            && self.resources_under.is_empty()
     }
 }
 
@@ -164,4 +166,20 @@ fn describe_tenant(t: &TenantIndex, out: &mut String) {
         .iter()
         .map(|(alias, id)| format!("alias {:?} of {id}", &*alias.text));
     lines(out, "  ", aliases.collect());
+    let resources = t.resources.iter().map(|(key, r)| {
+        format!(
+            "resource {:?} at {} named {:?} attributes {}",
+            &*key.text,
+            r.path.as_str(),
+            r.display_name,
+            serde_json::Value::Object(r.attributes.clone())
+        )
+    });
+    lines(out, "  ", resources.collect());
+    let under = t.resources_under.iter().map(|(key, under)| {
+        let mut ids: Vec<&str> = under.iter().map(|(id, _)| &*id.text).collect();
+        ids.sort_unstable();
+        format!("resources under {:?}: {ids:?}", &*key.text)
+    });
+    lines(out, "  ", under.collect());
 }

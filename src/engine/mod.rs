@@ -41,6 +41,7 @@ mod grants;
 pub(crate) mod pattern;
 mod principals;
 mod queries;
+mod resources;
 mod role;
 mod snapshot;
 mod tenant;
@@ -54,6 +55,7 @@ use crate::model::{Action, ActionPattern, PrincipalType, Revision, Scope, Timest
 pub use crate::model::Subject;
 pub use delta::{Delta, Edit, Versions};
 pub use directory::PrincipalInfo;
+pub use resources::ResourceInfo;
 pub use snapshot::Snapshot;
 
 /// How many memberships away from the subject group expansion goes by default. Deeper

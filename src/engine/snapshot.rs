@@ -99,6 +99,9 @@ impl Snapshot {
             for p in &t.principals {
                 index.add_principal(p);
             }
+            for r in &t.resources {
+                index.add_resource(r);
+            }
             snapshot.tenants.insert(t.tenant.0, index);
         }
         snapshot
@@ -226,6 +229,7 @@ mod tests {
                 administrative_units: Vec::new(),
                 administrative_unit_members: Vec::new(),
                 principals: Vec::new(),
+                resources: Vec::new(),
             }],
         };
         let snapshot = Snapshot::build(&dump, &catalog());

@@ -13,6 +13,7 @@
 //! - `roles`: custom roles, compiled. Built-ins are compiled once per snapshot lineage and
 //!   shared by every tenant (see `snapshot.rs`).
 //! - `principals`, `aliases`: the principal directory (see `directory.rs`).
+//! - `resources`, `resources_under`: the resource directory (see `resources.rs`).
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use super::cow::{hash_str, CowMap, Key};
 use super::delta::{Edit, Versions};
 use super::directory::PrincipalInfo;
 use super::grants::{Grant, GrantExtra, Grants, Holders};
+use super::resources::{ResourceInfo, Under};
 use super::role::{compile_condition, CompiledRole, DenyPatterns};
 use super::units::{Cover, UnitFilter, UnitRef};
 use crate::model::{DenyAssignment, PrincipalType, RoleAssignment};
@@ -97,6 +99,10 @@ pub(crate) struct TenantIndex {
     pub principals: CowMap<Uuid, Arc<PrincipalInfo>>,
     /// Lowercased alias → the object id holding it.
     pub aliases: CowMap<Key, Uuid>,
+    /// The resource directory by `type NUL id` (see `resources.rs`).
+    pub resources: CowMap<Key, Arc<ResourceInfo>>,
+    /// `type NUL scope` → the resources of that type at or below the scope.
+    pub resources_under: CowMap<Key, Under>,
 }
 
 impl TenantIndex {
@@ -341,6 +347,14 @@ impl TenantIndex {
                 }
                 if let Some(a) = v.after() {
                     self.add_principal(a);
+                }
+            }
+            Edit::Resource(v) => {
+                if let Some(b) = v.before() {
+                    self.remove_resource(&b.resource_type, &b.id);
+                }
+                if let Some(a) = v.after() {
+                    self.add_resource(a);
                 }
             }
         }

@@ -2,7 +2,7 @@
 
 use super::{
     AdministrativeUnit, AdministrativeUnitMember, DenyAssignment, Group, GroupMember, Principal,
-    Revision, RoleAssignment, RoleDefinition, TenantId,
+    Resource, Revision, RoleAssignment, RoleDefinition, TenantId,
 };
 
 /// Every tenant's whole directory at one revision: what the engine's snapshot is built from.
@@ -35,4 +35,6 @@ pub struct TenantDump {
     pub administrative_unit_members: Vec<AdministrativeUnitMember>,
     /// The principal directory's users and service principals.
     pub principals: Vec<Principal>,
+    /// The resource directory.
+    pub resources: Vec<Resource>,
 }

@@ -371,6 +371,8 @@ pub enum EntityType {
     AdministrativeUnitMember,
     /// A user or service principal of the principal directory.
     Principal,
+    /// A resource of the resource directory.
+    Resource,
 }
 
 impl EntityType {
@@ -385,6 +387,7 @@ impl EntityType {
             EntityType::AdministrativeUnit => "administrativeUnit",
             EntityType::AdministrativeUnitMember => "administrativeUnitMember",
             EntityType::Principal => "principal",
+            EntityType::Resource => "resource",
         }
     }
 
@@ -399,6 +402,7 @@ impl EntityType {
             "administrativeUnit" => EntityType::AdministrativeUnit,
             "administrativeUnitMember" => EntityType::AdministrativeUnitMember,
             "principal" => EntityType::Principal,
+            "resource" => EntityType::Resource,
             _ => return None,
         })
     }

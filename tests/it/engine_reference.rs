@@ -91,6 +91,7 @@ fn empty_tenant(tenant: TenantId) -> TenantDump {
         administrative_units: vec![],
         administrative_unit_members: vec![],
         principals: vec![],
+        resources: vec![],
     }
 }
 

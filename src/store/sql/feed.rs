@@ -220,6 +220,7 @@ fn empty_tenant_dump(tenant: TenantId) -> TenantDump {
         administrative_units: Vec::new(),
         administrative_unit_members: Vec::new(),
         principals: Vec::new(),
+        resources: Vec::new(),
     }
 }
 

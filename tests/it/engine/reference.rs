@@ -211,6 +211,7 @@ fn empty(tenant: TenantId) -> TenantDump {
         administrative_units: vec![],
         administrative_unit_members: vec![],
         principals: vec![],
+        resources: vec![],
     }
 }
 
