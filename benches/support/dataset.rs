@@ -418,6 +418,7 @@ pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
                 .collect(),
             administrative_unit_members: unit_members,
             principals: vec![],
+            resources: Vec::new(),
         }],
     };
     Dataset {
