@@ -93,6 +93,11 @@ impl<'a> Conditions<'a> {
         });
         // INVARIANT: a hyphenated uuid is ASCII, so this never falls back.
         let subject_id = std::str::from_utf8(subject_id).unwrap_or_default();
+        // A resource named by type and id has its stored attributes as defaults.
+        let stored_resource = match (&facts.resource_type, &facts.resource_id) {
+            (Some(kind), Some(id)) => self.snapshot.resource(self.tenant, kind, id),
+            _ => None,
+        };
         let mut segments = self.request.resource.as_str().rsplit('/');
         let last = segments.next().filter(|s| !s.is_empty());
         let second = segments.next().filter(|s| !s.is_empty());
@@ -102,7 +107,7 @@ impl<'a> Conditions<'a> {
             subject: Attrs::two(&facts.subject, stored.map(|p| &p.attributes)),
             resource_id: facts.resource_id.as_deref().or(last),
             resource_type: facts.resource_type.as_deref().or(second),
-            resource: Attrs::two(&facts.resource, None),
+            resource: Attrs::two(&facts.resource, stored_resource.map(|r| &r.attributes)),
             action_name: facts
                 .action_name
                 .as_deref()

@@ -42,6 +42,7 @@ pub(crate) mod pattern;
 mod principals;
 mod queries;
 mod resources;
+mod search;
 mod role;
 mod snapshot;
 mod tenant;
@@ -56,6 +57,7 @@ pub use crate::model::Subject;
 pub use delta::{Delta, Edit, Versions};
 pub use directory::PrincipalInfo;
 pub use resources::ResourceInfo;
+pub use search::{Page, SearchAction};
 pub use snapshot::Snapshot;
 
 /// How many memberships away from the subject group expansion goes by default. Deeper

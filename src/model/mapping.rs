@@ -7,7 +7,7 @@
 //! inserts exactly one path segment: every character outside RFC 3986's unreserved set is
 //! percent-encoded, so an id such as `/users/alice` can never climb into another scope.
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{Action, Scope};
 
@@ -75,6 +75,22 @@ impl Template {
         Ok(Template(pieces))
     }
 
+    fn uses(&self, wanted: &Piece) -> bool {
+        self.0.iter().any(|p| p == wanted)
+    }
+
+    /// The name `{name}` must take for this template to give `action` (ASCII case aside),
+    /// when it holds `{name}` exactly once.
+    fn name_for(&self, entity: &Named<'_>, action: &str) -> Option<String> {
+        let at = self.0.iter().position(|p| *p == Piece::Name)?;
+        if self.0[at + 1..].contains(&Piece::Name) {
+            return None;
+        }
+        let prefix = Template(self.0[..at].to_vec()).render(entity);
+        let suffix = Template(self.0[at + 1..].to_vec()).render(entity);
+        strip_around(action, &prefix, &suffix)
+    }
+
     fn render(&self, entity: &Named<'_>) -> String {
         let mut out = String::new();
         for piece in &self.0 {
@@ -87,6 +103,26 @@ impl Template {
         }
         out
     }
+}
+
+/// `text` without `prefix` and `suffix` (ASCII case aside), percent-decoded; `None` when
+/// they are not there or nothing (or no valid UTF-8) is left between them.
+fn strip_around(text: &str, prefix: &str, suffix: &str) -> Option<String> {
+    if text.len() <= prefix.len() + suffix.len()
+        || !text.is_char_boundary(prefix.len())
+        || !text.is_char_boundary(text.len() - suffix.len())
+    {
+        return None;
+    }
+    let (head, rest) = text.split_at(prefix.len());
+    let (middle, tail) = rest.split_at(rest.len() - suffix.len());
+    if !head.eq_ignore_ascii_case(prefix) || !tail.eq_ignore_ascii_case(suffix) {
+        return None;
+    }
+    percent_decode_str(middle)
+        .decode_utf8()
+        .ok()
+        .map(|name| name.into_owned())
 }
 
 /// The names one AuthZEN request gives.
@@ -227,6 +263,41 @@ impl Mappings {
         let rule = self.rule(named.resource_type);
         action_of(rule.and_then(|r| r.action.as_ref()), named)
     }
+
+    /// Whether the action a name maps to for `resource_type` depends on the resource's id
+    /// (its rule's `action` template uses `{id}`).
+    pub fn action_uses_id(&self, resource_type: &str) -> bool {
+        self.rule(resource_type)
+            .and_then(|r| r.action.as_ref())
+            .is_some_and(|t| t.uses(&Piece::Id))
+    }
+
+    /// The AuthZEN action name that maps to `action` on this resource (the rule's template
+    /// reversed; ASCII case aside), or `None` when no name does. Under the default rule the
+    /// short form (`read` for `record/read`) is preferred to the action itself.
+    pub fn name_of(&self, resource_type: &str, resource_id: &str, action: &str) -> Option<String> {
+        let template = self.rule(resource_type).and_then(|r| r.action.as_ref());
+        let named = Named {
+            resource_type,
+            resource_id,
+            action_name: "",
+        };
+        let candidates: Vec<String> = match template {
+            Some(template) => template.name_for(&named, action).into_iter().collect(),
+            None => {
+                let prefix = format!("{}/", encode_segment(resource_type));
+                let short = strip_around(action, &prefix, "").filter(|n| !n.contains('/'));
+                short.into_iter().chain([action.to_owned()]).collect()
+            }
+        };
+        candidates.into_iter().find(|name| {
+            let named = Named {
+                action_name: name,
+                ..named
+            };
+            action_of(template, &named).is_ok_and(|a| a.as_str().eq_ignore_ascii_case(action))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -300,6 +371,54 @@ mod tests {
             "{bad_action}"
         );
         assert!(Mapping::new("", None, None).is_err());
+    }
+
+    #[test]
+    fn action_names_come_back_from_their_actions() {
+        let m = Mappings::new(vec![
+            Mapping::new("todo", None, Some("todo.app/{name}")).unwrap(),
+            Mapping::new("doc", None, Some("docs/{type}.{name}/do")).unwrap(),
+            Mapping::new("fixed", None, Some("fixed/thing/do")).unwrap(),
+        ]);
+        assert_eq!(
+            m.name_of("todo", "t1", "todo.app/can_read_todos")
+                .as_deref(),
+            Some("can_read_todos")
+        );
+        assert_eq!(
+            m.name_of("todo", "t1", "TODO.APP/can_read").as_deref(),
+            Some("can_read")
+        );
+        assert_eq!(m.name_of("todo", "t1", "other.app/can_read"), None);
+        assert_eq!(m.name_of("todo", "t1", "todo.app/a/b"), None);
+        assert_eq!(
+            m.name_of("doc", "d", "docs/doc.edit/do").as_deref(),
+            Some("edit")
+        );
+        assert_eq!(m.name_of("fixed", "f", "fixed/thing/do"), None);
+        // The default rule: `record/read` is `read`; anything else is its own name.
+        assert_eq!(
+            m.name_of("record", "r", "record/read").as_deref(),
+            Some("read")
+        );
+        assert_eq!(
+            m.name_of("record", "r", "contoso.records/records/read")
+                .as_deref(),
+            Some("contoso.records/records/read")
+        );
+        for (kind, name) in [("todo", "can_read"), ("record", "write"), ("doc", "x")] {
+            let n = named(kind, "id", name);
+            let action = m.action(&n).unwrap();
+            assert_eq!(
+                m.name_of(kind, "id", action.as_str()).as_deref(),
+                Some(name)
+            );
+        }
+        assert!(!m.action_uses_id("todo"));
+        let by_id = Mappings::new(vec![Mapping::new("t", None, Some("t/{id}/{name}")).unwrap()]);
+        assert!(by_id.action_uses_id("t"));
+        assert_eq!(by_id.name_of("t", "x1", "t/x1/go").as_deref(), Some("go"));
+        assert_eq!(by_id.name_of("t", "x2", "t/x1/go"), None);
     }
 
     #[test]

@@ -33,6 +33,14 @@ pub const CONFIGURATION_PATH: &str = "/.well-known/authzen-configuration";
 pub const EVALUATION_PATH: &str = "/access/v1/evaluation";
 /// The batch evaluation endpoint.
 pub const EVALUATIONS_PATH: &str = "/access/v1/evaluations";
+/// Subject search.
+pub const SEARCH_SUBJECT_PATH: &str = "/access/v1/search/subject";
+/// Resource search.
+pub const SEARCH_RESOURCE_PATH: &str = "/access/v1/search/resource";
+/// Action search.
+pub const SEARCH_ACTION_PATH: &str = "/access/v1/search/action";
+
+mod search;
 /// The `context` key that asks for an explanation in the response's `context`.
 pub const EXPLAIN_KEY: &str = "rolecall_explain";
 
@@ -45,6 +53,9 @@ pub fn routes() -> Vec<Route> {
         route(Method::GET, CONFIGURATION_PATH, get(configuration)),
         route(Method::POST, EVALUATION_PATH, post(evaluation)),
         route(Method::POST, EVALUATIONS_PATH, post(evaluations)),
+        route(Method::POST, SEARCH_SUBJECT_PATH, post(search::subjects)),
+        route(Method::POST, SEARCH_RESOURCE_PATH, post(search::resources)),
+        route(Method::POST, SEARCH_ACTION_PATH, post(search::actions)),
     ]
 }
 
@@ -64,6 +75,9 @@ async fn configuration(State(app): State<AppState>, headers: HeaderMap) -> Json<
         "policy_decision_point": base,
         "access_evaluation_endpoint": format!("{base}{EVALUATION_PATH}"),
         "access_evaluations_endpoint": format!("{base}{EVALUATIONS_PATH}"),
+        "search_subject_endpoint": format!("{base}{SEARCH_SUBJECT_PATH}"),
+        "search_resource_endpoint": format!("{base}{SEARCH_RESOURCE_PATH}"),
+        "search_action_endpoint": format!("{base}{SEARCH_ACTION_PATH}"),
     }))
 }
 
@@ -245,6 +259,36 @@ enum Failure {
     Refused(ApiError),
 }
 
+/// The resource path an entity names: `properties.path` when given, else the stored
+/// resource's path, else the `[[authzen.mappings]]` rule's. The error says why not.
+fn resource_path(
+    app: &AppState,
+    snapshot: &Snapshot,
+    caller: &Caller,
+    entity: &Entity,
+) -> Result<Scope, String> {
+    match entity.properties.get("path") {
+        Some(Value::String(path)) => Scope::parse(path).map_err(|err| {
+            format!("`resource.properties.path` `{path}` is not a resource path: {err}")
+        }),
+        Some(_) => Err("`resource.properties.path` is a string".to_owned()),
+        None => match snapshot.resource(caller.tenant, &entity.kind, &entity.id) {
+            Some(stored) => Ok(stored.path.clone()),
+            None => {
+                let named = Named {
+                    resource_type: &entity.kind,
+                    resource_id: &entity.id,
+                    action_name: "",
+                };
+                app.config()
+                    .authzen_mappings
+                    .path(&named)
+                    .map_err(|err| format!("the resource maps to no resource path: {err}"))
+            }
+        },
+    }
+}
+
 /// Answers one well-formed evaluation from `snapshot`; a deny carries its reason in
 /// `context` only when `context.rolecall_explain` asked for one.
 fn answer(
@@ -282,19 +326,7 @@ fn decide(
         action_name: &e.action.name,
     };
     let mappings = &app.config().authzen_mappings;
-    let resource = match e.resource.properties.get("path") {
-        Some(Value::String(path)) => Scope::parse(path).map_err(|err| {
-            Failure::Deny(format!(
-                "`resource.properties.path` `{path}` is not a resource path: {err}"
-            ))
-        }),
-        Some(_) => Err(Failure::Deny(
-            "`resource.properties.path` is a string".to_owned(),
-        )),
-        None => mappings
-            .path(&named)
-            .map_err(|err| Failure::Deny(format!("the resource maps to no resource path: {err}"))),
-    }?;
+    let resource = resource_path(app, snapshot, caller, &e.resource).map_err(Failure::Deny)?;
     let action = mappings
         .action(&named)
         .map_err(|err| Failure::Deny(format!("the action maps to no Rolecall action: {err}")))?;
