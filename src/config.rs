@@ -4,12 +4,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{IssuerSettings, IssuerSpec};
+use crate::gateway::{Gateway, GatewayError, Routes};
 use crate::model::{Mapping, Mappings, TenantId};
 use crate::store::DatabaseUrl;
 
@@ -76,6 +78,10 @@ pub enum ConfigError {
         /// What is wrong, naming the field.
         message: String,
     },
+    /// The `[gateway]` table is invalid (the message names the key, or both rules of a
+    /// conflict).
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
     /// The dev signing key could not be created or read.
     #[error("cannot use the dev signing key: {0:#}")]
     DevKey(anyhow::Error),
@@ -148,6 +154,49 @@ pub struct FileSettings {
     /// `[authzen]`: the public base URL and how AuthZEN entities map to Rolecall's.
     #[serde(default)]
     pub authzen: AuthzenSettings,
+    /// `[gateway]`: route rules for forward-auth (`/v1/gateway/authorize`).
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+}
+
+/// The `[gateway]` table (reloaded on SIGHUP).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// `unmatched = "deny"` (default) or `"allow"`: what a request no rule matches gets.
+    pub unmatched: Option<String>,
+    /// `shared_secret = "..."`: when set, a gateway must send it in
+    /// `X-Rolecall-Gateway-Secret`.
+    pub shared_secret: Option<String>,
+    /// `[[gateway.routes]]`; the most specific matching rule wins.
+    #[serde(default)]
+    pub routes: Vec<RouteSettings>,
+}
+
+/// One `[[gateway.routes]]` rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSettings {
+    /// `"GET"`, `["GET", "HEAD"]` or `"*"`.
+    pub method: MethodSetting,
+    /// `/api/apps/{appId}/credentials`: `{name}` matches one segment, `{name*}` the rest.
+    pub path: String,
+    /// The action to check; may use the path's `{name}`s.
+    pub action: String,
+    /// The resource path to check it at; may use the path's placeholders.
+    pub resource: String,
+    /// Only requests for this host (port ignored).
+    pub host: Option<String>,
+}
+
+/// `method = "GET"` or `method = ["GET", "POST"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum MethodSetting {
+    /// One method, or `*`.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
 }
 
 /// The `[authzen]` table.
@@ -249,6 +298,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// How AuthZEN resource types and action names map to paths and actions.
     pub authzen_mappings: Mappings,
+    /// The gateway route rules, shared by every clone and reloaded on SIGHUP.
+    pub gateway: Arc<Gateway>,
     /// Dev mode (generated admin key).
     pub dev: bool,
     /// Where the generated dev admin key lives, when `--dev` generated or reused one.
@@ -412,6 +463,7 @@ impl Config {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         );
+        let gateway = Arc::new(Gateway::new(Routes::new(&file.gateway)?, o.config.clone()));
         Ok(Config {
             listen,
             data_dir,
@@ -430,6 +482,7 @@ impl Config {
             max_connections,
             public_url,
             authzen_mappings,
+            gateway,
             dev: o.dev,
             dev_key_file,
         })
@@ -457,6 +510,7 @@ impl Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             public_url: None,
             authzen_mappings: Mappings::default(),
+            gateway: Arc::new(Gateway::default()),
             dev: false,
             dev_key_file: None,
         }
@@ -499,6 +553,11 @@ fn public_url(raw: &str) -> Result<String, String> {
         return Err(format!("`{raw}` has a query or fragment"));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// The `[gateway]` table of the config file at `path`, validated: what a reload swaps in.
+pub fn read_gateway(path: &Path) -> Result<Routes, ConfigError> {
+    Ok(Routes::new(&read_file(path)?.gateway)?)
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
@@ -647,6 +706,30 @@ algorithms = ["HS256"]
         assert!(err.to_string().contains("auth.issuers[0]"), "{err}");
         let typo = toml::from_str::<FileSettings>("[[auth.issuers]]\nisuer = \"x\"").unwrap_err();
         assert!(typo.to_string().contains("isuer"), "{typo}");
+    }
+
+    #[test]
+    fn the_gateway_table_is_validated_at_start_naming_the_key() {
+        let text = r#"
+[gateway]
+unmatched = "deny"
+[[gateway.routes]]
+method = "GET"
+path = "/api/apps/{appId}/credentials"
+action = "contoso.apps/credentials/read"
+resource = "/applications/{appId}"
+host = "api.contoso.test"
+"#;
+        let file: FileSettings = toml::from_str(text).expect("the README's shape parses");
+        let config = Config::resolve(file, overrides()).expect("valid");
+        assert_eq!(config.gateway.routes().len(), 1);
+        assert!(!config.gateway.reloadable(), "no file, nothing to reload");
+        let bad = text.replace("{appId}\"\nhost", "{app}\"\nhost");
+        let file: FileSettings = toml::from_str(&bad).expect("parses");
+        let err = Config::resolve(file, overrides()).unwrap_err();
+        assert!(err.to_string().contains("gateway.routes[0]"), "{err}");
+        let typo = toml::from_str::<FileSettings>("[[gateway.routes]]\nmethd = \"GET\"");
+        assert!(typo.unwrap_err().to_string().contains("methd"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod bootstrap;
 pub mod config;
 pub mod decide;
 pub mod engine;
+pub mod gateway;
 pub mod model;
 mod serve;
 pub mod store;
@@ -111,6 +112,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let limits = serve::Limits::from(self.state.config());
+        let _reload = gateway::ReloadOnHangup::start(self.state.config().gateway.clone());
         serve::serve(self.listener, self.router, limits, shutdown).await;
         drop(self.sync);
         Ok(())
