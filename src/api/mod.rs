@@ -8,6 +8,7 @@ mod authzen;
 mod check;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 mod ops;
 pub mod respond;
 pub mod wire;
@@ -130,6 +131,7 @@ pub fn routes() -> Vec<Route> {
     let mut all = admin::routes();
     all.extend(check::routes());
     all.extend(authzen::routes());
+    all.extend(gateway::routes());
     all.extend(ops::routes());
     all
 }
