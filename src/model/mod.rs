@@ -22,7 +22,7 @@ pub use entities::*;
 pub use input::*;
 pub use mapping::{encode_segment, Mapping, Mappings, Named};
 pub use principal::*;
-pub use resource::{Resource, MAX_RESOURCE_ID, MAX_RESOURCE_TYPE};
+pub use resource::*;
 pub use scope::{ancestors, Scope, ScopeError, MAX_SCOPE_DEPTH, MAX_SCOPE_LEN};
 pub use subject::Subject;
 pub use validation::{FieldError, ValidationErrors};

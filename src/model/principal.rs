@@ -149,7 +149,7 @@ impl PrincipalInput {
         let aliases = self.aliases.unwrap_or_default();
         check_aliases(&mut errors, &aliases);
         let attributes = self.attributes.unwrap_or_default();
-        check_attributes(&mut errors, &attributes);
+        check_attributes(&mut errors, "principal", &attributes);
         errors.finish(|| NewPrincipal {
             id,
             principal_type: self.principal_type,
@@ -202,7 +202,7 @@ impl PrincipalPatchInput {
             check_aliases(&mut errors, aliases);
         }
         if let Some(attributes) = &self.attributes {
-            check_attributes(&mut errors, attributes);
+            check_attributes(&mut errors, "principal", attributes);
         }
         errors.finish(|| PrincipalPatch {
             display_name,
@@ -271,11 +271,17 @@ fn check_aliases(errors: &mut ValidationErrors, aliases: &[String]) {
     }
 }
 
-fn check_attributes(errors: &mut ValidationErrors, attributes: &Map<String, Value>) {
+/// Checks `attributes` of a `kind` (`principal`, `resource`) against every attribute limit:
+/// the principal and resource directories bound attributes alike.
+pub(super) fn check_attributes(
+    errors: &mut ValidationErrors,
+    kind: &str,
+    attributes: &Map<String, Value>,
+) {
     if attributes.len() > MAX_ATTRIBUTES {
         errors.push(
             "/attributes",
-            format!("a principal holds at most {MAX_ATTRIBUTES} attributes"),
+            format!("a {kind} holds at most {MAX_ATTRIBUTES} attributes"),
         );
     }
     for (name, value) in attributes {

@@ -8,7 +8,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Actor, Page, PageRequest, PrincipalStore, Store, StoreResult, Stored, Written};
+use super::{
+    Actor, Page, PageRequest, PrincipalStore, ResourceStore, Store, StoreResult, Stored, Written,
+};
 use crate::model::{
     AdministrativeUnit, AdministrativeUnitMember, Group, GroupMember, NamedObject,
     NamedObjectPatch, NewGroupMember, NewNamedObject, Revision, Scope, TenantId,
@@ -110,8 +112,9 @@ pub trait ContainerStore<C: Container>: Send + Sync {
 }
 
 /// The directory objects Rolecall stores: groups (whose nesting it resolves),
-/// administrative units (whose members scope assignments) and principals (the names and
-/// attributes of users and service principals).
+/// administrative units (whose members scope assignments), principals (the names and
+/// attributes of users and service principals) and resources (what AuthZEN resource search
+/// enumerates, and their attributes).
 pub trait DirectoryStore: Send + Sync {
     /// Groups and their membership edges.
     fn groups(&self) -> &dyn ContainerStore<Group>;
@@ -119,4 +122,6 @@ pub trait DirectoryStore: Send + Sync {
     fn units(&self) -> &dyn ContainerStore<AdministrativeUnit>;
     /// Users and service principals, with their aliases.
     fn principals(&self) -> &dyn PrincipalStore;
+    /// Resources by (type, id), with their paths and attributes.
+    fn resources(&self) -> &dyn ResourceStore;
 }

@@ -1,6 +1,7 @@
 //! Persistence, split by aggregate: [`RoleStore`] (role definitions), [`AssignmentStore`]
 //! (role and deny assignments), [`DirectoryStore`] (groups and administrative units, one
-//! generic [`ContainerStore`] each, and the principal directory, a [`PrincipalStore`]) and
+//! generic [`ContainerStore`] each, the principal directory, a [`PrincipalStore`], and the
+//! resource directory, a [`ResourceStore`]) and
 //! [`ChangeFeed`] (revisions, the change log, the dump and wake-ups). [`Store`] is all of
 //! them, implemented once in SQL for PostgreSQL and SQLite.
 //!
@@ -13,6 +14,7 @@ mod assignments;
 mod directory;
 mod feed;
 mod principals;
+mod resources;
 mod roles;
 mod sql;
 mod url;
@@ -27,6 +29,7 @@ pub use assignments::{AssignmentStore, RoleAssignmentFilter};
 pub use directory::{Container, ContainerStore, DirectoryStore};
 pub use feed::{ChangeFeed, LoggedChange, Wakeups};
 pub use principals::{PrincipalFilter, PrincipalStore};
+pub use resources::{ResourceFilter, ResourceStore, Upsert, UpsertOutcome, Upserted};
 pub use roles::{RoleDefinitionFilter, RoleStore};
 pub use sql::SqlStore;
 pub use url::{Backend, DatabaseUrl, UnsupportedDatabaseUrl};

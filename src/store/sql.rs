@@ -29,6 +29,7 @@ mod assignments;
 mod directory;
 mod feed;
 mod principals;
+mod resources;
 mod roles;
 mod rows;
 mod write;

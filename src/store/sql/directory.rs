@@ -21,7 +21,7 @@ use crate::model::{
 };
 use crate::store::{
     Actor, Container, ContainerStore, DirectoryStore, Page, PageRequest, PrincipalStore,
-    StoreResult, Stored, Written,
+    ResourceStore, StoreResult, Stored, Written,
 };
 
 /// How one kind of container is stored.
@@ -195,6 +195,10 @@ impl DirectoryStore for SqlStore {
     }
 
     fn principals(&self) -> &dyn PrincipalStore {
+        self
+    }
+
+    fn resources(&self) -> &dyn ResourceStore {
         self
     }
 }

@@ -13,8 +13,8 @@ use sqlx::{AnyConnection, Row};
 use super::rows::{
     change_from_row, change_key, decode_cursor, from_json, into_page, logged_change_from_row,
     page_limit, parse_change_key, parse_tenant, Arg, KeyKind, Sql, Table, CHANGE_COLUMNS,
-    DENY_ASSIGNMENTS, GROUPS, GROUP_MEMBERS, LOGGED_CHANGE_COLUMNS, PRINCIPALS, ROLE_ASSIGNMENTS,
-    ROLE_DEFINITIONS, UNITS, UNIT_MEMBERS,
+    DENY_ASSIGNMENTS, GROUPS, GROUP_MEMBERS, LOGGED_CHANGE_COLUMNS, PRINCIPALS, RESOURCES,
+    ROLE_ASSIGNMENTS, ROLE_DEFINITIONS, UNITS, UNIT_MEMBERS,
 };
 use super::{SqlStore, NOTIFY_CHANNEL};
 use crate::model::{Change, Revision, TenantId};
@@ -121,6 +121,10 @@ impl ChangeFeed for SqlStore {
         })
         .await?;
         dump_table(conn, &mut tenants, PRINCIPALS, "id", |t| &mut t.principals).await?;
+        dump_table(conn, &mut tenants, RESOURCES, "resource_type, id", |t| {
+            &mut t.resources
+        })
+        .await?;
         tx.rollback().await?;
         Ok(Dump {
             revision: Revision(revision),

@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::model::{
     AdministrativeUnit, AdministrativeUnitMember, Change, ChangeOp, DenyAssignment, EntityType,
-    Group, GroupMember, Principal, Revision, RoleAssignment, RoleDefinition, Scope, TenantId,
-    Timestamp, ValidationErrors,
+    Group, GroupMember, Principal, Resource, Revision, RoleAssignment, RoleDefinition, Scope,
+    TenantId, Timestamp, ValidationErrors,
 };
 use crate::store::{LoggedChange, Page, PageRequest, StoreError, StoreResult, Stored};
 
@@ -72,6 +72,7 @@ pub(super) const UNIT_MEMBERS: Table<AdministrativeUnitMember> = Table::new(
     EntityType::AdministrativeUnitMember,
 );
 pub(super) const PRINCIPALS: Table<Principal> = Table::new("principals", EntityType::Principal);
+pub(super) const RESOURCES: Table<Resource> = Table::new("resources", EntityType::Resource);
 
 /// A bind argument.
 #[derive(Debug, Clone)]
@@ -288,6 +289,8 @@ pub(super) enum KeyKind {
     Uuid,
     Scope,
     Change,
+    /// A JSON pair of strings: `[type, id]` for resources.
+    Pair,
 }
 
 pub(super) fn encode_cursor(key: &str) -> String {
@@ -303,6 +306,7 @@ pub(super) fn decode_cursor(cursor: &str, kind: KeyKind) -> StoreResult<String> 
         KeyKind::Uuid => Uuid::parse_str(&key).is_ok_and(|id| id.to_string() == key),
         KeyKind::Scope => Scope::parse(&key).is_ok(),
         KeyKind::Change => parse_change_key(&key).is_some(),
+        KeyKind::Pair => serde_json::from_str::<(String, String)>(&key).is_ok(),
     };
     if valid {
         Ok(key)
