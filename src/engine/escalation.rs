@@ -254,8 +254,8 @@ pub fn denies_action(actions: &[ActionPattern], excluded: &[ActionPattern], acti
             .any(|x| Matcher::compile(x.as_str()).matches(&action))
 }
 
-/// No `*` and no keyword segment: the pattern names one action.
-fn is_exact(p: &str) -> bool {
+/// No `*` and no keyword segment: the pattern (lowercase) names one action.
+pub(super) fn is_exact(p: &str) -> bool {
     !p.contains('*') && !p.split('/').any(|s| KEYWORDS.contains(&s))
 }
 

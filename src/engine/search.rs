@@ -18,6 +18,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::check::lowercase;
+use super::escalation::is_exact;
 use super::principals::Principals;
 use super::resources::{ResourceInfo, Under};
 use super::role::{ActionKey, CompiledRole, RoleMatch};
@@ -286,8 +287,8 @@ impl Snapshot {
     /// The exact actions `subject` may perform on `resource` at `now`, each with the name
     /// `name_of` gives it (an action with no name is left out), ordered by name. Candidates
     /// are the exact actions of the roles that reach the subject at the resource; a
-    /// wildcard among them adds every exact action any role of the tenant (or the catalog)
-    /// names. Each candidate is checked with `facts` and its name.
+    /// wildcard or keyword pattern (`allTasks`, ...) among them adds every exact action any
+    /// role of the tenant (or the catalog) names. Each candidate is checked with `facts` and its name.
     pub fn search_actions(
         &self,
         tenant: TenantId,
@@ -303,10 +304,11 @@ impl Snapshot {
         for entry in &reach.permissions {
             for pattern in &entry.allowed_resource_actions {
                 let text = pattern.as_str();
-                if text.contains('*') {
-                    wildcard = true;
+                let lower = text.to_ascii_lowercase();
+                if is_exact(&lower) {
+                    candidates.entry(lower).or_insert(text);
                 } else {
-                    candidates.entry(text.to_ascii_lowercase()).or_insert(text);
+                    wildcard = true;
                 }
             }
         }
@@ -317,7 +319,7 @@ impl Snapshot {
             for role in roles {
                 for entry in &role.def.role_permissions {
                     for pattern in &entry.allowed_resource_actions {
-                        if !pattern.as_str().contains('*') {
+                        if is_exact(&pattern.as_str().to_ascii_lowercase()) {
                             known.push(pattern.as_str().to_owned());
                         }
                     }

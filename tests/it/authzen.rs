@@ -12,7 +12,12 @@ use rolecall::model::{Mapping, Mappings};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-async fn principal(app: &TestApp, name: &str, aliases: &[&str], attributes: Value) -> Uuid {
+pub(crate) async fn principal(
+    app: &TestApp,
+    name: &str,
+    aliases: &[&str],
+    attributes: Value,
+) -> Uuid {
     let r = app
         .post(
             "/v1/principals",
@@ -23,7 +28,7 @@ async fn principal(app: &TestApp, name: &str, aliases: &[&str], attributes: Valu
     r.body["id"].as_str().unwrap().parse().unwrap()
 }
 
-async fn role(app: &TestApp, name: &str, permissions: Value) -> String {
+pub(crate) async fn role(app: &TestApp, name: &str, permissions: Value) -> String {
     let r = app
         .post(
             "/v1/roleDefinitions",
@@ -34,7 +39,7 @@ async fn role(app: &TestApp, name: &str, permissions: Value) -> String {
     r.body["id"].as_str().unwrap().to_owned()
 }
 
-async fn assign(app: &TestApp, principal: Uuid, role: &str, scope: &str) {
+pub(crate) async fn assign(app: &TestApp, principal: Uuid, role: &str, scope: &str) {
     let r = app
         .post(
             "/v1/roleAssignments",
@@ -75,7 +80,7 @@ async fn evaluations(app: &TestApp, body: Value) -> Reply {
 
 /// The certification fixture (§C.1): alice and bob, records, read/write/delete, and the
 /// eight decision rules, under the default mapping (`/record/{id}`, `record/{name}`).
-async fn certification_fixture(app: &TestApp) {
+pub(crate) async fn certification_fixture(app: &TestApp) {
     let alice = principal(app, "Alice", &["alice"], json!({})).await;
     let bob = principal(app, "Bob", &["bob"], json!({"role": "admin"})).await;
     let reader = role(

@@ -18,13 +18,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Duration, TimeZone, Utc};
 use proptest::prelude::*;
 use rolecall::engine::{
-    ApplyError, CheckRequest, Decision, Delta, Facts, GrantSource, Miss, Reason, Snapshot, Subject,
-    MAX_GROUP_DEPTH,
+    ApplyError, CheckRequest, Decision, Delta, Facts, GrantSource, Miss, Reason, SearchAction,
+    Snapshot, Subject, MAX_GROUP_DEPTH,
 };
 use rolecall::model::{
     Action, ActionPattern, AdministrativeUnit, AdministrativeUnitMember, Catalog, Change, ChangeOp,
-    DenyAssignment, Dump, EntityType, Group, GroupMember, Principal, PrincipalType, Revision,
-    RoleAssignment, RoleDefinition, RolePermission, Scope, TenantDump, TenantId, Timestamp,
+    DenyAssignment, Dump, EntityType, Group, GroupMember, Principal, PrincipalType, Resource,
+    Revision, RoleAssignment, RoleDefinition, RolePermission, Scope, TenantDump, TenantId,
+    Timestamp,
 };
 use rolecall::sync::{decode, DecodeError};
 use serde_json::{json, Map, Value};
@@ -3191,5 +3192,227 @@ proptest! {
         let built = Snapshot::build(&after, &catalog());
         prop_assert!(fingerprint(&applied) == fingerprint(&built));
         prop_assert_eq!(applied.describe(), built.describe());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Property tests: search == checking every candidate
+// ---------------------------------------------------------------------------------------
+
+/// Documents of type `doc` at the probed resource paths, with random attributes.
+fn docs_strategy() -> impl Strategy<Value = Vec<(u8, Map<String, Value>)>> {
+    prop::collection::vec(
+        (
+            prop::sample::select(vec![0u8, 2, 3, 4, 6, 7, 9, 11, 12]),
+            resource_attrs(),
+        ),
+        0..7,
+    )
+}
+
+fn docs_of(docs: &[(u8, Map<String, Value>)]) -> Vec<Resource> {
+    docs.iter()
+        .enumerate()
+        .map(|(i, (res, attributes))| Resource {
+            resource_type: "doc".to_owned(),
+            id: format!("d{i}"),
+            path: scope(&resource(*res)),
+            display_name: None,
+            attributes: attributes.clone(),
+            created_date_time: base(),
+            last_modified_date_time: base(),
+        })
+        .collect()
+}
+
+/// Subject, resource and action search against the reference deciding every candidate:
+/// every principal the tenant mentions, every document, every exact action of the tenant's
+/// roles and the catalog.
+fn search_agrees(
+    r: &DirRecipe,
+    docs: &[(u8, Map<String, Value>)],
+    probes: &[(u16, u8, u8, Facts)],
+) -> Result<(), TestCaseError> {
+    let mut t = build_tenant(tenant_id(0), r);
+    t.resources = docs_of(docs);
+    let dump = dump_of(vec![t.clone()]);
+    let catalog = catalog();
+    let snapshot = Snapshot::build(&dump, &catalog);
+    let tenant = tenant_id(0);
+    let allowed = |subject: Uuid, act: &str, doc: &Resource, facts: &Facts, now| {
+        let mut facts = facts.clone();
+        facts.resource_type = Some("doc".to_owned());
+        facts.resource_id = Some(doc.id.clone());
+        reference::check(
+            &dump,
+            &catalog,
+            tenant,
+            &Subject::new(subject),
+            act,
+            doc.path.as_str(),
+            &facts,
+            now,
+            MAX_GROUP_DEPTH,
+        )
+        .allowed
+    };
+    let people: Vec<Uuid> = reference::known_principals(&t)
+        .into_iter()
+        .filter(|p| !t.groups.iter().any(|g| g.id == *p))
+        .collect();
+    let mut known: BTreeMap<String, String> = BTreeMap::new();
+    for role in t.role_definitions.iter().chain(catalog.roles()) {
+        for entry in &role.role_permissions {
+            for p in &entry.allowed_resource_actions {
+                let lower = p.as_str().to_lowercase();
+                let keyword = lower
+                    .split('/')
+                    .any(|s| ["allentities", "allproperties", "alltasks"].contains(&s));
+                if !lower.contains('*') && !keyword {
+                    known.entry(lower).or_insert_with(|| p.as_str().to_owned());
+                }
+            }
+        }
+    }
+    for (a, pick, now, facts) in probes {
+        let (act, now) = (action(*a), now_of(*now));
+        let parsed = Action::parse(&act).unwrap();
+        let mut facts = facts.clone();
+        facts.resource_id = None;
+        facts.resource_type = None;
+        facts.action_name = None;
+        for doc in &t.resources {
+            let mut named = facts.clone();
+            named.resource_type = Some("doc".to_owned());
+            named.resource_id = Some(doc.id.clone());
+            let found = snapshot.search_subjects(
+                tenant,
+                &[PrincipalType::User, PrincipalType::ServicePrincipal],
+                &parsed,
+                &doc.path,
+                &named,
+                now,
+                None,
+                usize::MAX,
+            );
+            let expected: Vec<Uuid> = people
+                .iter()
+                .copied()
+                .filter(|p| allowed(*p, &act, doc, &facts, now))
+                .collect();
+            prop_assert_eq!(&found.items, &expected, "who may {} {}", act, doc.id);
+            // One at a time, the same answer.
+            let mut paged = Vec::new();
+            let mut after = None;
+            loop {
+                let page = snapshot.search_subjects(
+                    tenant,
+                    &[PrincipalType::User, PrincipalType::ServicePrincipal],
+                    &parsed,
+                    &doc.path,
+                    &named,
+                    now,
+                    after,
+                    1,
+                );
+                paged.extend(page.items.iter().copied());
+                if !page.more {
+                    break;
+                }
+                after = page.items.last().copied();
+            }
+            prop_assert_eq!(&paged, &expected);
+        }
+        let subject = people
+            .get(*pick as usize % people.len().max(1))
+            .copied()
+            .unwrap_or(principal(0));
+        let found = snapshot.search_resources(
+            tenant,
+            &Subject::new(subject),
+            "doc",
+            SearchAction::Fixed(&parsed),
+            &facts,
+            now,
+            None,
+            usize::MAX,
+        );
+        let mut expected: Vec<&str> = t
+            .resources
+            .iter()
+            .filter(|d| allowed(subject, &act, d, &facts, now))
+            .map(|d| d.id.as_str())
+            .collect();
+        expected.sort_unstable();
+        let ids: Vec<&str> = found.items.iter().map(|r| r.id.as_str()).collect();
+        prop_assert_eq!(&ids, &expected, "what {} may {}", subject, act);
+        let mut paged: Vec<String> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = snapshot.search_resources(
+                tenant,
+                &Subject::new(subject),
+                "doc",
+                SearchAction::Fixed(&parsed),
+                &facts,
+                now,
+                after.as_deref(),
+                2,
+            );
+            paged.extend(page.items.iter().map(|r| r.id.clone()));
+            if !page.more {
+                break;
+            }
+            after = page.items.last().map(|r| r.id.clone());
+        }
+        prop_assert_eq!(&paged, &expected);
+
+        if let Some(doc) = t.resources.get(*pick as usize % t.resources.len().max(1)) {
+            let mut named = facts.clone();
+            named.resource_type = Some("doc".to_owned());
+            named.resource_id = Some(doc.id.clone());
+            let found = snapshot.search_actions(
+                tenant,
+                &Subject::new(subject),
+                &doc.path,
+                &named,
+                now,
+                &|a| Some(a.to_lowercase()),
+            );
+            let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+            let expected: Vec<&str> = known
+                .keys()
+                .filter(|a| {
+                    let mut with_name = facts.clone();
+                    with_name.action_name = Some((*a).clone());
+                    allowed(subject, a, doc, &with_name, now)
+                })
+                .map(String::as_str)
+                .collect();
+            prop_assert_eq!(&names, &expected, "what {} may do to {}", subject, doc.id);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn search_answers_what_checking_every_candidate_answers(
+        r in dense_dir_recipe(),
+        docs in docs_strategy(),
+        probes in prop::collection::vec((any::<u16>(), any::<u8>(), prop::sample::select(vec![0u8, 0, 0, 3]), facts_strategy()), 1..4),
+    ) {
+        search_agrees(&r, &docs, &probes)?;
+    }
+
+    #[test]
+    fn search_answers_what_checking_every_candidate_answers_on_random_directories(
+        r in dir_recipe(),
+        docs in docs_strategy(),
+        probes in prop::collection::vec((any::<u16>(), any::<u8>(), any::<u8>(), facts_strategy()), 1..4),
+    ) {
+        search_agrees(&r, &docs, &probes)?;
     }
 }

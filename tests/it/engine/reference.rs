@@ -177,6 +177,11 @@ pub fn condition_holds(
         return false;
     };
     let stored = t.principals.iter().find(|p| p.id == subject.id);
+    // A resource named by type and id has its stored attributes as defaults.
+    let stored_resource = t.resources.iter().find(|r| {
+        Some(r.resource_type.as_str()) == facts.resource_type.as_deref()
+            && Some(r.id.as_str()) == facts.resource_id.as_deref()
+    });
     let subject_id = subject.id.hyphenated().to_string();
     let path = canon(resource);
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -190,7 +195,7 @@ pub fn condition_holds(
         subject: Attrs::two(&facts.subject, stored.map(|p| &p.attributes)),
         resource_id: facts.resource_id.as_deref().or(last),
         resource_type: facts.resource_type.as_deref().or(second),
-        resource: Attrs::one(&facts.resource),
+        resource: Attrs::two(&facts.resource, stored_resource.map(|r| &r.attributes)),
         action_name: facts.action_name.as_deref().unwrap_or(action),
         action_text: &action_text,
         action: Attrs::one(&facts.action),
