@@ -1,6 +1,7 @@
 //! Engine benchmarks: check latency (allow and deny, with and without explanation, and
-//! through a conditional grant beside an unconditional one), snapshot build time and the
-//! cost of applying one change, at 1k, 100k and 1M assignments.
+//! through a conditional grant beside an unconditional one), subject and resource search
+//! over a resource directory, snapshot build time and the cost of applying one change, at
+//! 1k, 100k and 1M assignments.
 //!
 //! `ROLECALL_BENCH_SIZES=S,M,L cargo bench --bench check` (default `S,M`: L needs about
 //! 1.5 GB and a minute). Before criterion runs, each size prints its build time, resident
@@ -11,10 +12,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion};
-use rolecall::engine::{CheckRequest, Facts, Snapshot, Subject};
+use rolecall::engine::{CheckRequest, Facts, SearchAction, Snapshot, Subject};
 use rolecall::model::{
     Action, ActionPattern, Catalog, Change, ChangeOp, EntityType, GroupMember, Principal,
-    PrincipalType, Revision, RoleAssignment, RoleDefinition, RolePermission, Scope,
+    PrincipalType, Resource, Revision, RoleAssignment, RoleDefinition, RolePermission, Scope,
 };
 use rolecall::sync::decode;
 use serde_json::json;
@@ -23,7 +24,7 @@ use uuid::Uuid;
 #[path = "support/dataset.rs"]
 mod dataset;
 
-use dataset::{generate, Dataset, DatasetSize};
+use dataset::{generate, object_path, Dataset, DatasetSize};
 
 fn sizes() -> Vec<DatasetSize> {
     let raw = std::env::var("ROLECALL_BENCH_SIZES").unwrap_or_else(|_| "S,M".to_owned());
@@ -215,6 +216,76 @@ fn main() {
         }
         group.finish();
 
+        // Search over a resource directory of one resource per ten assignments (10k at M).
+        let searchable = Snapshot::build(&with_resources(&data), &catalog);
+        let queries = search_queries(&data);
+        let subject_search = |q: &SearchQuery| {
+            searchable
+                .search_subjects(
+                    data.tenant,
+                    &[PrincipalType::User, PrincipalType::ServicePrincipal],
+                    &q.action,
+                    &q.resource,
+                    &Facts::default(),
+                    data.now,
+                    None,
+                    1000,
+                )
+                .items
+                .len()
+        };
+        let resource_search = |q: &SearchQuery| {
+            searchable
+                .search_resources(
+                    data.tenant,
+                    &q.subject,
+                    "app",
+                    SearchAction::Fixed(&q.action),
+                    &Facts::default(),
+                    data.now,
+                    None,
+                    1000,
+                )
+                .items
+                .len()
+        };
+        if !std::env::args().any(|a| a == "--list") {
+            for (label, search) in [
+                ("subject", &subject_search as &dyn Fn(&SearchQuery) -> usize),
+                ("resource", &resource_search),
+            ] {
+                let mut ns = Vec::with_capacity(queries.len() * 5);
+                let mut results = 0usize;
+                for _ in 0..5 {
+                    for q in &queries {
+                        let start = Instant::now();
+                        results += black_box(search(black_box(q)));
+                        ns.push(start.elapsed().as_nanos() as u64);
+                    }
+                }
+                println!(
+                    "[{name}] {label} search ({} resources): {}; {:.1} results per search",
+                    searchable.resource_count(data.tenant, "app"),
+                    percentiles(ns),
+                    results as f64 / (queries.len() * 5) as f64
+                );
+            }
+        }
+        let mut group = c.benchmark_group(format!("search/{name}"));
+        group.bench_function("subject", |b| {
+            b.iter(|| {
+                i = (i + 1) % queries.len();
+                black_box(subject_search(&queries[i]))
+            })
+        });
+        group.bench_function("resource", |b| {
+            b.iter(|| {
+                i = (i + 1) % queries.len();
+                black_box(resource_search(&queries[i]))
+            })
+        });
+        group.finish();
+
         let mut group = c.benchmark_group(format!("apply/{name}"));
         let assignment = one_change(&data, 0);
         group.bench_function("one_assignment", |b| {
@@ -241,6 +312,50 @@ fn main() {
         group.finish();
     }
     c.final_summary();
+}
+
+/// The dataset with one `app` resource per ten assignments, one per top-level object.
+fn with_resources(data: &Dataset) -> rolecall::model::Dump {
+    let mut dump = data.dump.clone();
+    let t = &mut dump.tenants[0];
+    let count = t.role_assignments.len() / 10;
+    t.resources = (0..count)
+        .map(|i| Resource {
+            resource_type: "app".to_owned(),
+            id: format!("o{i}"),
+            path: Scope::parse(&object_path(i)).unwrap(),
+            display_name: None,
+            attributes: serde_json::Map::new(),
+            created_date_time: data.now,
+            last_modified_date_time: data.now,
+        })
+        .collect();
+    dump
+}
+
+/// One search: who may perform `action` on `resource`, and on which resources `subject`
+/// may.
+struct SearchQuery {
+    subject: Subject,
+    action: Action,
+    resource: Scope,
+}
+
+/// Searches built from the likely-allowed checks: their subject and action, and the
+/// top-level object above their resource.
+fn search_queries(data: &Dataset) -> Vec<SearchQuery> {
+    data.likely_allowed
+        .iter()
+        .take(1000)
+        .map(|r| {
+            let top: Vec<&str> = r.resource.as_str().split('/').take(3).collect();
+            SearchQuery {
+                subject: r.subject.clone(),
+                action: r.action.clone(),
+                resource: Scope::parse(&top.join("/")).unwrap_or_else(|_| r.resource.clone()),
+            }
+        })
+        .collect()
 }
 
 /// The dataset plus one principal (with an alias and attributes) holding three roles at

@@ -132,7 +132,8 @@ fn new_id(rng: &mut StdRng) -> Uuid {
     uuid::Builder::from_random_bytes(rng.gen()).into_uuid()
 }
 
-fn object_path(i: usize) -> String {
+/// The path of top-level object `i` (`/{kind}/o{i}`).
+pub fn object_path(i: usize) -> String {
     format!("/{}/o{}", KINDS[i % KINDS.len()], i)
 }
 
