@@ -15,6 +15,7 @@ mod connections;
 mod contract;
 mod engine_reference;
 mod escapes;
+mod gateway;
 mod idp_selftest;
 mod principals;
 mod replicas;
