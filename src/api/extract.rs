@@ -75,7 +75,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn pointer_of(path: &serde_path_to_error::Path) -> String {
+/// The JSON pointer (RFC 6901) of where deserialization failed.
+pub(crate) fn pointer_of(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut pointer = String::new();
     for segment in path.iter() {

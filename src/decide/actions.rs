@@ -46,6 +46,16 @@ pub const CREATE_SERVICE_PRINCIPALS: &str = "microsoft.directory/servicePrincipa
 pub const UPDATE_SERVICE_PRINCIPALS: &str = "microsoft.directory/servicePrincipals/basic/update";
 /// Delete a service principal's directory record (`/servicePrincipals/{id}`).
 pub const DELETE_SERVICE_PRINCIPALS: &str = "microsoft.directory/servicePrincipals/delete";
+/// Read resources of the resource directory (at the resource's path; to list, at the
+/// `pathPrefix` asked for, else `/`).
+pub const READ_RESOURCES: &str = "rolecall/resources/standard/read";
+/// Create resources in the resource directory (at the new resource's path).
+pub const CREATE_RESOURCES: &str = "rolecall/resources/create";
+/// Change a resource's path, name or attributes (at its path, and at the new path when it
+/// moves).
+pub const UPDATE_RESOURCES: &str = "rolecall/resources/basic/update";
+/// Delete a resource's record (at its path).
+pub const DELETE_RESOURCES: &str = "rolecall/resources/delete";
 /// Read the change log (at `/`).
 pub const READ_CHANGES: &str = "rolecall/changes/read";
 /// Ask for decisions about principals other than oneself (at the resource or scope asked
@@ -77,6 +87,10 @@ pub const ADMIN_ACTIONS: &[&str] = &[
     CREATE_SERVICE_PRINCIPALS,
     UPDATE_SERVICE_PRINCIPALS,
     DELETE_SERVICE_PRINCIPALS,
+    READ_RESOURCES,
+    CREATE_RESOURCES,
+    UPDATE_RESOURCES,
+    DELETE_RESOURCES,
     READ_CHANGES,
     CHECK_OTHERS,
 ];

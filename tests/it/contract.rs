@@ -798,6 +798,69 @@ fn principals_and_their_changes_are_written_as_the_spec_says() {
     assert!(check_response("GET", "/v1/principals/{id}", 200, &extra).is_err());
 }
 
+fn resource() -> rolecall::model::Resource {
+    rolecall::model::Resource {
+        resource_type: "record".to_owned(),
+        id: "Q3 report/2024".to_owned(),
+        path: scope("/records/Q3%20report%2F2024"),
+        display_name: Some("Q3 report".to_owned()),
+        attributes: json!({"department": "finance", "owners": ["alice@contoso.com"], "pages": 12})
+            .as_object()
+            .cloned()
+            .expect("an object"),
+        created_date_time: now(),
+        last_modified_date_time: now(),
+    }
+}
+
+#[test]
+fn resources_and_their_changes_are_written_as_the_spec_says() {
+    Kind {
+        collection: "/v1/resources",
+        item: "/v1/resources/{type}/{id}",
+        value: resource(),
+        can_patch: true,
+        idempotent_create: false,
+    }
+    .check();
+    // Without a display name the field is left out, never null.
+    let nameless = rolecall::model::Resource {
+        display_name: None,
+        ..resource()
+    };
+    let one = render(One(stored(nameless.clone())));
+    assert!(one.body.get("displayName").is_none());
+    assert_documented("GET", "/v1/resources/{type}/{id}", &one);
+    let r = resource();
+    let change = Change {
+        revision: Revision(3),
+        sequence: 0,
+        tenant_id: TenantId(Uuid::new_v4()),
+        entity_type: EntityType::Resource,
+        entity_id: "record/Q3%20report%2F2024".to_owned(),
+        op: ChangeOp::Update,
+        before: Some(json_of(&nameless)),
+        after: Some(json_of(&r)),
+        actor: "admin-key".to_owned(),
+        at: now(),
+    };
+    let uri = Uri::from_static("/v1/changes");
+    let list = List::new(
+        &uri,
+        Page {
+            items: vec![change],
+            next: None,
+        },
+        |c| c,
+    );
+    let mut body = serde_json::to_value(&list).expect("serializes");
+    body["revision"] = json!(Revision(3));
+    assert_response_matches("GET", "/v1/changes", 200, &body);
+    let mut extra = json_of(&r);
+    extra["secret"] = json!("x");
+    assert!(check_response("GET", "/v1/resources/{type}/{id}", 200, &extra).is_err());
+}
+
 #[test]
 fn change_log_rows_are_written_as_the_spec_says() {
     let group = group();

@@ -19,4 +19,5 @@ mod gateway;
 mod idp_selftest;
 mod principals;
 mod replicas;
+mod resources;
 mod store_conformance;

@@ -6,6 +6,7 @@ mod changes;
 mod directory;
 mod groups;
 mod principals;
+mod resources;
 mod roles;
 mod units;
 
@@ -112,6 +113,16 @@ pub fn routes() -> Vec<Route> {
         route(GET, "/v1/principals/{id}", get(principals::get)),
         route(PATCH, "/v1/principals/{id}", patch(principals::update)),
         route(DELETE, "/v1/principals/{id}", delete(principals::delete)),
+        route(GET, "/v1/resources", get(resources::list)),
+        route(POST, "/v1/resources", post(resources::create)),
+        route(POST, "/v1/resources/bulk", post(resources::bulk)),
+        route(GET, "/v1/resources/{type}/{id}", get(resources::get)),
+        route(PATCH, "/v1/resources/{type}/{id}", patch(resources::update)),
+        route(
+            DELETE,
+            "/v1/resources/{type}/{id}",
+            delete(resources::delete),
+        ),
         route(GET, "/v1/changes", get(changes::list)),
     ]
 }
