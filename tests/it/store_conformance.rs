@@ -9,14 +9,14 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rolecall::engine::{Delta, Snapshot};
 use rolecall::model::{
-    ActionPattern, ChangeOp, CloneRole, DenyAssignmentPatch, EntityType, NamedObjectPatch,
-    NewDenyAssignment, NewGroupMember, NewNamedObject, NewPrincipal, NewRoleAssignment,
-    NewRoleDefinition, Principal, PrincipalPatch, PrincipalType, Revision, RoleDefinitionPatch,
-    RolePermission, Scope, TenantId,
+    encode_segment, ActionPattern, ChangeOp, CloneRole, DenyAssignmentPatch, EntityType,
+    NamedObjectPatch, NewDenyAssignment, NewGroupMember, NewNamedObject, NewPrincipal, NewResource,
+    NewRoleAssignment, NewRoleDefinition, Principal, PrincipalPatch, PrincipalType, ResourcePatch,
+    Revision, RoleDefinitionPatch, RolePermission, Scope, TenantId,
 };
 use rolecall::store::{
     Actor, Backend, ChangeFeed, DirectoryStore, PageRequest, PrincipalFilter, RoleAssignmentFilter,
-    RoleDefinitionFilter, SqlStore, Store, StoreError,
+    RoleDefinitionFilter, SqlStore, Store, StoreError, Upsert,
 };
 use rolecall::sync::decode;
 use uuid::Uuid;
@@ -2617,6 +2617,7 @@ struct Known {
     unit_members: Vec<(Uuid, Scope)>,
     edges: Vec<(Uuid, Uuid)>,
     principals: Vec<Uuid>,
+    resources: Vec<(String, String)>,
 }
 
 fn pick<T: Clone>(rng: &mut StdRng, list: &[T]) -> Option<T> {
@@ -2697,6 +2698,27 @@ fn random_attributes(rng: &mut StdRng, n: usize) -> serde_json::Map<String, serd
     attributes
 }
 
+/// A resource from a small pool of types and ids (so writes meet earlier ones), at its
+/// default path or a random scope.
+fn random_resource(rng: &mut StdRng, written: &Known, n: usize) -> NewResource {
+    const TYPES: [&str; 2] = ["record", "todo"];
+    const IDS: [&str; 5] = ["r1", "r2", "a/b", "Ça va", "..."];
+    let resource_type = TYPES[rng.gen_range(0..TYPES.len())].to_owned();
+    let id = IDS[rng.gen_range(0..IDS.len())].to_owned();
+    let path = if rng.gen_bool(0.5) {
+        random_scope(rng, written)
+    } else {
+        scope(&format!("/{resource_type}/{}", encode_segment(&id)))
+    };
+    NewResource {
+        resource_type,
+        id,
+        path,
+        display_name: rng.gen_bool(0.5).then(|| format!("Resource {n}")),
+        attributes: random_attributes(rng, n),
+    }
+}
+
 /// A principal: one of a few users, a service principal, or a group of this tenant.
 fn random_principal(rng: &mut StdRng, written: &Known) -> (Uuid, PrincipalType) {
     match pick(rng, &written.groups) {
@@ -2711,7 +2733,7 @@ fn random_principal(rng: &mut StdRng, written: &Known) -> (Uuid, PrincipalType) 
 /// failure stops the test.
 async fn random_write(store: &dyn Store, rng: &mut StdRng, t: TenantId, w: &mut Known, n: usize) {
     let a = &actor();
-    let result: Result<(), StoreError> = match rng.gen_range(0..23) {
+    let result: Result<(), StoreError> = match rng.gen_range(0..27) {
         0 | 1 => {
             let mut new = new_role(&format!("Role {n}"), &[]);
             new.role_permissions[0].allowed_resource_actions = random_patterns(rng);
@@ -2926,8 +2948,80 @@ async fn random_write(store: &dyn Store, rng: &mut StdRng, t: TenantId, w: &mut 
                     .map(|p| w.principals.push(p.value.id))
             }
         },
-        _ => match pick(rng, &w.principals) {
+        22 => match pick(rng, &w.principals) {
             Some(id) => store.principals().delete(t, a, id, None).await.map(drop),
+            None => Ok(()),
+        },
+        23 => {
+            let new = random_resource(rng, w, n);
+            let key = (new.resource_type.clone(), new.id.clone());
+            store
+                .resources()
+                .create(t, a, new)
+                .await
+                .map(|_| w.resources.push(key))
+        }
+        24 => match pick(rng, &w.resources) {
+            Some((kind, id)) => {
+                let patch = ResourcePatch {
+                    path: rng.gen_bool(0.5).then(|| random_scope(rng, w)),
+                    display_name: rng.gen_bool(0.3).then(|| format!("Resource {n}")),
+                    attributes: rng.gen_bool(0.5).then(|| random_attributes(rng, n)),
+                };
+                store
+                    .resources()
+                    .update(t, a, &kind, &id, patch, None)
+                    .await
+                    .map(drop)
+            }
+            None => Ok(()),
+        },
+        25 => {
+            // A bulk upsert of new and known resources, some unchanged.
+            let mut items: Vec<Upsert> = Vec::new();
+            for _ in 0..rng.gen_range(1..=4) {
+                let mut new = random_resource(rng, w, n);
+                if let Some(stored) = store
+                    .resources()
+                    .get(t, &new.resource_type, &new.id)
+                    .await
+                    .ok()
+                    .filter(|_| rng.gen_bool(0.5))
+                {
+                    new.path = stored.value.path.clone();
+                    new.display_name = stored.value.display_name.clone();
+                    new.attributes = stored.value.attributes.clone();
+                }
+                if items
+                    .iter()
+                    .any(|i| i.new.resource_type == new.resource_type && i.new.id == new.id)
+                {
+                    continue;
+                }
+                let seen = store
+                    .resources()
+                    .get(t, &new.resource_type, &new.id)
+                    .await
+                    .ok()
+                    .map(|s| s.revision);
+                items.push(Upsert { new, seen });
+            }
+            let keys: Vec<(String, String)> = items
+                .iter()
+                .map(|i| (i.new.resource_type.clone(), i.new.id.clone()))
+                .collect();
+            store
+                .resources()
+                .upsert(t, a, items)
+                .await
+                .map(|_| w.resources.extend(keys))
+        }
+        _ => match pick(rng, &w.resources) {
+            Some((kind, id)) => store
+                .resources()
+                .delete(t, a, &kind, &id, None)
+                .await
+                .map(drop),
             None => Ok(()),
         },
     };
@@ -2994,6 +3088,10 @@ async fn the_change_log_replayed_onto_a_snapshot_equals_a_fresh_build(store: &dy
             }
             snapshot = replay_and_compare(store, snapshot, seed).await;
         }
+        assert!(
+            known.iter().all(|k| !k.resources.is_empty()),
+            "seed {seed}: the run wrote resources in both tenants"
+        );
     }
 }
 
