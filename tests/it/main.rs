@@ -20,4 +20,5 @@ mod idp_selftest;
 mod principals;
 mod replicas;
 mod resources;
+mod search;
 mod store_conformance;
