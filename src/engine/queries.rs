@@ -17,6 +17,42 @@ use super::{
 };
 use crate::model::{Action, PrincipalType, Scope, TenantId, Timestamp, MAX_ACTION_LEN};
 
+/// How one role answers who-can's action: the pattern that matched and the entry
+/// conditions it depends on (empty when it allows unconditionally).
+struct Verdict<'a> {
+    role: &'a CompiledRole,
+    pattern: String,
+    conditions: Vec<String>,
+}
+
+/// A grant allowing the action at a covering scope.
+struct Seed {
+    principal: Uuid,
+    kind: PrincipalType,
+    /// Its role's verdict or its assignment carries a condition.
+    conditional: bool,
+    grant: Grant,
+    verdict: usize,
+}
+
+/// A principal reached from a seed, directly or through group members.
+struct Reached {
+    id: Uuid,
+    kind: PrincipalType,
+    seed: usize,
+    /// The visit it was reached from (`ROOT` for a seed's holder).
+    from: u32,
+    depth: usize,
+}
+
+/// What [`Snapshot::reach`] finds.
+struct Reach<'a> {
+    verdicts: Vec<Verdict<'a>>,
+    seeds: Vec<Seed>,
+    queue: Vec<Reached>,
+    denied: std::collections::HashSet<Uuid>,
+}
+
 impl Snapshot {
     /// Everything the subject may do at `scope`: each permission entry of each active,
     /// enabled grant whose scope covers `scope` (with the assignment, role and group chain
@@ -149,6 +185,71 @@ impl Snapshot {
         resource: &Scope,
         now: Timestamp,
     ) -> Vec<Access> {
+        let r = self.reach(tenant, action, resource, now);
+        let mut out: Vec<Access> = r
+            .queue
+            .iter()
+            .filter(|q| !r.denied.contains(&q.id))
+            .map(|q| {
+                let s = &r.seeds[q.seed];
+                let v = &r.verdicts[s.verdict];
+                let mut via = Vec::new();
+                let mut j = q.from;
+                while j != ROOT {
+                    via.push(r.queue[j as usize].id);
+                    j = r.queue[j as usize].from;
+                }
+                let mut conditions = v.conditions.clone();
+                conditions.extend(s.grant.condition().map(|c| c.text().to_owned()));
+                Access {
+                    principal_id: q.id,
+                    principal_type: q.kind,
+                    assignment_id: s.grant.id,
+                    role_definition_id: s.grant.role,
+                    role_display_name: v.role.def.display_name.clone(),
+                    matched_pattern: v.pattern.clone(),
+                    scope: s.grant.scope.text.to_string(),
+                    via,
+                    conditions,
+                }
+            })
+            .collect();
+        out.sort_by_key(|a| a.principal_id);
+        out
+    }
+
+    /// Who-can's principals without their explanations: `(id, kind, conditional)` for
+    /// each principal a grant allowing `action` on `resource` reaches and no matching deny
+    /// assignment does, ordered by id; `conditional` when only grants with conditions reach
+    /// it. What search enumerates.
+    pub(super) fn holders(
+        &self,
+        tenant: TenantId,
+        action: &Action,
+        resource: &Scope,
+        now: Timestamp,
+    ) -> Vec<(Uuid, PrincipalType, bool)> {
+        let r = self.reach(tenant, action, resource, now);
+        let mut out: Vec<(Uuid, PrincipalType, bool)> = r
+            .queue
+            .iter()
+            .filter(|q| !r.denied.contains(&q.id))
+            .map(|q| (q.id, q.kind, r.seeds[q.seed].conditional))
+            .collect();
+        out.sort_unstable_by_key(|h| h.0);
+        out
+    }
+
+    /// The grants allowing `action` at a scope covering `resource`, the principals they
+    /// reach (through group members, breadth first), and those a matching deny reaches.
+    /// Each role is judged once, however many assignments name it.
+    fn reach(
+        &self,
+        tenant: TenantId,
+        action: &Action,
+        resource: &Scope,
+        now: Timestamp,
+    ) -> Reach<'_> {
         let t = self.tenant(tenant);
         let mut buf = [0u8; MAX_ACTION_LEN];
         let action = ActionKey::new(lowercase(action.as_str(), &mut buf));
@@ -156,15 +257,10 @@ impl Snapshot {
         let mut cover: SmallVec<[Cover<'_>; 12]> = SmallVec::new();
         t.cover(resource, &mut cover);
 
-        struct Seed<'a> {
-            principal: Uuid,
-            kind: PrincipalType,
-            grant: Grant,
-            role: &'a CompiledRole,
-            pattern: String,
-            conditions: Vec<String>,
-        }
-        let mut seeds: Vec<Seed<'_>> = Vec::new();
+        let mut verdicts: Vec<Verdict<'_>> = Vec::new();
+        // Role id -> its verdict's index (`None`: the role does not allow the action).
+        let mut judged: HashMap<Uuid, Option<usize>> = HashMap::new();
+        let mut seeds: Vec<Seed> = Vec::new();
         for c in cover.iter() {
             let Some((_, Some(holders))) = t.by_scope.find(c.hash, |k| &*k.text == c.text) else {
                 continue;
@@ -177,25 +273,32 @@ impl Snapshot {
                     if g.id != assignment || !g.active_at(now) {
                         return false;
                     }
-                    let Some(role) = self.role(t, &g.role).filter(|r| r.enabled()) else {
-                        return false;
-                    };
-                    let mut conditions = Vec::new();
-                    let verdict = judge_action(role, action, &mut |_| false).or_else(|_| {
-                        judge_action(role, action, &mut |c| {
-                            conditions.push(c.text().to_owned());
-                            true
-                        })
-                    });
-                    if let Ok(pattern) = verdict {
-                        conditions.extend(g.condition().map(|c| c.text().to_owned()));
-                        seeds.push(Seed {
-                            principal,
-                            kind: g.principal_type,
-                            grant: g.clone(),
+                    let verdict = *judged.entry(g.role).or_insert_with(|| {
+                        let role = self.role(t, &g.role).filter(|r| r.enabled())?;
+                        let mut conditions = Vec::new();
+                        let pattern = judge_action(role, action, &mut |_| false)
+                            .or_else(|_| {
+                                judge_action(role, action, &mut |c| {
+                                    conditions.push(c.text().to_owned());
+                                    true
+                                })
+                            })
+                            .ok()?;
+                        verdicts.push(Verdict {
                             role,
                             pattern,
                             conditions,
+                        });
+                        Some(verdicts.len() - 1)
+                    });
+                    if let Some(verdict) = verdict {
+                        seeds.push(Seed {
+                            principal,
+                            kind: g.principal_type,
+                            conditional: !verdicts[verdict].conditions.is_empty()
+                                || g.condition().is_some(),
+                            grant: g.clone(),
+                            verdict,
                         });
                     }
                     true
@@ -214,13 +317,6 @@ impl Snapshot {
             max_depth,
         );
 
-        struct Reached {
-            id: Uuid,
-            kind: PrincipalType,
-            seed: usize,
-            from: u32,
-            depth: usize,
-        }
         let mut queue: Vec<Reached> = Vec::new();
         let mut seen: HashMap<Uuid, ()> = HashMap::new();
         let mut head = 0;
@@ -229,7 +325,7 @@ impl Snapshot {
         // ways is listed without conditions.
         for conditional in [false, true] {
             for (i, s) in seeds.iter().enumerate() {
-                if s.conditions.is_empty() == conditional {
+                if s.conditional != conditional {
                     continue;
                 }
                 if seen.insert(s.principal, ()).is_none() {
@@ -265,32 +361,12 @@ impl Snapshot {
                 head += 1;
             }
         }
-        let mut out: Vec<Access> = queue
-            .iter()
-            .filter(|r| !denied.contains(&r.id))
-            .map(|r| {
-                let s = &seeds[r.seed];
-                let mut via = Vec::new();
-                let mut j = r.from;
-                while j != ROOT {
-                    via.push(queue[j as usize].id);
-                    j = queue[j as usize].from;
-                }
-                Access {
-                    principal_id: r.id,
-                    principal_type: r.kind,
-                    assignment_id: s.grant.id,
-                    role_definition_id: s.grant.role,
-                    role_display_name: s.role.def.display_name.clone(),
-                    matched_pattern: s.pattern.clone(),
-                    scope: s.grant.scope.text.to_string(),
-                    via,
-                    conditions: s.conditions.clone(),
-                }
-            })
-            .collect();
-        out.sort_by_key(|a| a.principal_id);
-        out
+        Reach {
+            verdicts,
+            seeds,
+            queue,
+            denied,
+        }
     }
 
     /// True when `id` is a group stored in `tenant` at this snapshot's revision, whether or

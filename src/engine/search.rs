@@ -119,32 +119,33 @@ impl Snapshot {
         after: Option<Uuid>,
         limit: usize,
     ) -> Page<Uuid> {
-        let holders = self.who_can(tenant, action, resource, now);
-        let start = after.map_or(0, |a| holders.partition_point(|h| h.principal_id <= a));
-        let mut request = CheckRequest {
-            subject: Subject::new(Uuid::nil()),
-            action: action.clone(),
-            resource: resource.clone(),
-            facts: facts.clone(),
-        };
+        let holders = self.holders(tenant, action, resource, now);
+        let start = after.map_or(0, |a| holders.partition_point(|h| h.0 <= a));
+        let mut request: Option<CheckRequest> = None;
         let mut page = Page {
             items: Vec::new(),
             more: false,
         };
-        for h in &holders[start..] {
-            if !kinds.contains(&h.principal_type) {
+        for &(id, kind, conditional) in &holders[start..] {
+            if !kinds.contains(&kind) {
                 continue;
             }
-            let allowed = h.conditions.is_empty() || {
-                request.subject.id = h.principal_id;
-                self.check(tenant, &request, now, false).allowed
+            let allowed = !conditional || {
+                let q = request.get_or_insert_with(|| CheckRequest {
+                    subject: Subject::new(id),
+                    action: action.clone(),
+                    resource: resource.clone(),
+                    facts: facts.clone(),
+                });
+                q.subject.id = id;
+                self.check(tenant, q, now, false).allowed
             };
             if allowed {
                 if page.items.len() == limit {
                     page.more = true;
                     break;
                 }
-                page.items.push(h.principal_id);
+                page.items.push(id);
             }
         }
         page
