@@ -12,7 +12,7 @@
 //! taken a page at a time after a key, so paging costs the page, not the whole answer,
 //! wherever no condition forces evaluation of the skipped candidates.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -23,7 +23,7 @@ use super::principals::Principals;
 use super::resources::{ResourceInfo, Under};
 use super::role::{ActionKey, CompiledRole, RoleMatch};
 use super::{CheckRequest, Facts, Snapshot, Subject};
-use crate::model::{Action, PrincipalType, Scope, TenantId, Timestamp, MAX_ACTION_LEN};
+use crate::model::{ancestors, Action, PrincipalType, Scope, TenantId, Timestamp, MAX_ACTION_LEN};
 
 /// One page of a search: the answers after the key, and whether more follow.
 #[derive(Debug, Clone, PartialEq)]
@@ -242,18 +242,43 @@ impl Snapshot {
         }
 
         // Every resource some grant's scope reaches, by id, with whether an unconditional
-        // grant with no deny in the way settles it.
-        for (scope, a) in &scopes {
-            let settled = *a == Allows::Always && !denied_somewhere;
-            if let Some(under) = t.resources_under(resource_type, scope) {
-                take(under, settled, after, &mut found);
+        // grant with no deny in the way settles it. Each scope once (settled if any grant
+        // there settles), shallowest first, so a scope under an already settled one adds
+        // nothing and is skipped (one grant at `/` ends the walk).
+        let mut unique: BTreeMap<Arc<str>, bool> = BTreeMap::new();
+        for (scope, a) in scopes {
+            *unique.entry(scope).or_insert(false) |= a == Allows::Always && !denied_somewhere;
+        }
+        let mut ordered: Vec<(Arc<str>, bool)> = unique.into_iter().collect();
+        ordered.sort_by_key(|(scope, _)| {
+            if &**scope == "/" {
+                0
+            } else {
+                scope.matches('/').count()
             }
-            if let Some(members) = unit_of(scope).and_then(|u| t.unit_members.get(&u)) {
+        });
+        let mut settled_at: HashSet<Arc<str>> = HashSet::new();
+        let covered = |settled_at: &HashSet<Arc<str>>, path: &str| {
+            ancestors(path).any(|a| settled_at.contains(a))
+        };
+        for (scope, settled) in ordered {
+            if !covered(&settled_at, &scope) {
+                if let Some(under) = t.resources_under(resource_type, &scope) {
+                    take(under, settled, after, &mut found);
+                }
+            }
+            if let Some(members) = unit_of(&scope).and_then(|u| t.unit_members.get(&u)) {
                 for (member, _) in members.iter() {
+                    if covered(&settled_at, &member.text) {
+                        continue;
+                    }
                     if let Some(under) = t.resources_under(resource_type, &member.text) {
                         take(under, settled, after, &mut found);
                     }
                 }
+            }
+            if settled {
+                settled_at.insert(scope);
             }
         }
 
