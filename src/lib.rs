@@ -107,6 +107,8 @@ impl App {
     /// between requests, and at most `max_connections` are served at once; beyond that new
     /// connections wait to be accepted (see `Config`). So a slow or idle client can hold a
     /// connection, and a file descriptor, only for a bounded time.
+    ///
+    /// While it serves, SIGHUP reloads `[gateway]` from the config file, when there is one.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
