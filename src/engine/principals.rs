@@ -2,7 +2,7 @@
 //! the chain to each (for checks and explanations), and the other way, every member below
 //! a set of groups (for who-can).
 
-use std::collections::HashSet;
+use hashbrown::HashSet;
 
 use hashbrown::HashTable;
 use smallvec::SmallVec;

@@ -1,7 +1,7 @@
 //! Questions about a [`Snapshot`] other than a check: effective permissions, what a group
 //! carries, who can, and whether an id names a group.
 
-use std::collections::HashMap;
+use hashbrown::{HashMap, HashSet};
 
 use smallvec::SmallVec;
 use uuid::Uuid;
@@ -50,7 +50,7 @@ struct Reach<'a> {
     verdicts: Vec<Verdict<'a>>,
     seeds: Vec<Seed>,
     queue: Vec<Reached>,
-    denied: std::collections::HashSet<Uuid>,
+    denied: HashSet<Uuid>,
 }
 
 impl Snapshot {
@@ -318,7 +318,7 @@ impl Snapshot {
         );
 
         let mut queue: Vec<Reached> = Vec::new();
-        let mut seen: HashMap<Uuid, ()> = HashMap::new();
+        let mut seen: HashSet<Uuid> = HashSet::new();
         let mut head = 0;
         // Two rounds: everyone an unconditional grant reaches (directly or through groups)
         // first, then whoever only a conditional grant reaches, so a principal reached both
@@ -328,7 +328,7 @@ impl Snapshot {
                 if s.conditional != conditional {
                     continue;
                 }
-                if seen.insert(s.principal, ()).is_none() {
+                if seen.insert(s.principal) {
                     queue.push(Reached {
                         id: s.principal,
                         kind: s.kind,
@@ -346,7 +346,7 @@ impl Snapshot {
                             members.iter().map(|(m, k)| (*m, *k)).collect();
                         list.sort_unstable_by_key(|(m, _)| *m);
                         for (m, kind) in list {
-                            if seen.insert(m, ()).is_none() {
+                            if seen.insert(m) {
                                 queue.push(Reached {
                                     id: m,
                                     kind,

@@ -535,6 +535,56 @@ async fn the_route_table_answers_the_authzen_route_resource_type_the_same_way() 
 }
 
 #[tokio::test]
+async fn authzen_evaluations_of_routes_decide_as_the_gateway_does() {
+    let f = fixture(Backend::Sqlite).await;
+    let evaluate = |method: &str, path: String| {
+        json!({
+            "subject": {"type": "user", "id": f.user},
+            "action": {"name": method},
+            "resource": {"type": "route", "id": path},
+        })
+    };
+    let cases = [
+        ("GET", format!("/api/apps/{APP_A}/credentials"), true),
+        ("GET", format!("/api/apps/{APP_A}/credentials?page=2"), true),
+        ("GET", format!("/api/apps/{APP_B}/credentials"), false),
+        // Traversal lands on B's rule, not A's.
+        (
+            "GET",
+            format!("/api/apps/{APP_A}/../{APP_B}/credentials"),
+            false,
+        ),
+        ("POST", format!("/api/apps/{APP_A}/credentials"), false),
+        ("GET", "/api/unmapped".to_owned(), false),
+        ("GET", "/api/apps/a%2Fb/credentials".to_owned(), false),
+    ];
+    for (method, path, expected) in cases {
+        let r = f
+            .env
+            .app
+            .post("/access/v1/evaluation", &evaluate(method, path.clone()))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{method} {path}: {:?}", r.body);
+        assert_eq!(r.body["decision"], expected, "{method} {path}");
+        // And the same through the forward-auth endpoint.
+        let gateway = nginx_asks(&f, method, &path).await;
+        assert_eq!(
+            gateway.status == StatusCode::OK,
+            expected,
+            "{method} {path}"
+        );
+    }
+    let mut explained = evaluate("GET", format!("/api/apps/{APP_B}/credentials"));
+    explained["context"] = json!({"rolecall_explain": true});
+    let r = f.env.app.post("/access/v1/evaluation", &explained).await;
+    assert_eq!(r.body["context"]["action"], READ, "{:?}", r.body);
+    assert_eq!(
+        r.body["context"]["resource"],
+        format!("/applications/{APP_B}")
+    );
+}
+
+#[tokio::test]
 async fn sighup_reloads_the_rules_and_a_bad_file_keeps_the_ones_in_force() {
     let dir = std::env::temp_dir().join(format!("rolecall-gateway-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();

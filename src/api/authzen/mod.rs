@@ -25,7 +25,7 @@ use super::{route, wire, ApiError, AppState, Route};
 use crate::decide::actions::CHECK_OTHERS;
 use crate::decide::{Question, ResolvedSubject};
 use crate::engine::{Facts, Snapshot, Subject};
-use crate::model::{Named, Scope, ValidationErrors};
+use crate::model::{Action, Named, Scope, ValidationErrors};
 
 /// Where discovery lives (RFC 8615).
 pub const CONFIGURATION_PATH: &str = "/.well-known/authzen-configuration";
@@ -94,16 +94,9 @@ impl FromRequest<AppState> for AuthzenBody {
                 "send the body as `application/json`".to_owned(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(format!(
-                    "a request body is at most {} bytes",
-                    state.config().max_body_bytes
-                ))
-            } else {
-                ApiError::MalformedBody(format!("cannot read the body: {rejection}"))
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| crate::api::body::unreadable(&rejection, state))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::MalformedBody("the body is empty".to_owned()));
         }
@@ -289,6 +282,83 @@ fn resource_path(
     }
 }
 
+/// The resource type the gateway's route rules answer.
+pub const ROUTE_TYPE: &str = "route";
+
+/// For `resource.type` `route`, when `[[gateway.routes]]` are configured: the action and
+/// resource path the route rules give `action.name` (the method) and `resource.id` (the
+/// path, normalized as the forward-auth endpoint does; `resource.properties.host` the
+/// host), with the rule's placeholders added to `resource.properties` (the request's own
+/// win). `None` for any other request, and when no route rules are configured (mappings
+/// then apply as to any type). An unmatched route is a deny, or under `unmatched =
+/// "allow"` [`Routed::Unmatched`].
+fn gateway_route(app: &AppState, e: &mut Evaluation) -> Result<Option<Routed>, Failure> {
+    if e.resource.kind != ROUTE_TYPE {
+        return Ok(None);
+    }
+    let routes = app.config().gateway.routes();
+    if routes.is_empty() {
+        return Ok(None);
+    }
+    let host = e.resource.properties.get("host").and_then(Value::as_str);
+    match routes.resolve(&e.action.name, &e.resource.id, host) {
+        Ok(Some(target)) => {
+            for (name, value) in target.captures {
+                e.resource
+                    .properties
+                    .entry(name)
+                    .or_insert(Value::String(value));
+            }
+            Ok(Some(Routed::To(target.action, target.resource)))
+        }
+        Ok(None) => match routes.unmatched() {
+            crate::gateway::Unmatched::Deny => Err(Failure::Deny(format!(
+                "no `[[gateway.routes]]` rule matches `{} {}`",
+                e.action.name, e.resource.id
+            ))),
+            crate::gateway::Unmatched::Allow => Ok(Some(Routed::Unmatched)),
+        },
+        Err(err) => Err(Failure::Deny(err.to_string())),
+    }
+}
+
+/// Where a `route` resource leads.
+enum Routed {
+    /// The rule's action at its resource path.
+    To(Action, Scope),
+    /// No rule, under `unmatched = "allow"`.
+    Unmatched,
+}
+
+/// A route no rule matches under `unmatched = "allow"`: allowed, as the forward-auth
+/// endpoint would let it through, for a known subject the caller may ask about (at `/`).
+fn allow_unmatched(
+    app: &AppState,
+    caller: &Caller,
+    snapshot: &Snapshot,
+    e: &Evaluation,
+    explain: bool,
+) -> Result<Answer, Failure> {
+    let principal = SUBJECT_TYPES
+        .contains(&e.subject.kind.as_str())
+        .then(|| snapshot.resolve_principal(caller.tenant, &e.subject.id))
+        .flatten()
+        .map(|(id, _)| id);
+    let root = Scope::root();
+    match principal {
+        Some(id) => app
+            .decider()
+            .may_ask(caller, &Subject::new(id), false, &root),
+        None => app.decider().require(caller, CHECK_OTHERS, &root),
+    }
+    .map_err(|err| Failure::Refused(err.into()))?;
+    Ok(Answer {
+        decision: principal.is_some(),
+        context: explain
+            .then(|| json!({"reasons": [{"kind": "unmatchedRoute", "unmatched": "allow"}]})),
+    })
+}
+
 /// Answers one well-formed evaluation from `snapshot`; a deny carries its reason in
 /// `context` only when `context.rolecall_explain` asked for one.
 fn answer(
@@ -320,16 +390,28 @@ fn decide(
     e: Evaluation,
     explain: bool,
 ) -> Result<Answer, Failure> {
-    let named = Named {
-        resource_type: &e.resource.kind,
-        resource_id: &e.resource.id,
-        action_name: &e.action.name,
+    let mut e = e;
+    let (action, resource) = match gateway_route(app, &mut e)? {
+        Some(Routed::To(action, resource)) => (action, resource),
+        Some(Routed::Unmatched) => return allow_unmatched(app, caller, snapshot, &e, explain),
+        None => {
+            let named = Named {
+                resource_type: &e.resource.kind,
+                resource_id: &e.resource.id,
+                action_name: &e.action.name,
+            };
+            let resource =
+                resource_path(app, snapshot, caller, &e.resource).map_err(Failure::Deny)?;
+            let action = app
+                .config()
+                .authzen_mappings
+                .action(&named)
+                .map_err(|err| {
+                    Failure::Deny(format!("the action maps to no Rolecall action: {err}"))
+                })?;
+            (action, resource)
+        }
     };
-    let mappings = &app.config().authzen_mappings;
-    let resource = resource_path(app, snapshot, caller, &e.resource).map_err(Failure::Deny)?;
-    let action = mappings
-        .action(&named)
-        .map_err(|err| Failure::Deny(format!("the action maps to no Rolecall action: {err}")))?;
     if !SUBJECT_TYPES.contains(&e.subject.kind.as_str()) {
         return Err(Failure::Deny(format!(
             "subject type `{}` names no principal; use `user`, `identity` or `servicePrincipal`",
