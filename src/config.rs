@@ -22,6 +22,10 @@ pub const MIN_ADMIN_KEY_LEN: usize = 16;
 /// `header_read_timeout_ms` unless configured: ample for any real client on any network, and
 /// it bounds what a silent or trickling connection holds.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `body_read_timeout_ms` unless configured: a 1 MiB body (the default limit) needs only about
+/// 100 KB/s, and a client that announced more than it sends is refused 408 well before the
+/// handler's 30 s limit.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// `idle_timeout_ms` unless configured: longer than the pools that keep connections to
 /// Rolecall open (AWS ALB 60 s, nginx upstream keep-alive 60 s, reqwest/hyper and Go 90 s),
 /// so they, not Rolecall, close an idle connection and never send on one just closed.
@@ -146,6 +150,9 @@ pub struct FileSettings {
     pub header_read_timeout_ms: Option<u64>,
     /// `idle_timeout_ms = 120000`: how long a keep-alive connection may wait between requests.
     pub idle_timeout_ms: Option<u64>,
+    /// `body_read_timeout_ms = 10000`: how long a request body may take to arrive once the
+    /// handler starts reading it.
+    pub body_read_timeout_ms: Option<u64>,
     /// `max_connections = 10000`: connections served at once; more wait to be accepted.
     pub max_connections: Option<u64>,
     /// `[auth]`: trusted issuers and bootstrap admins.
@@ -291,6 +298,10 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// A keep-alive connection is closed after this long with no request.
     pub idle_timeout: Duration,
+    /// A request body must arrive within this of the handler's first read, else 408
+    /// `request-timeout`. Below the handler's own limit, so a slow client is never
+    /// reported as a store outage.
+    pub body_read_timeout: Duration,
     /// Connections served at once. Beyond it Rolecall stops accepting: new connections wait
     /// in the kernel's accept queue, holding no file descriptor, until one ends.
     pub max_connections: u32,
@@ -435,6 +446,20 @@ impl Config {
             file.idle_timeout_ms,
             DEFAULT_IDLE_TIMEOUT,
         )?;
+        let body_read_timeout = timeout(
+            "body_read_timeout_ms",
+            file.body_read_timeout_ms,
+            DEFAULT_BODY_READ_TIMEOUT,
+        )?;
+        if body_read_timeout >= crate::api::REQUEST_TIMEOUT {
+            return Err(ConfigError::Invalid {
+                key: "body_read_timeout_ms",
+                message: format!(
+                    "must be below the {:?} a request may take",
+                    crate::api::REQUEST_TIMEOUT
+                ),
+            });
+        }
         let max_connections = match file.max_connections {
             None => default_max_connections(open_files_limit()),
             Some(value) => {
@@ -479,6 +504,7 @@ impl Config {
             max_body_bytes,
             header_read_timeout,
             idle_timeout,
+            body_read_timeout,
             max_connections,
             public_url,
             authzen_mappings,
@@ -507,6 +533,7 @@ impl Config {
             max_body_bytes: 1 << 20,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             public_url: None,
             authzen_mappings: Mappings::default(),

@@ -155,6 +155,7 @@ async fn connection(
     let io = TokioIo::new(Watched {
         stream,
         activity: activity.clone(),
+        rewrite: None,
     });
     let answering = activity.clone();
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
@@ -335,10 +336,102 @@ impl HttpBody for Tracked {
     }
 }
 
-/// The client's socket, telling [`Activity`] when bytes arrive.
+/// The client's socket, telling [`Activity`] when bytes arrive, and giving hyper's own
+/// answers to unparsable request heads a problem document.
 struct Watched {
     stream: TcpStream,
     activity: Arc<Activity>,
+    /// A problem response being written in place of hyper's bare one.
+    rewrite: Option<Rewrite>,
+}
+
+/// hyper's automatic answers are a status line, `content-length: 0` and a date: far below
+/// this. Larger writes are never looked into.
+const MAX_AUTOMATIC_HEAD: usize = 512;
+
+/// A replacement response, and how many of hyper's bytes it stands for.
+struct Rewrite {
+    bytes: Vec<u8>,
+    written: usize,
+    replaces: usize,
+}
+
+/// When `head` is hyper's automatic answer to a request head it could not parse (a 400, 414
+/// or 431 with an empty body, before any service ran), the same answer as
+/// `application/problem+json`. hyper has no hook for these answers, so they are recognized
+/// on the way out.
+// INVARIANT: hyper writes such an answer only when it has nothing else to write (its writer
+// is idle), as one head with `content-length: 0` and nothing after it. Every response
+// Rolecall's handlers give with one of these statuses has a problem body, so none matches.
+// A write that holds more (pipelined responses still buffered) passes through unchanged.
+fn protocol_problem(head: &[u8]) -> Option<Vec<u8>> {
+    let (status, kind, title, detail) = match head.get(..13)? {
+        b"HTTP/1.1 400 " => (
+            400,
+            "malformed-request",
+            "Bad Request",
+            "the request line or a header line is not valid HTTP/1.1",
+        ),
+        b"HTTP/1.1 414 " => (
+            414,
+            "uri-too-long",
+            "URI Too Long",
+            "the request target is longer than 65534 bytes",
+        ),
+        b"HTTP/1.1 431 " => (
+            431,
+            "headers-too-large",
+            "Request Header Fields Too Large",
+            "the request head is larger than the server buffers",
+        ),
+        _ => return None,
+    };
+    let end = head.windows(4).position(|w| w == b"\r\n\r\n")?;
+    if end + 4 != head.len() {
+        return None;
+    }
+    let text = std::str::from_utf8(&head[..end]).ok()?.to_ascii_lowercase();
+    if !text.lines().any(|line| line == "content-length: 0") {
+        return None;
+    }
+    let body = serde_json::json!({
+        "type": format!("{}{kind}", crate::api::error::PROBLEM_BASE),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    })
+    .to_string();
+    Some(
+        format!(
+            "HTTP/1.1 {status} {title}\r\ncontent-type: application/problem+json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+impl Watched {
+    /// Writes the pending replacement; once it is all out, reports hyper's bytes written.
+    fn poll_rewrite(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        loop {
+            let Some(rewrite) = self.rewrite.as_mut() else {
+                return Poll::Ready(Ok(0));
+            };
+            if rewrite.written == rewrite.bytes.len() {
+                let replaced = rewrite.replaces;
+                self.rewrite = None;
+                return Poll::Ready(Ok(replaced));
+            }
+            let rest = &rewrite.bytes[rewrite.written..];
+            match Pin::new(&mut self.stream).poll_write(cx, rest) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
+                Poll::Ready(Ok(n)) => rewrite.written += n,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
 }
 
 impl AsyncRead for Watched {
@@ -362,6 +455,21 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.rewrite.is_none()
+            && buf.len() <= MAX_AUTOMATIC_HEAD
+            && buf.starts_with(b"HTTP/1.1 4")
+        {
+            if let Some(bytes) = protocol_problem(buf) {
+                self.rewrite = Some(Rewrite {
+                    bytes,
+                    written: 0,
+                    replaces: buf.len(),
+                });
+            }
+        }
+        if self.rewrite.is_some() {
+            return self.poll_rewrite(cx);
+        }
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
@@ -370,6 +478,24 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let first = bufs.iter().find(|b| !b.is_empty());
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if self.rewrite.is_none()
+            && total <= MAX_AUTOMATIC_HEAD
+            && first.is_some_and(|b| b.starts_with(b"HTTP/1.1 4"))
+        {
+            let whole: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            if let Some(bytes) = protocol_problem(&whole) {
+                self.rewrite = Some(Rewrite {
+                    bytes,
+                    written: 0,
+                    replaces: whole.len(),
+                });
+            }
+        }
+        if self.rewrite.is_some() {
+            return self.poll_rewrite(cx);
+        }
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 

@@ -77,6 +77,10 @@ pub enum ApiError {
     /// `If-Match` did not match (412 `precondition-failed`).
     #[error("{0}")]
     PreconditionFailed(String),
+    /// The body did not arrive within `body_read_timeout` (408 `request-timeout`; the
+    /// connection is closed).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// The body is over the limit (413 `payload-too-large`).
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -143,6 +147,11 @@ impl ApiError {
                 StatusCode::PRECONDITION_FAILED,
                 "precondition-failed",
                 "Precondition failed",
+            ),
+            RequestTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
             ),
             PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -296,6 +305,11 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"rolecall\", error=\"invalid_token\"")
                 });
                 headers.insert(header::WWW_AUTHENTICATE, value);
+            }
+            // RFC 9110 §15.5.9: the rest of the body may still come; the connection cannot
+            // carry another request.
+            ApiError::RequestTimeout(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

@@ -2,9 +2,8 @@
 //! document with a stable type.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{header, request::Parts, StatusCode};
+use axum::http::{header, request::Parts};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
@@ -46,18 +45,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         }
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|rejection| match rejection {
-                BytesRejection::FailedToBufferBody(ref e)
-                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-                {
-                    let _ = e;
-                    ApiError::PayloadTooLarge(format!(
-                        "a request body is at most {} bytes",
-                        state.config().max_body_bytes
-                    ))
-                }
-                other => ApiError::MalformedBody(format!("cannot read the body: {other}")),
-            })?;
+            .map_err(|rejection| super::body::unreadable(&rejection, state))?;
         parse_json(&bytes).map(ApiJson)
     }
 }
@@ -65,14 +53,20 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 /// Parses a JSON body, turning serde's error into a problem that names the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let value = serde_path_to_error::deserialize(&mut *deserializer).map_err(|error| {
         let inner = error.inner();
         if inner.is_syntax() || inner.is_eof() {
             return ApiError::MalformedBody(format!("the body is not valid JSON: {inner}"));
         }
         let pointer = pointer_of(error.path());
         ApiError::invalid(pointer, inner.to_string())
-    })
+    })?;
+    // One JSON value and nothing after it but whitespace: `{..}{..}` would otherwise act on
+    // the first and silently drop the second.
+    deserializer.end().map_err(|error| {
+        ApiError::MalformedBody(format!("the body holds more than one JSON value: {error}"))
+    })?;
+    Ok(value)
 }
 
 /// The JSON pointer (RFC 6901) of where deserialization failed.
@@ -182,9 +176,21 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
             axum::extract::Path::<String>::from_request_parts(parts, state)
                 .await
                 .map_err(|e| ApiError::invalid("id", e.body_text()))?;
-        uuid::Uuid::parse_str(&raw)
-            .map(IdPath)
-            .map_err(|_| ApiError::invalid("id", format!("`{raw}` is not a uuid")))
+        path_uuid("id", &raw).map(IdPath)
+    }
+}
+
+/// A uuid path segment, hyphenated (`8-4-4-4-12`) or simple (32 hex digits), any case.
+/// [`uuid::Uuid::parse_str`] also reads `{braced}` and `urn:uuid:` spellings; in a path they
+/// would make a second URL for one object, so they name nothing (404), while a segment that
+/// is no uuid at all is a 400 as before.
+pub fn path_uuid(name: &str, raw: &str) -> Result<uuid::Uuid, ApiError> {
+    match uuid::Uuid::parse_str(raw) {
+        Ok(id) if raw.len() == 36 || raw.len() == 32 => Ok(id),
+        Ok(_) => Err(ApiError::NotFound(format!(
+            "nothing has the id `{raw}`: ids in paths are plain uuids, without braces or `urn:uuid:`"
+        ))),
+        Err(_) => Err(ApiError::invalid(name, format!("`{raw}` is not a uuid"))),
     }
 }
 
@@ -199,8 +205,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdAndMember {
             axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
                 .await
                 .map_err(|e| ApiError::invalid("id", e.body_text()))?;
-        let id = uuid::Uuid::parse_str(&raw)
-            .map_err(|_| ApiError::invalid("id", format!("`{raw}` is not a uuid")))?;
+        let id = path_uuid("id", &raw)?;
         Ok(IdAndMember(id, member))
     }
 }

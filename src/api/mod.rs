@@ -5,6 +5,7 @@ pub mod admin;
 mod authn;
 pub mod authz;
 mod authzen;
+mod body;
 mod check;
 pub mod error;
 pub mod extract;
@@ -145,6 +146,10 @@ pub fn router(state: AppState) -> Router {
     app.fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body::guard,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))

@@ -42,9 +42,50 @@ pub(super) fn display_name(
     } else if trimmed.chars().any(char::is_control) {
         errors.push(pointer, "a display name holds no control characters");
         None
+    } else if trimmed
+        .chars()
+        .all(|c| c.is_whitespace() || is_invisible(c))
+    {
+        errors.push(
+            pointer,
+            "a display name has a visible character: zero-width, bidirectional-control and \
+             other invisible characters alone would show as a blank name",
+        );
+        None
     } else {
         Some(trimmed.to_owned())
     }
+}
+
+/// Characters that render as nothing: Unicode's format characters (general category Cf:
+/// zero-width spaces and joiners, bidirectional marks, embeddings, overrides and isolates,
+/// the byte-order mark, invisible operators, tags), the Hangul and braille fillers, the
+/// combining grapheme joiner and variation selectors. A name may hold them (joiners and
+/// bidirectional marks are part of real names in several scripts), but not only them.
+pub(crate) fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 fn description(errors: &mut ValidationErrors, pointer: &str, raw: Option<String>) -> String {
@@ -799,6 +840,38 @@ mod tests {
         assert_eq!(new.display_name, "Expense approver");
         assert_eq!(new.assignable_scopes, vec![Scope::root()]);
         assert!(new.is_enabled);
+    }
+
+    #[test]
+    fn names_of_invisible_characters_alone_are_refused_and_names_holding_them_kept() {
+        for blank in [
+            "\u{200B}",
+            "\u{202E}",
+            "\u{200B}\u{200C}\u{200D}\u{2060}\u{FEFF}",
+            " \u{202E}\u{2066}\u{2069} ",
+            "\u{3164}",
+            "\u{E0041}\u{E007F}",
+        ] {
+            let mut errors = ValidationErrors::default();
+            assert_eq!(display_name(&mut errors, "/displayName", blank), None);
+            assert!(
+                errors.to_string().contains("visible character"),
+                "{blank:?}: {errors}"
+            );
+        }
+        for kept in [
+            "a\u{200B}b",
+            "\u{202E}abc",
+            "\u{05D0}\u{200F}",
+            "\u{1F469}\u{200D}\u{1F4BB}",
+        ] {
+            let mut errors = ValidationErrors::default();
+            assert_eq!(
+                display_name(&mut errors, "/displayName", kept).as_deref(),
+                Some(kept),
+                "{errors}"
+            );
+        }
     }
 
     #[test]

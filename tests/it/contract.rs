@@ -1138,6 +1138,7 @@ fn every_error() -> Vec<(ApiError, u16, &'static str)> {
         ApiError::Conflict("display name in use".to_owned()),
         ApiError::BuiltinImmutable("built-in".to_owned()),
         ApiError::PreconditionFailed("changed".to_owned()),
+        ApiError::RequestTimeout("the request body did not arrive within 10s".to_owned()),
         ApiError::PayloadTooLarge("too large".to_owned()),
         ApiError::UnsupportedMediaType("send json".to_owned()),
         ApiError::Unprocessable(ValidationErrors::single(
@@ -1164,6 +1165,7 @@ fn every_error() -> Vec<(ApiError, u16, &'static str)> {
                 ApiError::Conflict(_) => (409, "conflict"),
                 ApiError::BuiltinImmutable(_) => (409, "builtin-role-immutable"),
                 ApiError::PreconditionFailed(_) => (412, "precondition-failed"),
+                ApiError::RequestTimeout(_) => (408, "request-timeout"),
                 ApiError::PayloadTooLarge(_) => (413, "payload-too-large"),
                 ApiError::UnsupportedMediaType(_) => (415, "unsupported-media-type"),
                 ApiError::Unprocessable(_) => (422, "unprocessable"),

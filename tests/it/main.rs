@@ -22,3 +22,4 @@ mod replicas;
 mod resources;
 mod search;
 mod store_conformance;
+mod strict_input;

@@ -65,8 +65,7 @@ pub async fn remove_member(
     Tenant(tenant): Tenant,
     IdAndMember(id, member): IdAndMember,
 ) -> Result<Deleted, ApiError> {
-    let member = uuid::Uuid::parse_str(&member)
-        .map_err(|_| ApiError::invalid("memberId", format!("`{member}` is not a uuid")))?;
+    let member = crate::api::extract::path_uuid("memberId", &member)?;
     caller
         .authorize_membership(&app, id, Membership::Remove(member))
         .await?;
