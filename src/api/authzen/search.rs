@@ -65,6 +65,13 @@ fn wanted(value: Option<&Value>, key: &str) -> Result<Wanted, Problem> {
     })
 }
 
+fn required_action(body: &Map<String, Value>) -> Result<super::ActionIn, Problem> {
+    match body.get("action") {
+        Some(v) if !v.is_null() => action(v, "/action"),
+        _ => Err(("/action".to_owned(), "`action` is required".to_owned())),
+    }
+}
+
 fn given(body: &Map<String, Value>, key: &str) -> Result<Entity, Problem> {
     match body.get(key) {
         Some(v) if !v.is_null() => entity(v, &format!("/{key}"), key),
@@ -107,8 +114,8 @@ fn page_in(kind: Kind, body: &Map<String, Value>) -> Result<PageIn, Problem> {
     };
     let limit = match page.get("limit") {
         None | Some(Value::Null) => DEFAULT_PAGE,
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(n) if n >= 1 => (n as usize).min(MAX_PAGE),
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 => usize::try_from(n).unwrap_or(MAX_PAGE).min(MAX_PAGE),
             _ => {
                 return Err((
                     "/page/limit".to_owned(),
@@ -116,12 +123,6 @@ fn page_in(kind: Kind, body: &Map<String, Value>) -> Result<PageIn, Problem> {
                 ))
             }
         },
-        Some(_) => {
-            return Err((
-                "/page/limit".to_owned(),
-                "`limit` is a positive integer".to_owned(),
-            ))
-        }
     };
     let after = match page.get("token") {
         None | Some(Value::Null) => None,
@@ -237,15 +238,7 @@ pub(super) async fn subjects(
 ) -> Result<Json<Results>, ApiError> {
     let kind = Kind::Subject;
     let want = wanted(body.get("subject"), "subject").map_err(invalid)?;
-    let act = match body.get("action") {
-        Some(v) if !v.is_null() => action(v, "/action").map_err(invalid)?,
-        _ => {
-            return Err(invalid((
-                "/action".to_owned(),
-                "`action` is required".to_owned(),
-            )))
-        }
-    };
+    let act = required_action(&body).map_err(invalid)?;
     let resource = given(&body, "resource").map_err(invalid)?;
     let ctx = context(body.get("context"), "/context").map_err(invalid)?;
     let page = page_in(kind, &body).map_err(invalid)?;
@@ -316,15 +309,7 @@ pub(super) async fn resources(
 ) -> Result<Json<Results>, ApiError> {
     let kind = Kind::Resource;
     let subject = given(&body, "subject").map_err(invalid)?;
-    let act = match body.get("action") {
-        Some(v) if !v.is_null() => action(v, "/action").map_err(invalid)?,
-        _ => {
-            return Err(invalid((
-                "/action".to_owned(),
-                "`action` is required".to_owned(),
-            )))
-        }
-    };
+    let act = required_action(&body).map_err(invalid)?;
     let want = wanted(body.get("resource"), "resource").map_err(invalid)?;
     let ctx = context(body.get("context"), "/context").map_err(invalid)?;
     let page = page_in(kind, &body).map_err(invalid)?;
