@@ -31,6 +31,23 @@ enum Command {
     /// on it that fence the admin API: sets up a fresh deployment, or recovers a locked-out
     /// one, without the admin key.
     Bootstrap(BootstrapArgs),
+    /// Exit 0 when the server answers `/readyz` with 200, else 1: a container
+    /// `HEALTHCHECK` for images with no shell or curl.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args)]
+struct HealthcheckArgs {
+    /// The server's listen address; an unspecified IP (`0.0.0.0`, `[::]`) is asked on
+    /// loopback.
+    #[arg(long, env = "ROLECALL_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Ask this URL instead (e.g. `http://127.0.0.1:8080/readyz`).
+    #[arg(long)]
+    url: Option<String>,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 3)]
+    timeout: u64,
 }
 
 #[derive(Args)]
@@ -125,6 +142,7 @@ async fn main() -> ExitCode {
         Command::Migrate(common) => migrate(common).await,
         Command::DevToken(args) => dev_token(args),
         Command::Bootstrap(args) => bootstrap(args).await,
+        Command::Healthcheck(args) => healthcheck(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,6 +198,39 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("rolecall: listening on http://{addr}");
     tracing::info!(%addr, "listening");
     app.run(rolecall::shutdown_signal()).await
+}
+
+async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
+    let url = match args.url {
+        Some(url) => url,
+        None => {
+            let mut addr: std::net::SocketAddr = args.listen.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "`{}` is not a socket address like 127.0.0.1:8080",
+                    args.listen
+                )
+            })?;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(if addr.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            format!("http://{addr}/readyz")
+        }
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(args.timeout))
+        .build()?;
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    let status = response.status();
+    anyhow::ensure!(status.is_success(), "{url} answered {status}");
+    Ok(())
 }
 
 fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {

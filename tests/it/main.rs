@@ -12,6 +12,7 @@ mod authzen;
 mod check;
 mod cli;
 mod connections;
+mod containers;
 mod contract;
 mod engine_reference;
 mod escapes;
