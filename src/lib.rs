@@ -8,6 +8,8 @@ mod bootstrap;
 pub mod config;
 pub mod decide;
 pub mod engine;
+#[cfg(test)]
+mod fuzz;
 pub mod gateway;
 pub mod model;
 mod serve;

@@ -1,7 +1,12 @@
--- Fills a migrated Rolecall database with a size-L directory for measuring snapshot load
--- time and memory (scripts/measure-pg-load): one tenant, 1,000,000 role assignments of
--- 200,000 users and 50,000 groups over the built-in roles at scopes in a tree of depth 4,
--- 50,000 groups each holding 4 users, and 10,000 group-in-group edges.
+-- Fills a migrated Rolecall database with a synthetic directory: at the default size L, one
+-- tenant, 1,000,000 role assignments of 200,000 users and 50,000 groups over the built-in
+-- roles at scopes in a tree of depth 4, 50,000 groups each holding 4 users, and 10,000
+-- group-in-group edges. `-v scale=10` divides every count by 10 (size M), `-v scale=1000`
+-- by 1000 (size S). Used by scripts/measure-pg-load and scripts/soak.
+\if :{?scale}
+\else
+\set scale 1
+\endif
 \set tenant '''00000000-0000-0000-0000-000000000001'''
 INSERT INTO tenants (tenant_id, created_revision, created_at)
 VALUES (:tenant, 1, '2026-11-23T00:00:00.000000Z');
@@ -24,19 +29,19 @@ INSERT INTO groups (tenant_id, id, revision, body)
 SELECT :tenant, pg_temp.u(2, g), 1, json_build_object(
   'id', pg_temp.u(2, g), 'displayName', 'group ' || g, 'description', '',
   'createdDateTime', '2026-11-23T00:00:00.000000Z', 'lastModifiedDateTime', '2026-11-23T00:00:00.000000Z')::text
-FROM generate_series(0, 49999) g;
+FROM generate_series(0, 50000 / :scale - 1) g;
 
 INSERT INTO group_members (tenant_id, group_id, member_id, revision, body)
 SELECT :tenant, pg_temp.u(2, m / 4), pg_temp.u(1, m), 1, json_build_object(
   'groupId', pg_temp.u(2, m / 4), 'id', pg_temp.u(1, m), 'type', 'user',
   'createdDateTime', '2026-11-23T00:00:00.000000Z')::text
-FROM generate_series(0, 199999) m;
+FROM generate_series(0, 200000 / :scale - 1) m;
 
 INSERT INTO group_members (tenant_id, group_id, member_id, revision, body)
 SELECT :tenant, pg_temp.u(2, g * 5 + 1), pg_temp.u(2, g * 5), 1, json_build_object(
   'groupId', pg_temp.u(2, g * 5 + 1), 'id', pg_temp.u(2, g * 5), 'type', 'group',
   'createdDateTime', '2026-11-23T00:00:00.000000Z')::text
-FROM generate_series(0, 9999) g;
+FROM generate_series(0, 10000 / :scale - 1) g;
 
 INSERT INTO role_assignments (tenant_id, id, principal_id, role_definition_id, directory_scope_id, revision, body)
 SELECT :tenant, a.id, a.principal, a.role, a.scope, 1, json_build_object(
@@ -45,10 +50,10 @@ SELECT :tenant, a.id, a.principal, a.role, a.scope, 1, json_build_object(
   'createdDateTime', '2026-11-23T00:00:00.000000Z')::text
 FROM (
   SELECT pg_temp.u(3, i) AS id,
-         CASE WHEN i % 5 = 0 THEN pg_temp.u(2, i % 50000) ELSE pg_temp.u(1, i % 200000) END AS principal,
+         CASE WHEN i % 5 = 0 THEN pg_temp.u(2, i % (50000 / :scale)) ELSE pg_temp.u(1, i % (200000 / :scale)) END AS principal,
          CASE WHEN i % 5 = 0 THEN 'group' ELSE 'user' END AS kind,
          (SELECT id FROM builtin WHERE n = i % 12) AS role,
          '/d' || (i % 10) || '/e' || (i % 100) || '/f' || (i % 1000) || '/r' || i AS scope
-  FROM generate_series(0, 999999) i
+  FROM generate_series(0, 1000000 / :scale - 1) i
 ) a;
 ANALYZE;
