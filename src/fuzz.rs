@@ -42,7 +42,7 @@ where
     let seed: u64 = std::env::var("ROLECALL_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand_seed());
+        .unwrap_or_else(rand_seed);
     let budget = Duration::from_secs_f64(seconds.max(0.0));
     let start = Instant::now();
     let mut inputs: u64 = 0;
