@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::auth::{IssuerSettings, IssuerSpec};
 use crate::gateway::{Gateway, GatewayError, Routes};
 use crate::model::{Mapping, Mappings, TenantId};
-use crate::store::DatabaseUrl;
+use crate::store::{DatabaseUrl, PoolSettings};
 
 /// The tenant admin-key calls act in when no `Rolecall-Tenant` header is sent.
 pub const DEFAULT_TENANT: Uuid = Uuid::from_u128(1);
@@ -155,6 +155,18 @@ pub struct FileSettings {
     pub body_read_timeout_ms: Option<u64>,
     /// `max_connections = 10000`: connections served at once; more wait to be accepted.
     pub max_connections: Option<u64>,
+    /// `store_acquire_timeout_ms = 1500`: how long a store call waits for a PostgreSQL
+    /// connection, reconnecting included; a write during an outage answers 503 after it.
+    pub store_acquire_timeout_ms: Option<u64>,
+    /// `store_connect_timeout_ms = 1000`: how long one connection attempt outside the pool
+    /// (sync's `LISTEN` connection) may take.
+    pub store_connect_timeout_ms: Option<u64>,
+    /// `store_statement_timeout_ms = 10000`: PostgreSQL's `statement_timeout` on pooled
+    /// connections.
+    pub store_statement_timeout_ms: Option<u64>,
+    /// `max_staleness_ms = 30000`: beyond this long since the last successful sync, checks
+    /// fail closed with 503 and `/readyz` says not ready. Off unless set.
+    pub max_staleness_ms: Option<u64>,
     /// `[auth]`: trusted issuers and bootstrap admins.
     #[serde(default)]
     pub auth: AuthSettings,
@@ -305,6 +317,13 @@ pub struct Config {
     /// Connections served at once. Beyond it Rolecall stops accepting: new connections wait
     /// in the kernel's accept queue, holding no file descriptor, until one ends.
     pub max_connections: u32,
+    /// How PostgreSQL waits are bounded (acquire, connect, statement), so an outage answers
+    /// `503 store-unavailable` within `acquire_timeout` instead of hanging.
+    pub store_pool: PoolSettings,
+    /// Beyond this long since the last successful sync, every request but the operations
+    /// endpoints answers `503 not-ready` (fail closed) and `/readyz` says not ready. `None`:
+    /// a replica keeps answering from its snapshot however old it grows.
+    pub max_staleness: Option<Duration>,
     /// The base URL AuthZEN discovery advertises; `None`: from the request's `Host`.
     pub public_url: Option<String>,
     /// How AuthZEN resource types and action names map to paths and actions.
@@ -460,6 +479,42 @@ impl Config {
                 ),
             });
         }
+        let defaults = PoolSettings::default();
+        let store_pool = PoolSettings {
+            acquire_timeout: timeout(
+                "store_acquire_timeout_ms",
+                file.store_acquire_timeout_ms,
+                defaults.acquire_timeout,
+            )?,
+            connect_timeout: timeout(
+                "store_connect_timeout_ms",
+                file.store_connect_timeout_ms,
+                defaults.connect_timeout,
+            )?,
+            statement_timeout: timeout(
+                "store_statement_timeout_ms",
+                file.store_statement_timeout_ms,
+                defaults.statement_timeout,
+            )?,
+        };
+        let max_staleness = match file.max_staleness_ms {
+            None => None,
+            Some(ms) => {
+                let max = timeout("max_staleness_ms", Some(ms), Duration::ZERO)?;
+                // A healthy replica syncs once a poll interval at least: a bound at or below
+                // it would take replicas out of service for no outage at all.
+                if ms <= poll_interval_ms {
+                    return Err(ConfigError::Invalid {
+                        key: "max_staleness_ms",
+                        message: format!(
+                            "must be greater than poll_interval_ms ({poll_interval_ms}); \
+                             several poll intervals is sensible"
+                        ),
+                    });
+                }
+                Some(max)
+            }
+        };
         let max_connections = match file.max_connections {
             None => default_max_connections(open_files_limit()),
             Some(value) => {
@@ -506,6 +561,8 @@ impl Config {
             idle_timeout,
             body_read_timeout,
             max_connections,
+            store_pool,
+            max_staleness,
             public_url,
             authzen_mappings,
             gateway,
@@ -535,6 +592,8 @@ impl Config {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            store_pool: PoolSettings::default(),
+            max_staleness: None,
             public_url: None,
             authzen_mappings: Mappings::default(),
             gateway: Arc::new(Gateway::default()),
@@ -694,6 +753,38 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("at least"), "{err}");
+    }
+
+    #[test]
+    fn store_timeouts_and_the_staleness_bound_are_settings() {
+        let config = Config::resolve(FileSettings::default(), overrides()).unwrap();
+        assert_eq!(config.store_pool, PoolSettings::default());
+        assert!(config.store_pool.acquire_timeout <= Duration::from_secs(2));
+        assert_eq!(config.max_staleness, None, "off by default");
+        let file: FileSettings = toml::from_str(
+            "store_acquire_timeout_ms = 700\nstore_connect_timeout_ms = 300\n\
+             store_statement_timeout_ms = 4000\nmax_staleness_ms = 5000",
+        )
+        .unwrap();
+        let config = Config::resolve(file, overrides()).unwrap();
+        assert_eq!(
+            config.store_pool,
+            PoolSettings {
+                acquire_timeout: Duration::from_millis(700),
+                connect_timeout: Duration::from_millis(300),
+                statement_timeout: Duration::from_millis(4000),
+            }
+        );
+        assert_eq!(config.max_staleness, Some(Duration::from_secs(5)));
+        for (text, key) in [
+            ("store_acquire_timeout_ms = 0", "store_acquire_timeout_ms"),
+            ("max_staleness_ms = 1000", "max_staleness_ms"),
+            ("max_staleness_ms = 0", "max_staleness_ms"),
+        ] {
+            let file: FileSettings = toml::from_str(text).unwrap();
+            let err = Config::resolve(file, overrides()).unwrap_err();
+            assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
+        }
     }
 
     #[test]

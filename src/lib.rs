@@ -19,6 +19,7 @@ pub mod sync;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -26,8 +27,8 @@ use tokio::net::TcpListener;
 use crate::api::AppState;
 use crate::config::Config;
 use crate::model::Catalog;
-use crate::store::{Backend, SqlStore, Store};
-use crate::sync::Follower;
+use crate::store::{Backend, SqlStore, Store, StoreError};
+use crate::sync::{Follower, Published};
 
 use crate::bootstrap::bootstrap_admins;
 pub use crate::bootstrap::{bootstrap, recover_admin, GroupDeny, Recovery};
@@ -38,9 +39,33 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
-    /// Follows the change log until the app stops.
-    sync: Follower,
+    /// Follows the change log until the app stops (or keeps trying to start following it).
+    sync: Syncing,
 }
+
+/// What keeps the snapshot current: sync, or, while the store has been unreachable since
+/// start, the task that keeps trying to start it. Dropping it stops either.
+enum Syncing {
+    /// Held for its `Drop`, which stops sync's tasks.
+    Following {
+        _follower: Follower,
+    },
+    Starting(tokio::task::JoinHandle<()>),
+}
+
+impl Drop for Syncing {
+    fn drop(&mut self) {
+        if let Syncing::Starting(task) = self {
+            task.abort();
+        }
+    }
+}
+
+/// The first wait between start attempts while the store is unreachable; it doubles up to
+/// [`MAX_START_BACKOFF`].
+const MIN_START_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest wait between start attempts.
+const MAX_START_BACKOFF: Duration = Duration::from_secs(5);
 
 impl App {
     /// Connects the store, runs migrations and binds the listener.
@@ -52,8 +77,8 @@ impl App {
     /// caller (tests move time instead of sleeping, and watch decisions).
     pub async fn build_with(config: Config, wiring: decide::Wiring) -> anyhow::Result<App> {
         let catalog = Arc::new(Catalog::builtin().context("loading the built-in role catalog")?);
-        let store_catalog = catalog.clone();
-        if config.database_url.backend() == Backend::Sqlite {
+        let backend = config.database_url.backend();
+        if backend == Backend::Sqlite {
             std::fs::create_dir_all(&config.data_dir).with_context(|| {
                 format!(
                     "creating the data directory `{}`",
@@ -61,16 +86,37 @@ impl App {
                 )
             })?;
         }
-        let store = SqlStore::open(&config.database_url, store_catalog)
-            .await
-            .context("connecting to the store")?;
-        store.migrate().await.context("running migrations")?;
-        let store: Arc<dyn Store> = Arc::new(store);
-        // Before the snapshot loads, so the first decisions already see the admins.
-        bootstrap_admins(store.as_ref(), &config).await?;
-        let sync = Follower::start(store.clone(), catalog, config.poll_interval)
-            .await
-            .context("loading the decision snapshot")?;
+        // SQLite opens its file here (a bad path fails at once); a PostgreSQL pool connects
+        // on first use.
+        let store = Arc::new(
+            SqlStore::open_with(&config.database_url, catalog.clone(), config.store_pool)
+                .await
+                .context("connecting to the store")?,
+        );
+        let published = Arc::new(Published::unloaded(&catalog));
+        let sync = match start(&store, &config, &catalog, &published).await {
+            Ok(follower) => Syncing::Following {
+                _follower: follower,
+            },
+            // PostgreSQL may come back: serve as not ready (`/readyz` 503, `/livez` 200)
+            // and keep trying. SQLite has no outage to wait out.
+            Err(error) if backend == Backend::Postgres && is_outage(&error) => {
+                tracing::warn!(
+                    attempt = 1,
+                    retry_in = ?MIN_START_BACKOFF,
+                    error = format!("{error:#}"),
+                    "the store is unreachable; serving as not ready until it answers"
+                );
+                Syncing::Starting(tokio::spawn(keep_starting(
+                    store.clone(),
+                    config.clone(),
+                    catalog.clone(),
+                    published.clone(),
+                )))
+            }
+            Err(error) => return Err(error),
+        };
+        let store: Arc<dyn Store> = store;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -82,7 +128,7 @@ impl App {
             )
             .context("starting the token verifier")?,
         );
-        let state = AppState::new(store, sync.published.clone(), config, verifier, wiring);
+        let state = AppState::new(store, published, config, verifier, wiring);
         let router = api::router(state.clone());
         Ok(App {
             listener,
@@ -121,6 +167,76 @@ impl App {
         drop(self.sync);
         Ok(())
     }
+}
+
+/// Migrates, gives the configured bootstrap admins their role (before the snapshot loads,
+/// so the first decisions already see them), loads the snapshot into `published` and
+/// starts following the change log.
+async fn start(
+    store: &Arc<SqlStore>,
+    config: &Config,
+    catalog: &Arc<Catalog>,
+    published: &Arc<Published>,
+) -> anyhow::Result<Follower> {
+    store.migrate().await.context("running migrations")?;
+    bootstrap_admins(store.as_ref(), config).await?;
+    let follower = Follower::start(
+        store.clone(),
+        catalog.clone(),
+        published.clone(),
+        config.poll_interval,
+    )
+    .await
+    .context("loading the decision snapshot")?;
+    Ok(follower)
+}
+
+/// True when `error` comes from a store that could not be reached (worth retrying), not
+/// from one that refused (bad credentials, a migration that does not match).
+fn is_outage(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<StoreError>()
+            .is_some_and(StoreError::is_outage)
+    })
+}
+
+/// Retries [`start`] with backoff until it succeeds, logging each attempt, then keeps sync
+/// running until aborted.
+async fn keep_starting(
+    store: Arc<SqlStore>,
+    config: Config,
+    catalog: Arc<Catalog>,
+    published: Arc<Published>,
+) {
+    let mut backoff = MIN_START_BACKOFF;
+    let mut attempt = 1u32;
+    let _follower = loop {
+        tokio::time::sleep(backoff).await;
+        attempt = attempt.saturating_add(1);
+        backoff = (backoff * 2).min(MAX_START_BACKOFF);
+        match start(&store, &config, &catalog, &published).await {
+            Ok(follower) => {
+                tracing::info!(attempt, "the store answers: ready");
+                break follower;
+            }
+            Err(error) if is_outage(&error) => tracing::warn!(
+                attempt,
+                retry_in = ?backoff,
+                error = format!("{error:#}"),
+                "the store is still unreachable"
+            ),
+            // The store answered but refused: that needs an operator. Keep trying (the
+            // process cannot exit from here), loudly.
+            Err(error) => tracing::error!(
+                attempt,
+                retry_in = ?backoff,
+                error = format!("{error:#}"),
+                "cannot start following the store"
+            ),
+        }
+    };
+    std::future::pending::<()>().await;
 }
 
 /// Resolves on SIGINT or SIGTERM.

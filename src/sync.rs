@@ -9,7 +9,12 @@
 //! Sync also decodes each change's JSON `before`/`after` bodies into the engine's typed
 //! [`Delta`]s, so the engine never parses; a change that does not decode, like one the
 //! engine cannot apply, makes it reload a full snapshot.
+//!
+//! It also keeps the replica's health for `/readyz` and the staleness bound: whether the
+//! snapshot is loaded, when the last successful sync began (so how stale the snapshot may
+//! be), and whether the last attempt reached the store. Reading it costs two atomic loads.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +22,7 @@ use arc_swap::ArcSwap;
 use serde::de::DeserializeOwned;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::engine::{Delta, Edit, Snapshot, Versions};
 use crate::model::{Catalog, Change, ChangeOp, EntityType, Revision};
@@ -33,6 +39,51 @@ pub struct Published {
     applied: watch::Sender<Revision>,
     /// Wakes the sync loop (a local write, or a NOTIFY from another replica).
     kick: Notify,
+    /// The instant `synced_at` counts from.
+    origin: Instant,
+    /// When the last successful sync began, in milliseconds after `origin`, plus one; 0
+    /// until the snapshot is loaded. The snapshot holds every change committed before it.
+    synced_at: AtomicU64,
+    /// Whether the last sync attempt reached the store.
+    reachable: AtomicBool,
+}
+
+/// How current this replica's snapshot is: what `/readyz` reports and what the staleness
+/// bound judges.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Health {
+    /// The snapshot has been loaded from the store (until then it is empty, and nothing is
+    /// answered from it).
+    pub loaded: bool,
+    /// The snapshot's revision.
+    pub revision: Revision,
+    /// Time since the last successful sync began; `None` before the first load.
+    pub staleness: Option<Duration>,
+    /// The last sync attempt (a load, or a read of the change log) reached the store.
+    pub store_reachable: bool,
+}
+
+impl Health {
+    /// Why this replica should not answer from its snapshot, or `None` when it may: not
+    /// loaded yet, or older than `max_staleness` (when one is set).
+    pub fn not_ready(&self, max_staleness: Option<Duration>) -> Option<String> {
+        let Some(staleness) = self.staleness.filter(|_| self.loaded) else {
+            return Some(
+                "this replica has not loaded its decision snapshot yet (the store is \
+                 unreachable); retry later"
+                    .to_owned(),
+            );
+        };
+        match max_staleness {
+            Some(max) if staleness > max => Some(format!(
+                "this replica's decision snapshot was last synced {:.1} s ago, beyond the \
+                 {:.1} s allowed (the store is unreachable); retry later",
+                staleness.as_secs_f64(),
+                max.as_secs_f64()
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// The snapshot did not reach the wanted revision in time.
@@ -46,12 +97,50 @@ pub struct NotYet {
 }
 
 impl Published {
-    fn new(snapshot: Snapshot) -> Published {
+    /// An empty snapshot that is not loaded: nothing is answered from it until
+    /// [`Follower::start`] loads the store's.
+    pub fn unloaded(catalog: &Catalog) -> Published {
+        let snapshot = Snapshot::empty(catalog);
         let revision = snapshot.revision();
         Published {
             current: ArcSwap::from_pointee(snapshot),
             applied: watch::Sender::new(revision),
             kick: Notify::new(),
+            origin: Instant::now(),
+            synced_at: AtomicU64::new(0),
+            reachable: AtomicBool::new(false),
+        }
+    }
+
+    /// The snapshot's health, now.
+    pub fn health(&self) -> Health {
+        let synced_at = self.synced_at.load(Ordering::Acquire);
+        let staleness = synced_at.checked_sub(1).map(|ms| {
+            let at = self.origin + Duration::from_millis(ms);
+            Instant::now().saturating_duration_since(at)
+        });
+        Health {
+            loaded: synced_at > 0,
+            revision: self.snapshot().revision(),
+            staleness,
+            store_reachable: self.reachable.load(Ordering::Acquire),
+        }
+    }
+
+    /// A sync that began at `began` succeeded: the snapshot holds everything committed
+    /// before then.
+    fn synced(&self, began: Instant) {
+        let ms = began.saturating_duration_since(self.origin).as_millis();
+        let ms = u64::try_from(ms).unwrap_or(u64::MAX - 1) + 1;
+        // Never move backwards (a slow attempt finishing after a quicker one).
+        self.synced_at.fetch_max(ms, Ordering::AcqRel);
+        self.reachable.store(true, Ordering::Release);
+    }
+
+    /// A sync attempt failed; `outage` says whether the store could not be reached.
+    fn failed(&self, outage: bool) {
+        if outage {
+            self.reachable.store(false, Ordering::Release);
         }
     }
 
@@ -106,22 +195,30 @@ impl Drop for Follower {
 }
 
 impl Follower {
-    /// Loads the snapshot, then starts following the change log, woken by the store's
-    /// wake-ups where it sends them (PostgreSQL).
+    /// Loads the snapshot into `directory`, then starts following the change log, woken by
+    /// the store's wake-ups where it sends them (PostgreSQL).
     #[tracing::instrument(skip_all)]
     pub async fn start(
         store: Arc<dyn Store>,
         catalog: Arc<Catalog>,
+        directory: Arc<Published>,
         poll_interval: Duration,
     ) -> Result<Follower, StoreError> {
-        let started = std::time::Instant::now();
-        let snapshot = load(store.as_ref(), &catalog).await?;
+        let started = Instant::now();
+        let snapshot = match load(store.as_ref(), &catalog).await {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                directory.failed(error.is_outage());
+                return Err(error);
+            }
+        };
         tracing::info!(
             revision = %snapshot.revision(),
             millis = started.elapsed().as_millis() as u64,
             "snapshot loaded"
         );
-        let directory = Arc::new(Published::new(snapshot));
+        directory.publish(snapshot);
+        directory.synced(started);
         let mut tasks = vec![tokio::spawn(follow(
             store.clone(),
             catalog,
@@ -166,8 +263,13 @@ async fn follow(
             _ = directory.kick.notified() => {}
             _ = tokio::time::sleep(poll) => {}
         }
-        if let Err(error) = catch_up(store.as_ref(), &catalog, &directory).await {
-            tracing::warn!(%error, "sync could not catch up; retrying on the next tick");
+        let began = Instant::now();
+        match catch_up(store.as_ref(), &catalog, &directory).await {
+            Ok(()) => directory.synced(began),
+            Err(error) => {
+                directory.failed(error.is_outage());
+                tracing::warn!(%error, "sync could not catch up; retrying on the next tick");
+            }
         }
     }
 }

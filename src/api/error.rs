@@ -98,7 +98,16 @@ pub enum ApiError {
     /// authenticated yet.
     #[error("{0}")]
     IssuerUnavailable(String),
-    /// The store is unreachable (503 `unavailable`).
+    /// This replica's snapshot is not loaded yet, or older than `max_staleness_ms`: it
+    /// answers nothing from it (503 `not-ready`, fail closed).
+    #[error("{reason}")]
+    NotReady {
+        /// Why, for the problem's `detail`.
+        reason: String,
+        /// What `/readyz` reports, for the problem's `readiness`.
+        readiness: Box<crate::api::Readiness>,
+    },
+    /// The store is unreachable (503 `store-unavailable`).
     #[error("the store is unavailable")]
     Unavailable(#[source] anyhow::Error),
     /// A bug; the body says only "internal error" (500 `internal`).
@@ -178,10 +187,11 @@ impl ApiError {
                 "issuer-unavailable",
                 "Token issuer unavailable",
             ),
+            NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready"),
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Service unavailable",
+                "store-unavailable",
+                "Store unavailable",
             ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -234,6 +244,9 @@ struct Problem<'a> {
     /// For `escalation-refused`: the role's patterns the caller lacks.
     #[serde(skip_serializing_if = "Option::is_none")]
     missing: Option<&'a [String]>,
+    /// For `not-ready`: what `/readyz` reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    readiness: Option<&'a crate::api::Readiness>,
 }
 
 impl IntoResponse for ApiError {
@@ -280,6 +293,10 @@ impl IntoResponse for ApiError {
             action,
             scope,
             missing,
+            readiness: match &self {
+                ApiError::NotReady { readiness, .. } => Some(readiness.as_ref()),
+                _ => None,
+            },
         };
         let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (status, body).into_response();
@@ -316,6 +333,7 @@ impl IntoResponse for ApiError {
         if matches!(
             self,
             ApiError::ConsistencyTimeout(_)
+                | ApiError::NotReady { .. }
                 | ApiError::Unavailable(_)
                 | ApiError::IssuerUnavailable(_)
         ) {

@@ -29,6 +29,7 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use ops::Readiness;
 
 use crate::auth::Verifier;
 use crate::config::Config;
@@ -146,6 +147,10 @@ pub fn router(state: AppState) -> Router {
     app.fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::gate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             body::guard,

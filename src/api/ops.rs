@@ -1,17 +1,31 @@
-//! Operations endpoints: liveness, readiness and the OpenAPI contract.
+//! Operations endpoints: liveness, readiness and the OpenAPI contract, and the readiness
+//! gate in front of every other route.
 
-use axum::extract::State;
-use axum::http::{header, Method, StatusCode};
-use axum::response::IntoResponse;
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Json;
+use serde::Serialize;
 use serde_json::json;
 
 use super::{route, ApiError, AppState, Route};
-use crate::store::Backend;
+use crate::model::Revision;
 
 /// The contract, served verbatim.
 pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
+
+/// Routes that answer whether or not the snapshot is loaded or fresh: they read neither it
+/// nor the store.
+const UNGATED: [&str; 4] = [
+    "/livez",
+    "/readyz",
+    "/openapi.yaml",
+    "/.well-known/authzen-configuration",
+];
 
 /// The operations routes.
 pub fn routes() -> Vec<Route> {
@@ -27,23 +41,83 @@ async fn livez() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// The store answers and the snapshot is loaded (it is, once the app serves: it loads
-/// before the listener accepts); both revisions are reported.
-async fn readyz(State(app): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    app.store().ping().await?;
-    let revision = app.store().current_revision().await?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({
-            "status": "ready",
-            "store": match app.store().backend() {
-                Backend::Postgres => "postgres",
-                Backend::Sqlite => "sqlite",
-            },
-            "revision": revision,
-            "snapshotRevision": app.decider().snapshot().revision(),
-        })),
-    ))
+/// This replica's readiness: the body of `/readyz`, and the `readiness` member of a
+/// `not-ready` problem.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    /// `ready` or `not-ready`.
+    pub status: &'static str,
+    /// `postgres` or `sqlite`.
+    pub store: &'static str,
+    /// Whether sync's last attempt reached the store.
+    pub store_reachable: bool,
+    /// Whether the snapshot has been loaded from the store.
+    pub snapshot_loaded: bool,
+    /// The snapshot's revision, once loaded.
+    pub snapshot_revision: Option<Revision>,
+    /// Seconds since the last successful sync began, once loaded.
+    pub staleness_seconds: Option<f64>,
+    /// `max_staleness_ms` in seconds, when set.
+    pub max_staleness_seconds: Option<f64>,
+}
+
+/// `Ok` with the readiness when this replica may answer from its snapshot, else the
+/// `not-ready` problem saying why.
+fn readiness(app: &AppState) -> Result<Readiness, ApiError> {
+    let health = app.decider().health();
+    let max_staleness = app.config().max_staleness;
+    let not_ready = health.not_ready(max_staleness);
+    let readiness = Readiness {
+        status: if not_ready.is_none() {
+            "ready"
+        } else {
+            "not-ready"
+        },
+        store: app.store().backend().as_str(),
+        store_reachable: health.store_reachable,
+        snapshot_loaded: health.loaded,
+        snapshot_revision: health.loaded.then_some(health.revision),
+        staleness_seconds: health.staleness.map(seconds),
+        max_staleness_seconds: max_staleness.map(seconds),
+    };
+    match not_ready {
+        None => Ok(readiness),
+        Some(reason) => Err(ApiError::NotReady {
+            reason,
+            readiness: Box::new(readiness),
+        }),
+    }
+}
+
+/// Whether this replica can answer checks: its snapshot is loaded and, when
+/// `max_staleness_ms` is set, synced recently enough (else `503 not-ready`, the same
+/// readiness in the problem's `readiness`). Reads only what sync recorded (no store round
+/// trip), so it answers at once during an outage too; store reachability and staleness are
+/// reported, and only the staleness bound makes them matter.
+async fn readyz(State(app): State<AppState>) -> Result<Json<Readiness>, ApiError> {
+    readiness(&app).map(Json)
+}
+
+/// Seconds, to the millisecond.
+fn seconds(duration: Duration) -> f64 {
+    (duration.as_millis() as f64) / 1000.0
+}
+
+/// Answers `503 not-ready` instead of routing while the snapshot is not loaded, or is older
+/// than `max_staleness_ms`: a replica that cannot know the directory answers nothing from
+/// it (fail closed). The operations routes and unknown routes pass.
+pub(super) async fn gate(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let gated = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|path| !UNGATED.contains(&path.as_str()));
+    if gated {
+        if let Err(not_ready) = readiness(&app) {
+            return not_ready.into_response();
+        }
+    }
+    next.run(request).await
 }
 
 async fn openapi() -> impl IntoResponse {

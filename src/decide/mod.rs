@@ -29,7 +29,7 @@ use crate::auth::Verifier;
 use crate::engine::{Access, CheckRequest, EffectivePermissions, Reason, Snapshot, Subject};
 use crate::model::{Action, Revision, Scope, Timestamp};
 use crate::store::{Store, StoreError};
-use crate::sync::{NotYet, Published};
+use crate::sync::{Health, NotYet, Published};
 
 /// One question: may the subject perform the action on the resource?
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +155,12 @@ impl Decider {
     /// This replica's current snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.published.snapshot()
+    }
+
+    /// Whether the snapshot is loaded, how stale it may be, and whether sync reaches the
+    /// store: no I/O, two atomic loads.
+    pub fn health(&self) -> Health {
+        self.published.health()
     }
 
     /// Returns once this replica's snapshot includes `revision`, or [`NotYet`] after the

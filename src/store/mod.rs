@@ -31,7 +31,7 @@ pub use feed::{ChangeFeed, LoggedChange, Wakeups};
 pub use principals::{PrincipalFilter, PrincipalStore};
 pub use resources::{ResourceFilter, ResourceStore, Upsert, UpsertOutcome, Upserted};
 pub use roles::{RoleDefinitionFilter, RoleStore};
-pub use sql::SqlStore;
+pub use sql::{PoolSettings, SqlStore};
 pub use url::{Backend, DatabaseUrl, UnsupportedDatabaseUrl};
 
 /// What the store can fail with; each variant is something a caller can act on.
@@ -69,6 +69,36 @@ pub enum StoreError {
     /// Stored data did not decode (a bug or a manual edit).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// True when the database could not be reached, or is shutting down or starting: an
+    /// outage worth waiting out, as opposed to a refusal that retrying cannot change (bad
+    /// credentials, a missing database, a migration that does not match).
+    pub fn is_outage(&self) -> bool {
+        match self {
+            StoreError::Unavailable(error) => sqlx_outage(error),
+            _ => false,
+        }
+    }
+}
+
+fn sqlx_outage(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE classes 08 (connection exception), 53 (insufficient resources: too many
+        // connections) and 57P (the server is shutting down, restarting or starting).
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+        }),
+        sqlx::Error::Migrate(error) => match error.as_ref() {
+            sqlx::migrate::MigrateError::Execute(error)
+            | sqlx::migrate::MigrateError::ExecuteMigration(error, _) => sqlx_outage(error),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -18,6 +18,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Once};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
@@ -41,6 +42,29 @@ use super::{
     Actor, Backend, DatabaseUrl, Page, PageRequest, Store, StoreError, StoreResult, Stored,
 };
 use crate::model::{Catalog, TenantId};
+
+/// A PostgreSQL pool of up to `max` connections whose waits are bounded by `settings`, with
+/// `statement_timeout` set on each connection when given.
+fn postgres_pool(
+    settings: &PoolSettings,
+    max: u32,
+    statement_timeout: Option<Duration>,
+) -> AnyPoolOptions {
+    let options = AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(settings.acquire_timeout);
+    let Some(timeout) = statement_timeout else {
+        return options;
+    };
+    let set = format!("SET statement_timeout = {}", timeout.as_millis());
+    options.after_connect(move |conn, _meta| {
+        let set = set.clone();
+        Box::pin(async move {
+            sqlx::query(&set).execute(&mut *conn).await?;
+            Ok(())
+        })
+    })
+}
 
 impl Backend {
     /// How a write transaction begins. SQLite's `IMMEDIATE` takes the write lock at once
@@ -77,6 +101,35 @@ const SQLITE_PRAGMAS: [&str; 4] = [
     "PRAGMA synchronous = NORMAL",
 ];
 
+/// How a PostgreSQL pool treats an unreachable or stuck database: every wait is bounded, so
+/// an outage answers `503 store-unavailable` within a known time instead of hanging.
+/// SQLite, a local file, keeps sqlx's defaults (its writers queue on `busy_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// How long a store call waits for a pooled connection, reconnecting included (sqlx
+    /// retries a refused connection until then). A database that is down fails each call
+    /// after this long: the bound on a write's `503` during an outage.
+    pub acquire_timeout: Duration,
+    /// How long one connection attempt outside the pool may take: the `LISTEN` connection
+    /// sync follows. (sqlx has no per-attempt bound inside the pool; there, connecting
+    /// counts against `acquire_timeout`.)
+    pub connect_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` on every pooled connection: a statement the server
+    /// runs longer (a lock wait included) is cancelled. Lifted for the dump and migrations,
+    /// which read whole tables.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            acquire_timeout: Duration::from_millis(1500),
+            connect_timeout: Duration::from_millis(1000),
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 static MIGRATIONS_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 static MIGRATIONS_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -89,6 +142,9 @@ pub struct SqlStore {
     /// [`ChangeFeed::subscribe`]: super::ChangeFeed::subscribe
     url: DatabaseUrl,
     catalog: Arc<Catalog>,
+    /// The bounds the pool was built with (the `LISTEN` connection and migrations reuse
+    /// them).
+    settings: PoolSettings,
 }
 
 impl fmt::Debug for SqlStore {
@@ -112,14 +168,32 @@ impl SqlStore {
         SqlStore::open(&url, catalog).await
     }
 
-    /// Connects a pool to `url`. An SQLite file is created when missing (its directory must
-    /// exist). Does not migrate: call [`SqlStore::migrate`].
+    /// Connects a pool to `url` with the default [`PoolSettings`]. An SQLite file is created
+    /// when missing (its directory must exist). Does not migrate: call
+    /// [`SqlStore::migrate`].
     pub async fn open(url: &DatabaseUrl, catalog: Arc<Catalog>) -> StoreResult<SqlStore> {
+        let store = SqlStore::open_with(url, catalog, PoolSettings::default()).await?;
+        if store.backend() == Backend::Postgres {
+            // Connect now, so a tool learns at once that the database is unreachable.
+            drop(store.pool.acquire().await?);
+        }
+        Ok(store)
+    }
+
+    /// A store on `url` bounded by `settings`. A PostgreSQL pool connects on first use, so a
+    /// server can start, and say it is not ready, while the database is down; SQLite opens
+    /// its file now (creating it when missing), so a bad path fails here, at once.
+    pub async fn open_with(
+        url: &DatabaseUrl,
+        catalog: Arc<Catalog>,
+        settings: PoolSettings,
+    ) -> StoreResult<SqlStore> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = url.backend();
-        let options = match backend {
-            Backend::Postgres => AnyPoolOptions::new().max_connections(16),
+        let pool = match backend {
+            Backend::Postgres => postgres_pool(&settings, 16, Some(settings.statement_timeout))
+                .connect_lazy(url.as_str())?,
             Backend::Sqlite => {
                 let options = if url.is_in_memory() {
                     // An in-memory database lives and dies with its connection, and each
@@ -132,22 +206,25 @@ impl SqlStore {
                 } else {
                     AnyPoolOptions::new().max_connections(8)
                 };
-                options.after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        for pragma in SQLITE_PRAGMAS {
-                            sqlx::query(pragma).execute(&mut *conn).await?;
-                        }
-                        Ok(())
+                options
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            for pragma in SQLITE_PRAGMAS {
+                                sqlx::query(pragma).execute(&mut *conn).await?;
+                            }
+                            Ok(())
+                        })
                     })
-                })
+                    .connect(url.as_str())
+                    .await?
             }
         };
-        let pool = options.connect(url.as_str()).await?;
-        tracing::debug!(%backend, "store connected");
+        tracing::debug!(%backend, "store pool ready");
         Ok(SqlStore {
             pool,
             url: url.clone(),
             catalog,
+            settings,
         })
     }
 
@@ -161,11 +238,33 @@ impl SqlStore {
             Backend::Postgres => &MIGRATIONS_POSTGRES,
             Backend::Sqlite => &MIGRATIONS_SQLITE,
         };
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(|error| StoreError::Unavailable(error.into()))?;
-        write::canonical_uuid_scopes(&self.pool, self.backend()).await
+        if self.backend() == Backend::Sqlite {
+            // SQLite has no statement timeout to lift (and an in-memory database lives on
+            // the pool's one connection).
+            migrator
+                .run(&self.pool)
+                .await
+                .map_err(|error| StoreError::Unavailable(error.into()))?;
+            return write::canonical_uuid_scopes(&self.pool, self.backend()).await;
+        }
+        // A pool of its own without `statement_timeout`: a migration or the data fix may
+        // read a whole table.
+        let pool = postgres_pool(&self.settings, 2, None).connect_lazy(self.url.as_str())?;
+        let migrated = async {
+            migrator
+                .run(&pool)
+                .await
+                .map_err(|error| StoreError::Unavailable(error.into()))?;
+            write::canonical_uuid_scopes(&pool, self.backend()).await
+        }
+        .await;
+        pool.close().await;
+        migrated
+    }
+
+    /// The bounds this store's pool was built with.
+    pub fn settings(&self) -> PoolSettings {
+        self.settings
     }
 
     /// The pool, for callers that need raw access (tests, tools).

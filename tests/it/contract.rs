@@ -1147,6 +1147,18 @@ fn every_error() -> Vec<(ApiError, u16, &'static str)> {
         )),
         ApiError::ConsistencyTimeout("behind".to_owned()),
         ApiError::IssuerUnavailable("no current signing keys for issuer `x`".to_owned()),
+        ApiError::NotReady {
+            reason: "this replica has not loaded its decision snapshot yet".to_owned(),
+            readiness: Box::new(rolecall::api::Readiness {
+                status: "not-ready",
+                store: "postgres",
+                store_reachable: false,
+                snapshot_loaded: false,
+                snapshot_revision: None,
+                staleness_seconds: None,
+                max_staleness_seconds: None,
+            }),
+        },
         ApiError::Unavailable(anyhow::anyhow!("connection refused: secret-host:5432")),
         ApiError::Internal(anyhow::anyhow!("secret stack trace")),
     ];
@@ -1170,7 +1182,8 @@ fn every_error() -> Vec<(ApiError, u16, &'static str)> {
                 ApiError::UnsupportedMediaType(_) => (415, "unsupported-media-type"),
                 ApiError::Unprocessable(_) => (422, "unprocessable"),
                 ApiError::ConsistencyTimeout(_) => (503, "consistency-timeout"),
-                ApiError::Unavailable(_) => (503, "unavailable"),
+                ApiError::NotReady { .. } => (503, "not-ready"),
+                ApiError::Unavailable(_) => (503, "store-unavailable"),
                 ApiError::Internal(_) => (500, "internal"),
             };
             (error, status, kind)

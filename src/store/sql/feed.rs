@@ -76,6 +76,13 @@ impl ChangeFeed for SqlStore {
             .pool
             .begin_with(self.url.backend().begin_snapshot())
             .await?;
+        if self.url.backend() == Backend::Postgres {
+            // The dump reads whole tables: `statement_timeout` bounds the statements of
+            // requests, not this.
+            sqlx::query("SET LOCAL statement_timeout = 0")
+                .execute(&mut *tx)
+                .await?;
+        }
         // The snapshot starts with this first read; every statement below shares it.
         let revision: i64 = sqlx::query("SELECT value FROM revision WHERE id = 1")
             .fetch_one(&mut *tx)
@@ -170,7 +177,10 @@ impl ChangeFeed for SqlStore {
 
     fn subscribe(&self) -> Option<Wakeups> {
         match self.url.backend() {
-            Backend::Postgres => Some(listen(self.url.as_str().to_owned())),
+            Backend::Postgres => Some(listen(
+                self.url.as_str().to_owned(),
+                self.settings.connect_timeout,
+            )),
             Backend::Sqlite => None,
         }
     }
@@ -178,16 +188,17 @@ impl ChangeFeed for SqlStore {
 
 /// `LISTEN rolecall_changes` on a connection of its own: a wake-up once listening, on each
 /// notification, and after each reconnect (notifications may have been lost meanwhile).
-fn listen(url: String) -> Wakeups {
-    futures::stream::unfold((url, None), |(url, mut listener)| async move {
-        next_wakeup(&url, &mut listener).await;
+/// Each connection attempt may take `connect_timeout`.
+fn listen(url: String, connect_timeout: Duration) -> Wakeups {
+    futures::stream::unfold((url, None), move |(url, mut listener)| async move {
+        next_wakeup(&url, connect_timeout, &mut listener).await;
         Some(((), (url, listener)))
     })
     .boxed()
 }
 
 /// Waits for the next reason to read `changes`, (re)connecting `listener` as needed.
-async fn next_wakeup(url: &str, listener: &mut Option<PgListener>) {
+async fn next_wakeup(url: &str, connect_timeout: Duration, listener: &mut Option<PgListener>) {
     loop {
         match listener {
             Some(connected) => match connected.try_recv().await {
@@ -198,19 +209,25 @@ async fn next_wakeup(url: &str, listener: &mut Option<PgListener>) {
                     *listener = None;
                 }
             },
-            None => match PgListener::connect(url).await {
-                Ok(mut connected) => match connected.listen(NOTIFY_CHANNEL).await {
-                    Ok(()) => {
-                        *listener = Some(connected);
-                        return;
-                    }
-                    Err(error) => tracing::warn!(%error, "LISTEN failed"),
-                },
-                Err(error) => tracing::warn!(%error, "cannot connect for LISTEN"),
+            None => match tokio::time::timeout(connect_timeout, listen_once(url)).await {
+                Ok(Ok(connected)) => {
+                    tracing::debug!("listening for changes");
+                    *listener = Some(connected);
+                    return;
+                }
+                Ok(Err(error)) => tracing::warn!(%error, "cannot LISTEN for changes"),
+                Err(_) => tracing::warn!(?connect_timeout, "cannot LISTEN for changes: timed out"),
             },
         }
         tokio::time::sleep(RELISTEN_AFTER).await;
     }
+}
+
+/// Connects and runs `LISTEN`.
+async fn listen_once(url: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(NOTIFY_CHANNEL).await?;
+    Ok(listener)
 }
 
 fn empty_tenant_dump(tenant: TenantId) -> TenantDump {
