@@ -16,6 +16,7 @@ mod containers;
 mod contract;
 mod engine_reference;
 mod escapes;
+mod faults;
 mod gateway;
 mod idp_selftest;
 mod principals;
