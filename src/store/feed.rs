@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use super::{Dump, Page, PageRequest, StoreResult};
-use crate::model::{Change, Revision, TenantId};
+use crate::model::{Change, EntityType, Revision, TenantId, Timestamp};
 
 /// One row of the change log as the audit trail lists it: the [`Change`] (also what sync
 /// replays) plus the issuer of the actor, which only the audit trail needs. Derefs to the
@@ -34,6 +34,23 @@ impl Deref for LoggedChange {
 /// item only delays or repeats a read.
 pub type Wakeups = BoxStream<'static, ()>;
 
+/// Which changes an audit query selects (every field that is set must match).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeFilter {
+    /// Only changes with a revision greater than this.
+    pub since: Revision,
+    /// Only changes made by this actor (a principal id, `admin-key` or `bootstrap`).
+    pub actor: Option<String>,
+    /// Only changes to this kind of object.
+    pub entity_type: Option<EntityType>,
+    /// Only changes to the object with this id (as the change log names it).
+    pub entity_id: Option<String>,
+    /// Only changes made at or after this instant.
+    pub from: Option<Timestamp>,
+    /// Only changes made before this instant.
+    pub until: Option<Timestamp>,
+}
+
 /// Revisions and the change log, for the audit trail and for sync.
 #[async_trait]
 pub trait ChangeFeed: Send + Sync {
@@ -46,6 +63,21 @@ pub trait ChangeFeed: Send + Sync {
         &self,
         tenant: TenantId,
         since: Revision,
+        page: &PageRequest,
+    ) -> StoreResult<Page<LoggedChange>> {
+        let filter = ChangeFilter {
+            since,
+            ..ChangeFilter::default()
+        };
+        self.audit(tenant, &filter, page).await
+    }
+
+    /// This tenant's changes that `filter` selects, ordered by (revision, sequence), each
+    /// with its actor's issuer: the audit log's query.
+    async fn audit(
+        &self,
+        tenant: TenantId,
+        filter: &ChangeFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<LoggedChange>>;
 

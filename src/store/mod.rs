@@ -27,7 +27,7 @@ use crate::model::{Revision, ValidationErrors};
 
 pub use assignments::{AssignmentStore, RoleAssignmentFilter};
 pub use directory::{Container, ContainerStore, DirectoryStore};
-pub use feed::{ChangeFeed, LoggedChange, Wakeups};
+pub use feed::{ChangeFeed, ChangeFilter, LoggedChange, Wakeups};
 pub use principals::{PrincipalFilter, PrincipalStore};
 pub use resources::{ResourceFilter, ResourceStore, Upsert, UpsertOutcome, Upserted};
 pub use roles::{RoleDefinitionFilter, RoleStore};

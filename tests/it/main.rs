@@ -7,6 +7,7 @@
 mod common;
 
 mod api;
+mod audit;
 mod auth;
 mod authzen;
 mod check;

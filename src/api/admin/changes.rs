@@ -1,4 +1,5 @@
-//! `/v1/changes`: the tenant's change log (audit trail), oldest first.
+//! `/v1/changes`: the tenant's change log, the audit log: oldest first, filtered by actor,
+//! entity type, entity id and time range.
 
 use axum::extract::{OriginalUri, State};
 use axum::response::{IntoResponse, Response};
@@ -9,8 +10,8 @@ use crate::api::authz::{Caller, READ_CHANGES};
 use crate::api::extract::{page_request, ApiQuery, Tenant};
 use crate::api::respond::List;
 use crate::api::{ApiError, AppState};
-use crate::model::{Change, Revision, Scope};
-use crate::store::LoggedChange;
+use crate::model::{Change, EntityType, Revision, Scope, Timestamp};
+use crate::store::{ChangeFilter, LoggedChange};
 
 /// Query of `GET /v1/changes`.
 #[derive(Deserialize)]
@@ -19,6 +20,30 @@ pub struct ChangesQuery {
     since: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    actor: Option<String>,
+    #[serde(rename = "entityType")]
+    entity_type: Option<String>,
+    #[serde(rename = "entityId")]
+    entity_id: Option<String>,
+    from: Option<String>,
+    until: Option<String>,
+}
+
+/// An RFC 3339 instant from the query string.
+fn instant(key: &str, raw: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    raw.map(|raw| {
+        chrono::DateTime::parse_from_rfc3339(raw)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| {
+                ApiError::invalid(
+                    format!("?{key}"),
+                    format!(
+                        "`{raw}` is not an RFC 3339 date-time such as 2026-11-30T12:00:00Z: {e}"
+                    ),
+                )
+            })
+    })
+    .transpose()
 }
 
 /// The list envelope plus the store's newest revision.
@@ -70,8 +95,28 @@ pub async fn list(
             .parse::<Revision>()
             .map_err(|e| ApiError::invalid("?since", format!("`{raw}`: {e}")))?,
     };
+    let entity_type = q
+        .entity_type
+        .as_deref()
+        .map(|raw| {
+            EntityType::parse(raw).ok_or_else(|| {
+                ApiError::invalid(
+                    "?entityType",
+                    format!("`{raw}` is not an entity type (`roleAssignment`, `group`, ...)"),
+                )
+            })
+        })
+        .transpose()?;
+    let filter = ChangeFilter {
+        since,
+        actor: q.actor,
+        entity_type,
+        entity_id: q.entity_id,
+        from: instant("from", q.from.as_deref())?,
+        until: instant("until", q.until.as_deref())?,
+    };
     let page = page_request(q.limit.as_deref(), q.cursor)?;
-    let page = app.store().list_changes(tenant, since, &page).await?;
+    let page = app.store().audit(tenant, &filter, &page).await?;
     // Read after the page, so it is at least the newest change listed.
     let revision = app.store().current_revision().await?;
     Ok(ChangesPage {

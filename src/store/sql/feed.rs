@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use sqlx::postgres::PgListener;
 use sqlx::{AnyConnection, Row};
 
+use super::rows::time_text;
 use super::rows::{
     change_from_row, change_key, decode_cursor, from_json, into_page, logged_change_from_row,
     page_limit, parse_change_key, parse_tenant, Arg, KeyKind, Sql, Table, CHANGE_COLUMNS,
@@ -19,7 +20,8 @@ use super::rows::{
 use super::{SqlStore, NOTIFY_CHANNEL};
 use crate::model::{Change, Revision, TenantId};
 use crate::store::{
-    Backend, ChangeFeed, Dump, LoggedChange, Page, PageRequest, StoreResult, TenantDump, Wakeups,
+    Backend, ChangeFeed, ChangeFilter, Dump, LoggedChange, Page, PageRequest, StoreResult,
+    TenantDump, Wakeups,
 };
 
 /// How long a lost `LISTEN` connection waits before it reconnects.
@@ -37,14 +39,14 @@ impl ChangeFeed for SqlStore {
     }
 
     #[tracing::instrument(skip_all, fields(%tenant))]
-    async fn list_changes(
+    async fn audit(
         &self,
         tenant: TenantId,
-        since: Revision,
+        filter: &ChangeFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<LoggedChange>> {
         // Start after the later of (since, every sequence) and the cursor's (revision, sequence).
-        let mut start = (since.0, i64::MAX);
+        let mut start = (filter.since.0, i64::MAX);
         if let Some(cursor) = &page.cursor {
             let key = decode_cursor(cursor, KeyKind::Change)?;
             if let Some(after) = parse_change_key(&key) {
@@ -60,7 +62,29 @@ impl ChangeFeed for SqlStore {
             .push_bind(Arg::Int(start.0))
             .push(", ")
             .push_bind(Arg::Int(start.1))
-            .push(") ORDER BY revision, sequence LIMIT ")
+            .push(")");
+        if let Some(actor) = &filter.actor {
+            sql.push(" AND actor = ")
+                .push_bind(Arg::Text(actor.clone()));
+        }
+        if let Some(kind) = filter.entity_type {
+            sql.push(" AND entity_type = ")
+                .push_bind(Arg::Text(kind.as_str().to_owned()));
+        }
+        if let Some(id) = &filter.entity_id {
+            sql.push(" AND entity_id = ")
+                .push_bind(Arg::Text(id.clone()));
+        }
+        // `at` is fixed-precision RFC 3339 text in UTC: its text order is time order.
+        if let Some(from) = filter.from {
+            sql.push(" AND at >= ")
+                .push_bind(Arg::Text(time_text(from)));
+        }
+        if let Some(until) = filter.until {
+            sql.push(" AND at < ")
+                .push_bind(Arg::Text(time_text(until)));
+        }
+        sql.push(" ORDER BY revision, sequence LIMIT ")
             .push_bind(Arg::count(limit + 1));
         let rows = sql.query().fetch_all(&self.pool).await?;
         let changes = rows
