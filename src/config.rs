@@ -11,6 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{IssuerSettings, IssuerSpec};
+use crate::decide::{DecisionLogSettings, LogTarget};
 use crate::gateway::{Gateway, GatewayError, Routes};
 use crate::model::{Mapping, Mappings, TenantId};
 use crate::store::{DatabaseUrl, PoolSettings};
@@ -176,6 +177,23 @@ pub struct FileSettings {
     /// `[gateway]`: route rules for forward-auth (`/v1/gateway/authorize`).
     #[serde(default)]
     pub gateway: GatewaySettings,
+    /// `[decision_log]`: one JSON line per sampled decision (off when absent).
+    pub decision_log: Option<DecisionLogFileSettings>,
+}
+
+/// The `[decision_log]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionLogFileSettings {
+    /// `path = "stdout"` or a file to append to (required).
+    pub path: Option<String>,
+    /// `sample_rate = 1.0`: the fraction of decisions logged, from 0 to 1.
+    pub sample_rate: Option<f64>,
+    /// `admin = false`: also log Rolecall's authorization of its own admin API.
+    pub admin: Option<bool>,
+    /// `capacity = 10000`: decisions queued for the writer at most; beyond, dropped and
+    /// counted.
+    pub capacity: Option<usize>,
 }
 
 /// The `[gateway]` table (reloaded on SIGHUP).
@@ -330,10 +348,46 @@ pub struct Config {
     pub authzen_mappings: Mappings,
     /// The gateway route rules, shared by every clone and reloaded on SIGHUP.
     pub gateway: Arc<Gateway>,
+    /// The decision log, when configured.
+    pub decision_log: Option<DecisionLogSettings>,
     /// Dev mode (generated admin key).
     pub dev: bool,
     /// Where the generated dev admin key lives, when `--dev` generated or reused one.
     pub dev_key_file: Option<PathBuf>,
+}
+
+/// Validates `[decision_log]`.
+fn decision_log(file: DecisionLogFileSettings) -> Result<DecisionLogSettings, ConfigError> {
+    let target = match file.path.as_deref() {
+        None | Some("") => {
+            return Err(ConfigError::Invalid {
+                key: "decision_log.path",
+                message: "`path` is `\"stdout\"` or a file to append to".to_owned(),
+            })
+        }
+        Some("stdout") => LogTarget::Stdout,
+        Some(path) => LogTarget::File(PathBuf::from(path)),
+    };
+    let sample_rate = file.sample_rate.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&sample_rate) {
+        return Err(ConfigError::Invalid {
+            key: "decision_log.sample_rate",
+            message: format!("a fraction from 0 to 1; got {sample_rate}"),
+        });
+    }
+    let capacity = file.capacity.unwrap_or(10_000);
+    if capacity == 0 {
+        return Err(ConfigError::Invalid {
+            key: "decision_log.capacity",
+            message: "at least 1".to_owned(),
+        });
+    }
+    Ok(DecisionLogSettings {
+        target,
+        sample_rate,
+        admin: file.admin.unwrap_or(false),
+        capacity,
+    })
 }
 
 impl Config {
@@ -544,6 +598,7 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()?,
         );
         let gateway = Arc::new(Gateway::new(Routes::new(&file.gateway)?, o.config.clone()));
+        let decision_log = file.decision_log.map(decision_log).transpose()?;
         Ok(Config {
             listen,
             data_dir,
@@ -566,6 +621,7 @@ impl Config {
             public_url,
             authzen_mappings,
             gateway,
+            decision_log,
             dev: o.dev,
             dev_key_file,
         })
@@ -597,6 +653,7 @@ impl Config {
             public_url: None,
             authzen_mappings: Mappings::default(),
             gateway: Arc::new(Gateway::default()),
+            decision_log: None,
             dev: false,
             dev_key_file: None,
         }

@@ -75,7 +75,11 @@ impl App {
 
     /// [`App::build`] with the decision layer's clock and decision hook chosen by the
     /// caller (tests move time instead of sleeping, and watch decisions).
-    pub async fn build_with(config: Config, wiring: decide::Wiring) -> anyhow::Result<App> {
+    pub async fn build_with(config: Config, mut wiring: decide::Wiring) -> anyhow::Result<App> {
+        if let Some(settings) = &config.decision_log {
+            let log = decide::DecisionLog::start(settings).context("opening the decision log")?;
+            wiring.hook = Arc::new(decide::Both(wiring.hook, Arc::new(log)));
+        }
         let catalog = Arc::new(Catalog::builtin().context("loading the built-in role catalog")?);
         let backend = config.database_url.backend();
         if backend == Backend::Sqlite {

@@ -11,6 +11,7 @@
 pub mod actions;
 mod caller;
 mod clock;
+mod log;
 mod record;
 mod subject;
 
@@ -21,6 +22,7 @@ use uuid::Uuid;
 
 pub use caller::{Caller, CallerInfo, CallerKind};
 pub use clock::{Clock, SystemClock};
+pub use log::{Both, DecisionLog, DecisionLogSettings, LogTarget};
 pub use record::{DecisionHook, DecisionRecord, Purpose, TracingHook};
 pub use subject::{ResolvedSubject, SubjectError, SubjectSpec};
 
@@ -260,7 +262,8 @@ impl Decider {
         purpose: Purpose,
     ) -> Verdict {
         let started = Instant::now();
-        let decision = snapshot.check(caller.tenant, &question.request, self.now(), explain);
+        let now = self.now();
+        let decision = snapshot.check(caller.tenant, &question.request, now, explain);
         let latency = started.elapsed();
         self.hook.record(&DecisionRecord {
             request_id: &caller.request_id,
@@ -272,6 +275,8 @@ impl Decider {
             reasons: &decision.reasons,
             revision: snapshot.revision(),
             latency,
+            now,
+            snapshot,
         });
         let mut verdict = Verdict {
             allowed: decision.allowed,

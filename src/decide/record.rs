@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::Question;
-use crate::engine::Reason;
-use crate::model::{Revision, TenantId};
+use crate::engine::{Reason, Snapshot};
+use crate::model::{Revision, TenantId, Timestamp};
 use crate::store::Actor;
 
 /// Why a decision was taken.
@@ -38,6 +38,10 @@ pub struct DecisionRecord<'a> {
     pub revision: Revision,
     /// Time spent in the engine and the layer around it.
     pub latency: Duration,
+    /// The instant it was decided at (what time windows were judged against).
+    pub now: Timestamp,
+    /// The snapshot it was answered from (cloning it is a few reference counts).
+    pub snapshot: &'a Snapshot,
 }
 
 /// Receives every decision. Called on the request path, so it must be cheap and must not

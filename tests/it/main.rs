@@ -15,6 +15,7 @@ mod cli;
 mod connections;
 mod containers;
 mod contract;
+mod decision_log;
 mod engine_reference;
 mod escapes;
 mod faults;
