@@ -594,6 +594,45 @@ async fn find_alias(app: &TestApp, alias: &str) -> uuid::Uuid {
         .unwrap_or_else(|| panic!("no principal for {alias}: {:?}", r.body))
 }
 
+/// A mapping whose action depends on the resource's id: every resource of the type is a
+/// candidate, each checked with its own action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_that_depends_on_the_id_is_mapped_per_resource() {
+    use rolecall::model::{Mapping, Mappings};
+    let db = crate::common::db::fresh_sqlite().await;
+    let mut config =
+        rolecall::config::Config::for_tests(db.url.clone(), crate::common::app::ADMIN_KEY);
+    config.authzen_mappings = Mappings::new(vec![Mapping::new(
+        "doc",
+        Some("/docs/{id}"),
+        Some("docs.{id}/items/{name}"),
+    )
+    .unwrap()]);
+    let app = TestApp::spawn_with(config).await;
+    let reader = role(
+        &app,
+        "Reader of a and c",
+        json!([{"allowedResourceActions": ["docs.a/items/read", "docs.c/items/read"]}]),
+    )
+    .await;
+    let who = principal(&app, "Dana", &["dana"], json!({})).await;
+    assign(&app, who, &reader, "/").await;
+    for id in ["a", "b", "c"] {
+        resource(&app, "doc", id, json!({})).await;
+    }
+    let body = json!({"subject": {"type": "user", "id": "dana"}, "action": {"name": "read"}, "resource": {"type": "doc"}});
+    assert_eq!(
+        found(&search(&app, "resource", body).await, Some("doc")),
+        set(&["a", "c"])
+    );
+    let body =
+        json!({"subject": {"type": "user", "id": "dana"}, "resource": {"type": "doc", "id": "c"}});
+    assert_eq!(
+        found(&search(&app, "action", body).await, None),
+        set(&["read"])
+    );
+}
+
 on_both_stores!(
     the_certification_search_requirements_hold,
     pages_walk_every_result_once,
