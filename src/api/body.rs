@@ -64,12 +64,13 @@ pub(crate) fn unreadable(rejection: &BytesRejection, app: &AppState) -> ApiError
     ApiError::MalformedBody(format!("cannot read the body: {rejection}"))
 }
 
-/// A body that fails with [`BodyTimedOut`] unless it ends within `timeout` of its first poll.
+/// A body that fails with [`BodyTimedOut`] unless it ends within `timeout` of the first
+/// poll that has to wait for it.
 struct Deadline {
     inner: Body,
     timeout: Duration,
-    /// Started by the first poll: time spent authenticating before the handler reads the
-    /// body is not the client's.
+    /// Started by the first poll that has to wait: time spent authenticating before the
+    /// handler reads the body is not the client's.
     timer: Option<Pin<Box<Sleep>>>,
 }
 
@@ -91,16 +92,15 @@ impl HttpBody for Deadline {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        if self.timer.is_none() {
-            self.timer = Some(Box::pin(tokio::time::sleep(self.timeout)));
-        }
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame);
         }
+        // The clock starts the first time the body keeps the handler waiting: a body that
+        // has already arrived (every check's, in practice) never arms a timer.
         let timeout = self.timeout;
-        let Some(timer) = self.timer.as_mut() else {
-            return Poll::Pending; // set just above
-        };
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         match timer.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(timeout))))),
             Poll::Pending => Poll::Pending,
