@@ -22,6 +22,7 @@ use super::escalation::is_exact;
 use super::principals::Principals;
 use super::resources::{ResourceInfo, Under};
 use super::role::{ActionKey, CompiledRole, RoleMatch};
+use super::tenant::TenantIndex;
 use super::{CheckRequest, Facts, Snapshot, Subject};
 use crate::model::{ancestors, Action, PrincipalType, Scope, TenantId, Timestamp, MAX_ACTION_LEN};
 
@@ -168,44 +169,68 @@ impl Snapshot {
     ) -> Page<Arc<ResourceInfo>> {
         let t = self.tenant(tenant);
         let mut found: BTreeMap<&str, (&Arc<ResourceInfo>, bool)> = BTreeMap::new();
-        let fixed = match action {
-            SearchAction::Fixed(fixed) => fixed,
-            SearchAction::PerResource(action_of) => {
+        match action {
+            SearchAction::Fixed(fixed) => {
+                self.reached_resources(t, subject, resource_type, fixed, now, after, &mut found);
+            }
+            // Every resource of the type is a candidate: no grant's action is known ahead.
+            SearchAction::PerResource(_) => {
                 if let Some(all) = t.resources_under(resource_type, "/") {
                     take(all, false, after, &mut found);
                 }
-                let mut request: Option<CheckRequest> = None;
-                let mut page = Page {
-                    items: Vec::new(),
-                    more: false,
-                };
-                for (r, _) in found.into_values() {
-                    let Some(action) = action_of(&r.id) else {
-                        continue;
-                    };
-                    let mut q = request.take().unwrap_or_else(|| CheckRequest {
-                        subject: subject.clone(),
-                        action: action.clone(),
-                        resource: r.path.clone(),
-                        facts: facts.clone(),
-                    });
-                    q.action = action;
-                    q.resource = r.path.clone();
-                    q.facts.resource_type = Some(resource_type.to_owned());
-                    q.facts.resource_id = Some(r.id.clone());
-                    let allowed = self.check(tenant, &q, now, false).allowed;
-                    request = Some(q);
-                    if allowed {
-                        if page.items.len() == limit {
-                            page.more = true;
-                            break;
-                        }
-                        page.items.push(Arc::clone(r));
-                    }
-                }
-                return page;
             }
+        }
+        let mut request: Option<CheckRequest> = None;
+        let mut page = Page {
+            items: Vec::new(),
+            more: false,
         };
+        for (r, settled) in found.into_values() {
+            let allowed = settled || {
+                let checked = match action {
+                    SearchAction::Fixed(fixed) => fixed.clone(),
+                    SearchAction::PerResource(action_of) => match action_of(&r.id) {
+                        Some(checked) => checked,
+                        None => continue,
+                    },
+                };
+                let q = request.get_or_insert_with(|| CheckRequest {
+                    subject: subject.clone(),
+                    action: checked.clone(),
+                    resource: r.path.clone(),
+                    facts: facts.clone(),
+                });
+                q.action = checked;
+                q.resource = r.path.clone();
+                q.facts.resource_type = Some(resource_type.to_owned());
+                q.facts.resource_id = Some(r.id.clone());
+                self.check(tenant, q, now, false).allowed
+            };
+            if allowed {
+                if page.items.len() == limit {
+                    page.more = true;
+                    break;
+                }
+                page.items.push(Arc::clone(r));
+            }
+        }
+        page
+    }
+
+    /// Adds to `found` every resource of `resource_type` that a grant of `subject` allowing
+    /// `fixed` reaches, marked settled when an unconditional grant with no deny in the way
+    /// allows it there.
+    #[allow(clippy::too_many_arguments)]
+    fn reached_resources<'t>(
+        &self,
+        t: &'t TenantIndex,
+        subject: &Subject,
+        resource_type: &str,
+        fixed: &Action,
+        now: Timestamp,
+        after: Option<&str>,
+        found: &mut BTreeMap<&'t str, (&'t Arc<ResourceInfo>, bool)>,
+    ) {
         let mut buf = [0u8; MAX_ACTION_LEN];
         let key = ActionKey::new(lowercase(fixed.as_str(), &mut buf));
         let p = Principals::expand(t, subject.id, &subject.groups, self.max_group_depth);
@@ -264,7 +289,7 @@ impl Snapshot {
         for (scope, settled) in ordered {
             if !covered(&settled_at, &scope) {
                 if let Some(under) = t.resources_under(resource_type, &scope) {
-                    take(under, settled, after, &mut found);
+                    take(under, settled, after, found);
                 }
             }
             if let Some(members) = unit_of(&scope).and_then(|u| t.unit_members.get(&u)) {
@@ -273,7 +298,7 @@ impl Snapshot {
                         continue;
                     }
                     if let Some(under) = t.resources_under(resource_type, &member.text) {
-                        take(under, settled, after, &mut found);
+                        take(under, settled, after, found);
                     }
                 }
             }
@@ -281,33 +306,6 @@ impl Snapshot {
                 settled_at.insert(scope);
             }
         }
-
-        let mut request = CheckRequest {
-            subject: subject.clone(),
-            action: fixed.clone(),
-            resource: Scope::root(),
-            facts: facts.clone(),
-        };
-        request.facts.resource_type = Some(resource_type.to_owned());
-        let mut page = Page {
-            items: Vec::new(),
-            more: false,
-        };
-        for (r, settled) in found.into_values() {
-            let allowed = settled || {
-                request.resource = r.path.clone();
-                request.facts.resource_id = Some(r.id.clone());
-                self.check(tenant, &request, now, false).allowed
-            };
-            if allowed {
-                if page.items.len() == limit {
-                    page.more = true;
-                    break;
-                }
-                page.items.push(Arc::clone(r));
-            }
-        }
-        page
     }
 
     /// The exact actions `subject` may perform on `resource` at `now`, each with the name
