@@ -13,8 +13,10 @@ use uuid::Uuid;
 use crate::auth::{IssuerSettings, IssuerSpec};
 use crate::decide::{DecisionLogSettings, LogTarget};
 use crate::gateway::{Gateway, GatewayError, Routes};
+use crate::metrics::MetricsSettings;
 use crate::model::{Mapping, Mappings, TenantId};
 use crate::store::{DatabaseUrl, PoolSettings};
+use crate::telemetry::{LogFormat, OtelSettings};
 
 /// The tenant admin-key calls act in when no `Rolecall-Tenant` header is sent.
 pub const DEFAULT_TENANT: Uuid = Uuid::from_u128(1);
@@ -27,6 +29,10 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// 100 KB/s, and a client that announced more than it sends is refused 408 well before the
 /// handler's 30 s limit.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `max_import_bytes` unless configured: a million assignments export to about 250 MB.
+pub const DEFAULT_MAX_IMPORT_BYTES: usize = 1 << 30;
+/// `import_timeout_ms` unless configured.
+pub const DEFAULT_IMPORT_TIMEOUT: Duration = Duration::from_secs(600);
 /// `idle_timeout_ms` unless configured: longer than the pools that keep connections to
 /// Rolecall open (AWS ALB 60 s, nginx upstream keep-alive 60 s, reqwest/hyper and Go 90 s),
 /// so they, not Rolecall, close an idle connection and never send on one just closed.
@@ -138,6 +144,8 @@ pub struct FileSettings {
     pub default_tenant: Option<String>,
     /// `log = "info,rolecall=debug"` (tracing filter).
     pub log: Option<String>,
+    /// `log_format = "auto"`, `"json"` or `"pretty"`.
+    pub log_format: Option<String>,
     /// `poll_interval_ms = 1000`: how often sync polls `changes` besides NOTIFY.
     pub poll_interval_ms: Option<u64>,
     /// `consistency_timeout_ms = 2000`: how long a read waits for a revision.
@@ -146,6 +154,11 @@ pub struct FileSettings {
     pub max_batch_checks: Option<usize>,
     /// `max_body_bytes = 1048576`.
     pub max_body_bytes: Option<usize>,
+    /// `max_import_bytes = 1073741824`: the largest directory file `POST /v1/import` takes.
+    pub max_import_bytes: Option<u64>,
+    /// `import_timeout_ms = 600000`: how long one import may take, its body's arrival
+    /// included (other requests have 30 s).
+    pub import_timeout_ms: Option<u64>,
     /// `header_read_timeout_ms = 10000`: how long a connection may take to send a request's
     /// head (the first request's from accept, a later one's from its first byte).
     pub header_read_timeout_ms: Option<u64>,
@@ -179,6 +192,33 @@ pub struct FileSettings {
     pub gateway: GatewaySettings,
     /// `[decision_log]`: one JSON line per sampled decision (off when absent).
     pub decision_log: Option<DecisionLogFileSettings>,
+    /// `[otel]`: OpenTelemetry trace export (off when absent; needs `--features otel`).
+    pub otel: Option<OtelFileSettings>,
+    /// `[metrics]`: the Prometheus endpoint (on, on the main listener, when absent).
+    #[serde(default)]
+    pub metrics: MetricsFileSettings,
+}
+
+/// The `[metrics]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsFileSettings {
+    /// `enabled = true`: record metrics and serve `/metrics`.
+    pub enabled: Option<bool>,
+    /// `listen = "127.0.0.1:9090"`: serve `/metrics` on this address instead of the main
+    /// listener (which then answers it 404).
+    pub listen: Option<String>,
+}
+
+/// The `[otel]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtelFileSettings {
+    /// `endpoint = "http://127.0.0.1:4318"`: the OTLP http/protobuf collector (required);
+    /// `/v1/traces` is added unless the URL ends with it.
+    pub endpoint: Option<String>,
+    /// `service_name = "rolecall"`: the `service.name` resource attribute.
+    pub service_name: Option<String>,
 }
 
 /// The `[decision_log]` table.
@@ -291,6 +331,10 @@ pub struct Overrides {
     pub default_tenant: Option<String>,
     /// `ROLECALL_LOG`.
     pub log: Option<String>,
+    /// `--log-format` / `ROLECALL_LOG_FORMAT`.
+    pub log_format: Option<String>,
+    /// `--metrics-listen` / `ROLECALL_METRICS_LISTEN`.
+    pub metrics_listen: Option<String>,
     /// `--dev`: generate and persist an admin key on first start.
     pub dev: bool,
 }
@@ -314,6 +358,10 @@ pub struct Config {
     pub default_tenant: TenantId,
     /// Tracing filter.
     pub log: String,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    /// Where traces are exported, when configured (only in a build with `otel`).
+    pub otel: Option<OtelSettings>,
     /// Sync's poll period (NOTIFY wakes it sooner on Postgres).
     pub poll_interval: Duration,
     /// How long `atLeast` and read-your-writes waits may take.
@@ -322,6 +370,10 @@ pub struct Config {
     pub max_batch_checks: usize,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Largest directory file `POST /v1/import` accepts.
+    pub max_import_bytes: usize,
+    /// How long one import may take, its body's arrival included.
+    pub import_timeout: Duration,
     /// A connection is closed when a request head takes longer than this to arrive: the first
     /// request's counted from accept, a later one's from its first byte. No request is in
     /// flight then, so nothing is lost.
@@ -350,10 +402,45 @@ pub struct Config {
     pub gateway: Arc<Gateway>,
     /// The decision log, when configured.
     pub decision_log: Option<DecisionLogSettings>,
+    /// Whether metrics are recorded, and where `/metrics` is served.
+    pub metrics: MetricsSettings,
     /// Dev mode (generated admin key).
     pub dev: bool,
     /// Where the generated dev admin key lives, when `--dev` generated or reused one.
     pub dev_key_file: Option<PathBuf>,
+}
+
+/// Validates `[otel]`; a build without the `otel` feature refuses the table rather than
+/// ignore it.
+fn otel(file: OtelFileSettings) -> Result<OtelSettings, ConfigError> {
+    if !cfg!(feature = "otel") {
+        return Err(ConfigError::Invalid {
+            key: "otel",
+            message: "this binary was built without the `otel` feature (`cargo build \
+                      --features otel`); remove the `[otel]` table or use a build with it"
+                .to_owned(),
+        });
+    }
+    let Some(endpoint) = file.endpoint else {
+        return Err(ConfigError::Invalid {
+            key: "otel.endpoint",
+            message: "the OTLP collector's URL, e.g. `http://127.0.0.1:4318`".to_owned(),
+        });
+    };
+    if file
+        .service_name
+        .as_deref()
+        .is_some_and(|name| name.trim().is_empty())
+    {
+        return Err(ConfigError::Invalid {
+            key: "otel.service_name",
+            message: "is empty".to_owned(),
+        });
+    }
+    OtelSettings::new(&endpoint, file.service_name).map_err(|message| ConfigError::Invalid {
+        key: "otel.endpoint",
+        message,
+    })
 }
 
 /// Validates `[decision_log]`.
@@ -388,6 +475,43 @@ fn decision_log(file: DecisionLogFileSettings) -> Result<DecisionLogSettings, Co
         admin: file.admin.unwrap_or(false),
         capacity,
     })
+}
+
+/// Validates `[metrics]` (`listen` possibly from the environment) against the main `listen`.
+fn metrics(
+    file: MetricsFileSettings,
+    listen_override: Option<String>,
+    main: SocketAddr,
+) -> Result<MetricsSettings, ConfigError> {
+    let enabled = file.enabled.unwrap_or(true);
+    let listen = match listen_override.or(file.listen) {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<SocketAddr>()
+                .map_err(|_| ConfigError::Invalid {
+                    key: "metrics.listen",
+                    message: format!("`{raw}` is not a socket address like 127.0.0.1:9090"),
+                })?,
+        ),
+    };
+    if let Some(listen) = listen {
+        if !enabled {
+            return Err(ConfigError::Invalid {
+                key: "metrics.listen",
+                message: "set while `metrics.enabled` is false; drop one of them".to_owned(),
+            });
+        }
+        if listen == main && listen.port() != 0 {
+            return Err(ConfigError::Invalid {
+                key: "metrics.listen",
+                message: format!(
+                    "`{listen}` is the main `listen` address; leave `metrics.listen` unset to \
+                     serve `/metrics` there"
+                ),
+            });
+        }
+    }
+    Ok(MetricsSettings { enabled, listen })
 }
 
 impl Config {
@@ -519,6 +643,21 @@ impl Config {
             file.idle_timeout_ms,
             DEFAULT_IDLE_TIMEOUT,
         )?;
+        let max_import_bytes = positive(
+            "max_import_bytes",
+            file.max_import_bytes,
+            DEFAULT_MAX_IMPORT_BYTES as u64,
+        )?;
+        let max_import_bytes =
+            usize::try_from(max_import_bytes).map_err(|_| ConfigError::Invalid {
+                key: "max_import_bytes",
+                message: format!("must be at most {}", usize::MAX),
+            })?;
+        let import_timeout = timeout(
+            "import_timeout_ms",
+            file.import_timeout_ms,
+            DEFAULT_IMPORT_TIMEOUT,
+        )?;
         let body_read_timeout = timeout(
             "body_read_timeout_ms",
             file.body_read_timeout_ms,
@@ -599,6 +738,15 @@ impl Config {
         );
         let gateway = Arc::new(Gateway::new(Routes::new(&file.gateway)?, o.config.clone()));
         let decision_log = file.decision_log.map(decision_log).transpose()?;
+        let log_format = match o.log_format.or(file.log_format) {
+            None => LogFormat::default(),
+            Some(raw) => raw.parse().map_err(|message| ConfigError::Invalid {
+                key: "log_format",
+                message,
+            })?,
+        };
+        let otel = file.otel.map(otel).transpose()?;
+        let metrics = metrics(file.metrics, o.metrics_listen, listen)?;
         Ok(Config {
             listen,
             data_dir,
@@ -608,10 +756,14 @@ impl Config {
             bootstrap_admins,
             default_tenant,
             log: o.log.or(file.log).unwrap_or_else(|| "info".to_owned()),
+            log_format,
+            otel,
             poll_interval: Duration::from_millis(poll_interval_ms),
             consistency_timeout: Duration::from_millis(consistency_timeout_ms),
             max_batch_checks,
             max_body_bytes,
+            max_import_bytes,
+            import_timeout,
             header_read_timeout,
             idle_timeout,
             body_read_timeout,
@@ -622,6 +774,7 @@ impl Config {
             authzen_mappings,
             gateway,
             decision_log,
+            metrics,
             dev: o.dev,
             dev_key_file,
         })
@@ -640,10 +793,14 @@ impl Config {
             bootstrap_admins: Vec::new(),
             default_tenant: TenantId(DEFAULT_TENANT),
             log: "info".to_owned(),
+            log_format: LogFormat::default(),
+            otel: None,
             poll_interval: Duration::from_millis(1000),
             consistency_timeout: Duration::from_millis(2000),
             max_batch_checks: 1000,
             max_body_bytes: 1 << 20,
+            max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
+            import_timeout: DEFAULT_IMPORT_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
@@ -654,6 +811,7 @@ impl Config {
             authzen_mappings: Mappings::default(),
             gateway: Arc::new(Gateway::default()),
             decision_log: None,
+            metrics: MetricsSettings::default(),
             dev: false,
             dev_key_file: None,
         }
@@ -905,6 +1063,52 @@ host = "api.contoso.test"
         assert!(err.to_string().contains("gateway.routes[0]"), "{err}");
         let typo = toml::from_str::<FileSettings>("[[gateway.routes]]\nmethd = \"GET\"");
         assert!(typo.unwrap_err().to_string().contains("methd"));
+    }
+
+    #[test]
+    fn the_metrics_table_is_validated_naming_the_key() {
+        let config = Config::resolve(FileSettings::default(), overrides()).unwrap();
+        assert_eq!(config.metrics, MetricsSettings::default());
+        assert!(config.metrics.enabled, "on by default");
+        assert_eq!(
+            config.metrics.listen, None,
+            "on the main listener by default"
+        );
+        let file: FileSettings =
+            toml::from_str("[metrics]\nenabled = true\nlisten = \"127.0.0.1:9090\"").unwrap();
+        let config = Config::resolve(file, overrides()).unwrap();
+        assert_eq!(config.metrics.listen.map(|a| a.port()), Some(9090));
+        let file: FileSettings = toml::from_str("[metrics]\nlisten = \"127.0.0.1:9090\"").unwrap();
+        let config = Config::resolve(
+            file,
+            Overrides {
+                metrics_listen: Some("127.0.0.1:9091".to_owned()),
+                ..overrides()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            config.metrics.listen.map(|a| a.port()),
+            Some(9091),
+            "the environment overrides the file"
+        );
+        let file: FileSettings = toml::from_str("[metrics]\nenabled = false").unwrap();
+        let config = Config::resolve(file, overrides()).unwrap();
+        assert!(!config.metrics.enabled);
+        for text in [
+            "[metrics]\nlisten = \"nowhere\"",
+            "[metrics]\nenabled = false\nlisten = \"127.0.0.1:9090\"",
+            "listen = \"127.0.0.1:9090\"\n[metrics]\nlisten = \"127.0.0.1:9090\"",
+        ] {
+            let file: FileSettings = toml::from_str(text).unwrap();
+            let err = Config::resolve(file, overrides()).unwrap_err();
+            assert!(
+                err.to_string().contains("`metrics.listen`"),
+                "{text}: {err}"
+            );
+        }
+        let typo = toml::from_str::<FileSettings>("[metrics]\nenable = true").unwrap_err();
+        assert!(typo.to_string().contains("enable"), "{typo}");
     }
 
     #[test]

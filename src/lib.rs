@@ -5,16 +5,19 @@
 pub mod api;
 pub mod auth;
 mod bootstrap;
+pub mod client;
 pub mod config;
 pub mod decide;
 pub mod engine;
 #[cfg(test)]
 mod fuzz;
 pub mod gateway;
+pub mod metrics;
 pub mod model;
 mod serve;
 pub mod store;
 pub mod sync;
+pub mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,6 +41,8 @@ pub use crate::bootstrap::{bootstrap, recover_admin, GroupDeny, Recovery};
 pub struct App {
     listener: TcpListener,
     router: axum::Router,
+    /// `[metrics] listen`'s listener and its `/metrics`-only router, when set.
+    metrics: Option<(TcpListener, axum::Router)>,
     state: AppState,
     /// Follows the change log until the app stops (or keeps trying to start following it).
     sync: Syncing,
@@ -76,9 +81,12 @@ impl App {
     /// [`App::build`] with the decision layer's clock and decision hook chosen by the
     /// caller (tests move time instead of sleeping, and watch decisions).
     pub async fn build_with(config: Config, mut wiring: decide::Wiring) -> anyhow::Result<App> {
+        let mut decision_log = None;
         if let Some(settings) = &config.decision_log {
-            let log = decide::DecisionLog::start(settings).context("opening the decision log")?;
-            wiring.hook = Arc::new(decide::Both(wiring.hook, Arc::new(log)));
+            let log =
+                Arc::new(decide::DecisionLog::start(settings).context("opening the decision log")?);
+            wiring.hook = Arc::new(decide::Both(wiring.hook, log.clone()));
+            decision_log = Some(log);
         }
         let catalog = Arc::new(Catalog::builtin().context("loading the built-in role catalog")?);
         let backend = config.database_url.backend();
@@ -120,10 +128,27 @@ impl App {
             }
             Err(error) => return Err(error),
         };
+        let metrics = if config.metrics.enabled {
+            let metrics =
+                metrics::Metrics::start(config.metrics, store.pool().clone(), decision_log)
+                    .context("starting metrics")?;
+            wiring.hook = Arc::new(decide::Both(wiring.hook, metrics.decision_hook()));
+            Some(Arc::new(metrics))
+        } else {
+            None
+        };
         let store: Arc<dyn Store> = store;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let metrics_listener = match config.metrics.listen.filter(|_| config.metrics.enabled) {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr} (`metrics.listen`)"))?,
+            ),
+            None => None,
+        };
         let verifier = Arc::new(
             auth::Verifier::start_with(
                 config.issuers.clone(),
@@ -132,11 +157,13 @@ impl App {
             )
             .context("starting the token verifier")?,
         );
-        let state = AppState::new(store, published, config, verifier, wiring);
+        let state = AppState::new(store, published, config, verifier, wiring, metrics);
         let router = api::router(state.clone());
+        let metrics = metrics_listener.map(|l| (l, api::metrics_router(state.clone())));
         Ok(App {
             listener,
             router,
+            metrics,
             state,
             sync,
         })
@@ -145,6 +172,14 @@ impl App {
     /// The bound address (the real port when the config asked for port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The bound address of `[metrics] listen`, when set (the real port when it asked for
+    /// port 0).
+    pub fn metrics_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.metrics
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr())
     }
 
     /// The state handlers share (tests use it to reach the store).
@@ -167,7 +202,17 @@ impl App {
     ) -> anyhow::Result<()> {
         let limits = serve::Limits::from(self.state.config());
         let _reload = gateway::ReloadOnHangup::start(self.state.config().gateway.clone());
-        serve::serve(self.listener, self.router, limits, shutdown).await;
+        match self.metrics {
+            None => serve::serve(self.listener, self.router, limits, shutdown).await,
+            Some((listener, router)) => {
+                // Both stop when `shutdown` resolves.
+                let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+                tokio::join!(
+                    serve::serve(self.listener, self.router, limits, shutdown.clone()),
+                    serve::serve(listener, router, limits.for_metrics(), shutdown),
+                );
+            }
+        }
         drop(self.sync);
         Ok(())
     }

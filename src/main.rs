@@ -9,7 +9,6 @@ use rolecall::config::{Config, Overrides};
 use rolecall::model::Catalog;
 use rolecall::store::{Backend, SqlStore};
 use rolecall::App;
-use tracing_subscriber::EnvFilter;
 
 /// Rolecall: a policy decision point for Entra-style roles.
 #[derive(Parser)]
@@ -34,6 +33,16 @@ enum Command {
     /// Exit 0 when the server answers `/readyz` with 200, else 1: a container
     /// `HEALTHCHECK` for images with no shell or curl.
     Healthcheck(HealthcheckArgs),
+    /// Ask a running server for a decision: exit 0 allowed, 3 denied, 1 on an error.
+    Check(rolecall::client::CheckArgs),
+    /// Write a tenant's whole directory as a file (YAML, or JSON with `--json`): custom
+    /// roles, assignments, deny assignments, groups and units with their members,
+    /// principals and resources, ids kept, in a stable order.
+    Export(rolecall::client::ExportArgs),
+    /// Apply a directory file declaratively, in one transaction and one revision:
+    /// `--dry-run` prints the changes and makes none, `--prune` also deletes what the file
+    /// does not list. Importing the same file again changes nothing.
+    Import(rolecall::client::ImportArgs),
 }
 
 #[derive(Args)]
@@ -99,6 +108,10 @@ struct CommonArgs {
     /// `postgres://...` or `sqlite://...`; default: SQLite in the data directory.
     #[arg(long, env = "ROLECALL_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Log lines on stderr: `json`, `pretty` (text), or `auto` (text on a terminal, else
+    /// JSON) [default: auto].
+    #[arg(long, env = "ROLECALL_LOG_FORMAT", value_parser = ["auto", "json", "pretty"])]
+    log_format: Option<String>,
 }
 
 #[derive(Args)]
@@ -108,6 +121,9 @@ struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:8080).
     #[arg(long, env = "ROLECALL_LISTEN")]
     listen: Option<String>,
+    /// Serve /metrics on this address instead of the main one (`[metrics] listen`).
+    #[arg(long, env = "ROLECALL_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     /// Tenant for admin-key calls without a Rolecall-Tenant header.
     #[arg(long, env = "ROLECALL_DEFAULT_TENANT")]
     default_tenant: Option<String>,
@@ -121,31 +137,29 @@ fn overrides(common: CommonArgs) -> Overrides {
         config: common.config,
         data_dir: common.data_dir,
         database_url: common.database_url,
+        log_format: common.log_format,
         admin_key: std::env::var("ROLECALL_ADMIN_KEY").ok(),
         log: std::env::var("ROLECALL_LOG").ok(),
         ..Overrides::default()
     }
 }
 
-fn init_tracing(filter: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
-        Command::Migrate(common) => migrate(common).await,
-        Command::DevToken(args) => dev_token(args),
-        Command::Bootstrap(args) => bootstrap(args).await,
-        Command::Healthcheck(args) => healthcheck(args).await,
+        Command::Serve(args) => done(serve(args).await),
+        Command::Migrate(common) => done(migrate(common).await),
+        Command::DevToken(args) => done(dev_token(args)),
+        Command::Bootstrap(args) => done(bootstrap(args).await),
+        Command::Healthcheck(args) => done(healthcheck(args).await),
+        Command::Check(args) => rolecall::client::check(args).await,
+        Command::Export(args) => rolecall::client::export(args).await,
+        Command::Import(args) => rolecall::client::import(args).await,
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("rolecall: {error:#}");
             ExitCode::FAILURE
@@ -156,11 +170,13 @@ async fn main() -> ExitCode {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(Overrides {
         listen: args.listen,
+        metrics_listen: args.metrics_listen,
         default_tenant: args.default_tenant,
         dev: args.dev,
         ..overrides(args.common)
     })?;
-    init_tracing(&config.log);
+    let _telemetry =
+        rolecall::telemetry::init(&config.log, config.log_format, config.otel.as_ref())?;
     // Print the key only when dev mode made (or reused) it; a supplied key stays unprinted.
     let dev_key = config.dev_key_file.clone().and_then(|file| {
         config
@@ -252,7 +268,8 @@ async fn open_store(mut o: Overrides) -> anyhow::Result<(Config, SqlStore)> {
     o.admin_key
         .get_or_insert_with(|| "store-commands-need-no-admin-key".to_owned());
     let config = Config::load(o)?;
-    init_tracing(&config.log);
+    // Only `serve` exports traces.
+    let _telemetry = rolecall::telemetry::init(&config.log, config.log_format, None)?;
     if config.database_url.backend() == Backend::Sqlite {
         std::fs::create_dir_all(&config.data_dir)?;
     }

@@ -36,6 +36,20 @@ pub(crate) struct Limits {
     max_connections: u32,
 }
 
+impl Limits {
+    /// The limits of `[metrics] listen`'s listener: the same timeouts, and few connections
+    /// (it has a scraper or two, and must not take file descriptors from the API's).
+    pub(crate) fn for_metrics(self) -> Limits {
+        Limits {
+            max_connections: self.max_connections.min(MAX_METRICS_CONNECTIONS),
+            ..self
+        }
+    }
+}
+
+/// The most connections `[metrics] listen`'s listener serves at once.
+const MAX_METRICS_CONNECTIONS: u32 = 16;
+
 impl From<&Config> for Limits {
     fn from(config: &Config) -> Self {
         Limits {

@@ -46,6 +46,20 @@ pub struct Published {
     synced_at: AtomicU64,
     /// Whether the last sync attempt reached the store.
     reachable: AtomicBool,
+    /// Full reloads while following (for metrics).
+    reloads: AtomicU64,
+    /// Failed sync attempts (for metrics).
+    errors: AtomicU64,
+}
+
+/// How often sync reloaded in full and failed, since start (what `/metrics` exports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncCounts {
+    /// Full snapshot reloads while following the change log (a bulk import, or a change
+    /// that could not be applied); the first load is not one.
+    pub reloads: u64,
+    /// Failed attempts: the first load's, and catch-ups'.
+    pub errors: u64,
 }
 
 /// How current this replica's snapshot is: what `/readyz` reports and what the staleness
@@ -109,6 +123,8 @@ impl Published {
             origin: Instant::now(),
             synced_at: AtomicU64::new(0),
             reachable: AtomicBool::new(false),
+            reloads: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
         }
     }
 
@@ -137,8 +153,17 @@ impl Published {
         self.reachable.store(true, Ordering::Release);
     }
 
+    /// How often sync reloaded in full and failed.
+    pub fn sync_counts(&self) -> SyncCounts {
+        SyncCounts {
+            reloads: self.reloads.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+
     /// A sync attempt failed; `outage` says whether the store could not be reached.
     fn failed(&self, outage: bool) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
         if outage {
             self.reachable.store(false, Ordering::Release);
         }
@@ -170,6 +195,12 @@ impl Published {
                 reached: self.snapshot().revision(),
             }),
         }
+    }
+
+    /// Publishes a snapshot loaded in full while following, and counts the reload.
+    fn reload(&self, snapshot: Snapshot) {
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        self.publish(snapshot);
     }
 
     fn publish(&self, snapshot: Snapshot) {
@@ -290,9 +321,17 @@ async fn catch_up(
         }
         match advance(&current, &changes) {
             Ok(next) => directory.publish(next),
+            Err(error)
+                if error
+                    .downcast_ref::<DecodeError>()
+                    .is_some_and(|e| matches!(e, DecodeError::BulkImport { .. })) =>
+            {
+                tracing::info!(%error, "reloading after a bulk import");
+                directory.reload(load(store, catalog).await?);
+            }
             Err(error) => {
                 tracing::error!(%error, "change could not be applied; reloading the snapshot");
-                directory.publish(load(store, catalog).await?);
+                directory.reload(load(store, catalog).await?);
             }
         }
     }
@@ -306,9 +345,22 @@ fn advance(
 ) -> Result<Snapshot, Box<dyn std::error::Error + Send + Sync>> {
     let deltas = changes
         .iter()
+        .filter(|change| !is_detailed_import(change))
         .map(decode)
         .collect::<Result<Vec<Delta>, _>>()?;
     Ok(current.apply(&deltas)?)
+}
+
+/// An import's summary row whose revision also logs each object it changed: those rows
+/// carry the import, so the summary itself changes nothing.
+fn is_detailed_import(change: &Change) -> bool {
+    change.entity_type == EntityType::Import
+        && change
+            .after
+            .as_ref()
+            .and_then(|after| after.get("detailed"))
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
 }
 
 /// A logged change whose bodies do not give the engine what it needs. Sync then reloads a
@@ -328,6 +380,12 @@ pub enum DecodeError {
         op: &'static str,
         /// `before` or `after`.
         field: &'static str,
+    },
+    /// A bulk import logged only its summary: its objects are read by reloading.
+    #[error("revision {revision} is a bulk import; reloading the snapshot")]
+    BulkImport {
+        /// The import's revision.
+        revision: Revision,
     },
     /// A change's object does not decode as its entity type.
     #[error("change {revision}.{sequence} ({entity}) does not decode: {message}")]
@@ -356,6 +414,11 @@ pub fn decode(change: &Change) -> Result<Delta, DecodeError> {
         EntityType::AdministrativeUnitMember => Edit::AdministrativeUnitMember(versions(change)?),
         EntityType::Principal => Edit::Principal(versions(change)?),
         EntityType::Resource => Edit::Resource(versions(change)?),
+        EntityType::Import => {
+            return Err(DecodeError::BulkImport {
+                revision: change.revision,
+            })
+        }
     };
     Ok(Delta {
         revision: change.revision,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::{header, request::Parts};
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
@@ -40,6 +40,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .into();
+    let endpoint = crate::metrics::endpoint(parts.extensions.get::<MatchedPath>());
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::Unauthorized(
             "send `Authorization: Bearer <token>`",
@@ -79,6 +80,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
                 tenant: header_tenant.unwrap_or(state.config().default_tenant),
                 kind: CallerKind::AdminKey,
                 request_id,
+                endpoint,
             }));
         }
     }
@@ -118,5 +120,6 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
         tenant: identity.tenant,
         kind: CallerKind::Token(Arc::new(identity)),
         request_id,
+        endpoint,
     }))
 }

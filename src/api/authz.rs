@@ -67,13 +67,29 @@ impl Caller {
         end: Option<Timestamp>,
     ) -> Result<(), ApiError> {
         self.authorize(app, MANAGE_ASSIGNMENTS, scope)?;
-        let Some(identity) = self.identity() else {
+        if self.identity().is_none() {
             return Ok(());
-        };
+        }
         let role = match app.store().get_role_definition(self.tenant, role_id).await {
             Ok(stored) => stored.value,
             Err(crate::store::StoreError::NotFound { .. }) => return Ok(()),
             Err(other) => return Err(other.into()),
+        };
+        self.authorize_grant_of(app, &role, scope, end)
+    }
+
+    /// Granting `role` (as given, not as stored: an import may create or change it in the
+    /// same write) at `scope` until `end`: see [`Caller::authorize_role_grant`].
+    pub fn authorize_grant_of(
+        &self,
+        app: &AppState,
+        role: &RoleDefinition,
+        scope: &Scope,
+        end: Option<Timestamp>,
+    ) -> Result<(), ApiError> {
+        self.authorize(app, MANAGE_ASSIGNMENTS, scope)?;
+        let Some(identity) = self.identity() else {
+            return Ok(());
         };
         let snapshot = app.decider().snapshot();
         let now = app.decider().now();

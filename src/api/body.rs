@@ -30,7 +30,12 @@ pub struct BodyTimedOut(pub Duration);
 
 /// Refuses an announced oversized body at once and puts every other body on a deadline.
 pub(crate) async fn guard(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let max = app.config().max_body_bytes;
+    let import = request.uri().path() == super::admin::IMPORT_PATH;
+    let max = if import {
+        app.config().max_import_bytes
+    } else {
+        app.config().max_body_bytes
+    };
     let announced = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -40,7 +45,11 @@ pub(crate) async fn guard(State(app): State<AppState>, request: Request, next: N
         return ApiError::PayloadTooLarge(format!("a request body is at most {max} bytes"))
             .into_response();
     }
-    let timeout = app.config().body_read_timeout;
+    let timeout = if import {
+        app.config().import_timeout
+    } else {
+        app.config().body_read_timeout
+    };
     let request = request.map(|body| Body::new(Deadline::new(body, timeout)));
     next.run(request).await
 }

@@ -247,6 +247,9 @@ struct Problem<'a> {
     /// For `not-ready`: what `/readyz` reports.
     #[serde(skip_serializing_if = "Option::is_none")]
     readiness: Option<&'a crate::api::Readiness>,
+    /// The request's `x-request-id`, so a problem pasted into a ticket finds its log lines.
+    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
 }
 
 impl IntoResponse for ApiError {
@@ -265,8 +268,8 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let detail = match &self {
-            // INVARIANT: a 5xx never leaks its cause; the request id in the response headers
-            // ties it to the log line written above.
+            // INVARIANT: a 5xx never leaks its cause; the request id (in the headers and in
+            // `requestId`) ties it to the log line written above.
             ApiError::Internal(_) => "internal error".to_owned(),
             ApiError::Unavailable(_) => "the store is unavailable; retry later".to_owned(),
             ApiError::IssuerUnavailable(_) => ISSUER_UNAVAILABLE.to_owned(),
@@ -284,6 +287,7 @@ impl IntoResponse for ApiError {
             ),
             _ => (None, None, None),
         };
+        let request_id = crate::telemetry::request_id();
         let problem = Problem {
             kind: format!("{PROBLEM_BASE}{kind}"),
             title,
@@ -297,6 +301,7 @@ impl IntoResponse for ApiError {
                 ApiError::NotReady { readiness, .. } => Some(readiness.as_ref()),
                 _ => None,
             },
+            request_id: request_id.as_ref().and_then(|id| id.to_str().ok()),
         };
         let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (status, body).into_response();

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 mod ops;
+pub mod request_id;
 pub mod respond;
 pub mod wire;
 
@@ -23,18 +24,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub(crate) use ops::metrics_router;
 pub use ops::Readiness;
 
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::decide::{Decider, Wiring};
 use crate::engine::Snapshot;
+use crate::metrics::{HttpMetricsLayer, Metrics};
 use crate::model::Revision;
 use crate::store::Store;
 use crate::sync::Published;
@@ -58,6 +58,8 @@ struct Shared {
     config: Config,
     /// Validates bearer tokens.
     verifier: Arc<Verifier>,
+    /// This app's metrics; `None` when `[metrics] enabled = false`.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
         config: Config,
         verifier: Arc<Verifier>,
         wiring: Wiring,
+        metrics: Option<Arc<Metrics>>,
     ) -> Self {
         let decider = Decider::new(
             published,
@@ -81,7 +84,13 @@ impl AppState {
             decider,
             config,
             verifier,
+            metrics,
         }))
+    }
+
+    /// This app's metrics, when enabled.
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.0.metrics.as_deref()
     }
 
     /// The token verifier.
@@ -141,9 +150,16 @@ pub fn routes() -> Vec<Route> {
 /// The whole HTTP surface with its middleware.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config().max_body_bytes;
-    let app = routes()
-        .into_iter()
-        .fold(Router::new(), |app, r| app.route(r.path, r.handler));
+    let app = routes().into_iter().fold(Router::new(), |app, r| {
+        // A directory file may be far larger than any other body.
+        let handler = if r.path == admin::IMPORT_PATH {
+            r.handler
+                .layer(DefaultBodyLimit::max(state.config().max_import_bytes))
+        } else {
+            r.handler
+        };
+        app.route(r.path, handler)
+    });
     app.fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -158,74 +174,58 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(axum::error_handling::HandleErrorLayer::new(
-                    |_: tower::BoxError| async {
-                        ApiError::Unavailable(anyhow::anyhow!(
-                            "the request took longer than {REQUEST_TIMEOUT:?}"
-                        ))
-                    },
-                ))
-                .layer(tower::timeout::TimeoutLayer::new(REQUEST_TIMEOUT)),
-        )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            time_limit,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .on_request(())
                 .on_body_chunk(())
                 .on_eos(())
+                // `debug`: a span per request costs more than a check. Log lines carry the
+                // request id without it (`crate::telemetry`); the fields are read only
+                // when the span is enabled.
                 .make_span_with(|request: &Request<_>| {
-                    let request_id = request
-                        .headers()
-                        .get(&REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    let route = request
-                        .extensions()
-                        .get::<axum::extract::MatchedPath>()
-                        .map(axum::extract::MatchedPath::as_str)
-                        .unwrap_or("");
-                    tracing::info_span!(
+                    tracing::debug_span!(
                         "request",
                         method = %request.method(),
-                        route = %route,
-                        request_id = %request_id,
+                        route = request
+                            .extensions()
+                            .get::<axum::extract::MatchedPath>()
+                            .map_or("", axum::extract::MatchedPath::as_str),
+                        request_id = request
+                            .headers()
+                            .get(&REQUEST_ID)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-"),
                         tenant = tracing::field::Empty,
                     )
                 }),
         )
-        .layer(SetRequestIdLayer::new(
-            REQUEST_ID.clone(),
-            SequentialRequestId::new(),
-        ))
+        // Sets and echoes `x-request-id` around everything that can answer.
+        .layer(request_id::RequestIdLayer::new())
+        // Outermost, so a request is timed whole and counted with the status it got.
+        .layer(HttpMetricsLayer::of(state.metrics()))
         .with_state(state)
 }
 
-/// Request ids `<process prefix>-<counter>`: unique across replicas (random prefix per
-/// process) and far cheaper per request than a random uuid.
-#[derive(Clone)]
-struct SequentialRequestId {
-    prefix: Arc<str>,
-    next: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl SequentialRequestId {
-    fn new() -> Self {
-        let prefix = uuid::Uuid::new_v4().simple().to_string();
-        SequentialRequestId {
-            prefix: prefix[..12].into(),
-            next: Arc::new(std::sync::atomic::AtomicU64::new(1)),
-        }
-    }
-}
-
-impl MakeRequestId for SequentialRequestId {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        axum::http::HeaderValue::from_str(&format!("{}-{n}", self.prefix))
-            .ok()
-            .map(RequestId::new)
+/// Answers 503 when a request takes longer than it may: [`REQUEST_TIMEOUT`], or
+/// `import_timeout` for an import.
+async fn time_limit(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = if request.uri().path() == admin::IMPORT_PATH {
+        app.config().import_timeout
+    } else {
+        REQUEST_TIMEOUT
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable(anyhow::anyhow!("the request took longer than {limit:?}"))
+            .into_response(),
     }
 }
 

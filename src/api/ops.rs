@@ -1,14 +1,14 @@
-//! Operations endpoints: liveness, readiness and the OpenAPI contract, and the readiness
-//! gate in front of every other route.
+//! Operations endpoints: liveness, readiness, metrics and the OpenAPI contract, and the
+//! readiness gate in front of every other route.
 
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, Method};
+use axum::http::{header, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Json;
+use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
@@ -19,10 +19,12 @@ use crate::model::Revision;
 pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
 
 /// Routes that answer whether or not the snapshot is loaded or fresh: they read neither it
-/// nor the store.
-const UNGATED: [&str; 4] = [
+/// nor the store (`/metrics` reads the store's latest revision, bounded, and reports the
+/// snapshot's state: it must answer most when the replica is not ready).
+const UNGATED: [&str; 5] = [
     "/livez",
     "/readyz",
+    "/metrics",
     "/openapi.yaml",
     "/.well-known/authzen-configuration",
 ];
@@ -32,6 +34,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         route(Method::GET, "/livez", get(livez)),
         route(Method::GET, "/readyz", get(readyz)),
+        route(Method::GET, "/metrics", get(metrics)),
         route(Method::GET, "/openapi.yaml", get(openapi)),
     ]
 }
@@ -118,6 +121,38 @@ pub(super) async fn gate(State(app): State<AppState>, request: Request, next: Ne
         }
     }
     next.run(request).await
+}
+
+/// This app's metrics in Prometheus' text format, when they are served on the main
+/// listener; otherwise (disabled, or `[metrics] listen` set) `404`, like an unknown path.
+/// Needs no credentials, like `/livez`: it tells counts, never identities or secrets, and
+/// scrapers send none. Keep it off a public interface with `[metrics] listen`.
+async fn metrics(State(app): State<AppState>, uri: Uri) -> Response {
+    match app.metrics() {
+        Some(metrics) if metrics.listen().is_none() => render_metrics(&app, metrics).await,
+        _ => ApiError::NoRoute(uri.path().to_owned()).into_response(),
+    }
+}
+
+async fn render_metrics(app: &AppState, metrics: &crate::metrics::Metrics) -> Response {
+    let text = metrics.render(app).await;
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+}
+
+/// `/metrics` alone, for the listener `[metrics] listen` names: no other route, no
+/// credentials, no readiness gate.
+pub(crate) fn metrics_router(state: AppState) -> Router {
+    async fn serve(State(app): State<AppState>, uri: Uri) -> Response {
+        match app.metrics() {
+            Some(metrics) => render_metrics(&app, metrics).await,
+            None => ApiError::NoRoute(uri.path().to_owned()).into_response(),
+        }
+    }
+    Router::new()
+        .route("/metrics", get(serve))
+        .fallback(super::fallback)
+        .method_not_allowed_fallback(super::method_not_allowed)
+        .with_state(state)
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -5,6 +5,7 @@
 //! one decisions use, so a test moves time instead of sleeping.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -142,6 +143,9 @@ pub struct KeyCache {
     last_forced: Mutex<Option<Timestamp>>,
     /// The last fetch failure, for messages.
     last_error: Mutex<Option<String>>,
+    /// Fetches that succeeded, and that failed (for metrics).
+    fetched: AtomicU64,
+    failed: AtomicU64,
 }
 
 impl KeyCache {
@@ -165,6 +169,8 @@ impl KeyCache {
             fetching: tokio::sync::Mutex::new(()),
             last_forced: Mutex::new(None),
             last_error: Mutex::new(None),
+            fetched: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
         }
     }
 
@@ -181,6 +187,15 @@ impl KeyCache {
     /// Why the last fetch failed, if it did.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// How many fetches succeeded and how many failed, since start (a static set loaded at
+    /// start is neither).
+    pub fn fetch_counts(&self) -> (u64, u64) {
+        (
+            self.fetched.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
 
     /// Fetches now, replacing the set on success and keeping it on failure.
@@ -220,6 +235,12 @@ impl KeyCache {
 
     async fn fetch_and_store(&self) -> Result<(), String> {
         let result = self.fetch().await;
+        let counter = if result.is_ok() {
+            &self.fetched
+        } else {
+            &self.failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut last) = self.last_error.lock() {
             *last = result.as_ref().err().cloned();
         }

@@ -19,7 +19,7 @@ mod verify;
 
 pub use keys::KeySource;
 pub use settings::{ClaimNames, IssuerMatch, IssuerSettings, IssuerSpec, TenantRule};
-pub use verify::Verifier;
+pub use verify::{KeyFetches, Verifier};
 
 use uuid::Uuid;
 

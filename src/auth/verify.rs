@@ -31,6 +31,17 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// One issuer's key fetches since start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyFetches<'a> {
+    /// The issuer as configured (a `{tid}` template stays one issuer).
+    pub issuer: &'a str,
+    /// Fetches that succeeded, scheduled or forced.
+    pub refreshes: u64,
+    /// Fetches that failed (the last good set was kept).
+    pub failures: u64,
+}
+
 /// Validates tokens against the trusted issuers. Cheap to share behind an `Arc`.
 pub struct Verifier {
     issuers: Vec<Arc<Issuer>>,
@@ -117,6 +128,18 @@ impl Verifier {
             cache: std::sync::Mutex::new(TokenCache::default()),
             clock,
             _refreshers: refreshers,
+        })
+    }
+
+    /// Per trusted issuer, how often its keys were fetched and failed to be (for metrics).
+    pub fn key_fetches(&self) -> impl Iterator<Item = KeyFetches<'_>> {
+        self.issuers.iter().map(|issuer| {
+            let (refreshes, failures) = issuer.keys.fetch_counts();
+            KeyFetches {
+                issuer: &issuer.spec.name,
+                refreshes,
+                failures,
+            }
         })
     }
 

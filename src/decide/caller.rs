@@ -42,6 +42,9 @@ pub struct CallerInfo {
     pub kind: CallerKind,
     /// The request's id (`x-request-id`), for the decision record.
     pub request_id: Arc<str>,
+    /// The route template the request matched (`/v1/check`), for the decision record: a
+    /// `'static` label, so counting decisions by endpoint allocates nothing.
+    pub endpoint: &'static str,
 }
 
 impl Caller {

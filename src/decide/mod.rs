@@ -31,7 +31,7 @@ use crate::auth::Verifier;
 use crate::engine::{Access, CheckRequest, EffectivePermissions, Reason, Snapshot, Subject};
 use crate::model::{Action, Revision, Scope, Timestamp};
 use crate::store::{Store, StoreError};
-use crate::sync::{Health, NotYet, Published};
+use crate::sync::{Health, NotYet, Published, SyncCounts};
 
 /// One question: may the subject perform the action on the resource?
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,12 +165,27 @@ impl Decider {
         self.published.health()
     }
 
+    /// How often sync has reloaded the snapshot in full and failed: two atomic loads.
+    pub fn sync_counts(&self) -> SyncCounts {
+        self.published.sync_counts()
+    }
+
     /// Returns once this replica's snapshot includes `revision`, or [`NotYet`] after the
     /// configured bound.
     pub async fn wait_for(&self, revision: Revision) -> Result<Arc<Snapshot>, NotYet> {
         self.published
             .at_least(revision, self.consistency_timeout)
             .await
+    }
+
+    /// As [`Decider::wait_for`], waiting up to `timeout` (a bulk import's reload takes
+    /// seconds).
+    pub async fn wait_for_within(
+        &self,
+        revision: Revision,
+        timeout: std::time::Duration,
+    ) -> Result<Arc<Snapshot>, NotYet> {
+        self.published.at_least(revision, timeout).await
     }
 
     /// The snapshot `consistency` asks for.
@@ -267,6 +282,7 @@ impl Decider {
         let latency = started.elapsed();
         self.hook.record(&DecisionRecord {
             request_id: &caller.request_id,
+            endpoint: caller.endpoint,
             tenant: caller.tenant,
             caller: &caller.actor,
             question,

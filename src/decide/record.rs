@@ -22,6 +22,8 @@ pub enum Purpose {
 pub struct DecisionRecord<'a> {
     /// The request's id (`x-request-id`).
     pub request_id: &'a str,
+    /// The route template of the request it was taken for (`/v1/check`).
+    pub endpoint: &'static str,
     /// The tenant it was taken in.
     pub tenant: TenantId,
     /// Who asked.

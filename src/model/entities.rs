@@ -373,6 +373,9 @@ pub enum EntityType {
     Principal,
     /// A resource of the resource directory.
     Resource,
+    /// A declarative import's summary (`POST /v1/import`): the file's digest and what it
+    /// changed, logged last in the import's revision.
+    Import,
 }
 
 impl EntityType {
@@ -388,6 +391,7 @@ impl EntityType {
             EntityType::AdministrativeUnitMember => "administrativeUnitMember",
             EntityType::Principal => "principal",
             EntityType::Resource => "resource",
+            EntityType::Import => "import",
         }
     }
 
@@ -403,6 +407,7 @@ impl EntityType {
             "administrativeUnitMember" => EntityType::AdministrativeUnitMember,
             "principal" => EntityType::Principal,
             "resource" => EntityType::Resource,
+            "import" => EntityType::Import,
             _ => return None,
         })
     }

@@ -4,8 +4,10 @@
 mod action;
 mod catalog;
 pub mod condition;
+pub mod directory_file;
 mod dump;
 mod entities;
+pub mod import_plan;
 mod input;
 mod mapping;
 mod principal;

@@ -13,6 +13,7 @@
 mod assignments;
 mod directory;
 mod feed;
+mod import;
 mod principals;
 mod resources;
 mod roles;
@@ -28,6 +29,7 @@ use crate::model::{Revision, ValidationErrors};
 pub use assignments::{AssignmentStore, RoleAssignmentFilter};
 pub use directory::{Container, ContainerStore, DirectoryStore};
 pub use feed::{ChangeFeed, ChangeFilter, LoggedChange, Wakeups};
+pub use import::{ImportRecord, ImportStore, DETAILED_CHANGES_LIMIT};
 pub use principals::{PrincipalFilter, PrincipalStore};
 pub use resources::{ResourceFilter, ResourceStore, Upsert, UpsertOutcome, Upserted};
 pub use roles::{RoleDefinitionFilter, RoleStore};
@@ -194,7 +196,9 @@ pub struct Written<T> {
 /// every write atomic and ordered by revision, and never let one tenant read or change
 /// another's objects.
 #[async_trait]
-pub trait Store: RoleStore + AssignmentStore + DirectoryStore + ChangeFeed + 'static {
+pub trait Store:
+    RoleStore + AssignmentStore + DirectoryStore + ChangeFeed + ImportStore + 'static
+{
     /// `postgres` or `sqlite`, for logs and `/readyz`.
     fn backend(&self) -> Backend;
 

@@ -29,6 +29,7 @@ use uuid::Uuid;
 mod assignments;
 mod directory;
 mod feed;
+mod import;
 mod principals;
 mod resources;
 mod roles;

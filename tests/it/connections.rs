@@ -327,10 +327,11 @@ async fn running_out_of_file_descriptors_neither_spins_nor_stops_the_server() {
         .env_remove("ROLECALL_DATABASE_URL")
         .env_remove("ROLECALL_CONFIG")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("rolecall serve starts");
     let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
     let process = Process(child);
     let failures = Arc::new(AtomicUsize::new(0));
     let (listening, address) = std::sync::mpsc::channel();
@@ -341,6 +342,12 @@ async fn running_out_of_file_descriptors_neither_spins_nor_stops_the_server() {
             if let Some(url) = line.strip_prefix("rolecall: listening on ") {
                 let _ = listening.send(url.trim().to_owned());
             }
+        }
+    });
+    // The log is on stderr.
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
             if line.contains("accept failed") {
                 counted.fetch_add(1, Ordering::Relaxed);
             }

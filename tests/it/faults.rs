@@ -164,6 +164,26 @@ async fn assign_reader(app: &TestApp, user: Uuid) -> Reply {
 }
 
 /// `GET path` without credentials, and how long it took.
+/// `/metrics`' text, asserting it answered 200 within a second (it is outside the readiness
+/// gate, and its one store read is bounded).
+async fn metrics_text(app: &TestApp) -> String {
+    let started = Instant::now();
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("body");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    text
+}
+
 async fn timed_get(app: &TestApp, path: &str) -> (Reply, Duration) {
     let started = Instant::now();
     let response = app
@@ -335,6 +355,16 @@ async fn beyond_the_staleness_bound_checks_fail_closed_and_readyz_says_not_ready
         readyz_elapsed < Duration::from_secs(1),
         "{readyz_elapsed:?}"
     );
+    // Metrics answer, saying why.
+    let text = metrics_text(&app).await;
+    assert!(
+        text.lines().any(|l| l == "rolecall_store_reachable 0"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l == "rolecall_snapshot_loaded 1"),
+        "{text}"
+    );
     // Checks fail closed, and say why; liveness is unaffected.
     let refused = check(&app, reader, None).await;
     assert_eq!(
@@ -386,6 +416,15 @@ async fn a_replica_started_while_postgres_is_down_is_not_ready_until_the_store_a
     assert!(
         readyz_elapsed < Duration::from_secs(1),
         "{readyz_elapsed:?}"
+    );
+    let text = metrics_text(&app).await;
+    assert!(
+        text.lines().any(|l| l == "rolecall_snapshot_loaded 0"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l == "rolecall_store_reachable 0"),
+        "{text}"
     );
     // Nothing is answered from the empty snapshot: not even a deny.
     let reader = Uuid::new_v4();

@@ -5,6 +5,7 @@ mod assignments;
 mod changes;
 mod directory;
 mod groups;
+mod import;
 mod principals;
 mod resources;
 mod roles;
@@ -12,6 +13,8 @@ mod units;
 
 use axum::http::Method;
 use axum::routing::{delete, get, patch, post};
+
+pub use import::IMPORT_PATH;
 
 use super::{route, ApiError, Route};
 use crate::model::{AdministrativeUnit as Unit, Group};
@@ -124,6 +127,8 @@ pub fn routes() -> Vec<Route> {
             delete(resources::delete),
         ),
         route(GET, "/v1/changes", get(changes::list)),
+        route(GET, "/v1/export", get(import::export)),
+        route(POST, IMPORT_PATH, post(import::import)),
     ]
 }
 

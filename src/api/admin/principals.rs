@@ -28,13 +28,13 @@ use crate::model::{
 use crate::store::{PrincipalFilter, StoreError, Stored};
 
 /// The admin actions of one kind of principal and where its objects' scopes live.
-struct Actions {
+pub(super) struct Actions {
     /// The scope collection: `/users/{id}` or `/servicePrincipals/{id}`.
-    collection: &'static str,
+    pub(super) collection: &'static str,
     read: &'static str,
-    create: &'static str,
-    update: &'static str,
-    delete: &'static str,
+    pub(super) create: &'static str,
+    pub(super) update: &'static str,
+    pub(super) delete: &'static str,
 }
 
 const USERS: Actions = Actions {
@@ -55,7 +55,7 @@ const SERVICE_PRINCIPALS: Actions = Actions {
 
 /// The actions for a kind of principal. Groups never reach here (validation refuses them),
 /// and a stored one would be read as a user: the stricter of nothing.
-fn actions_of(kind: PrincipalType) -> &'static Actions {
+pub(super) fn actions_of(kind: PrincipalType) -> &'static Actions {
     match kind {
         PrincipalType::ServicePrincipal => &SERVICE_PRINCIPALS,
         PrincipalType::User | PrincipalType::Group => &USERS,

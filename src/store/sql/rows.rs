@@ -78,6 +78,8 @@ pub(super) const RESOURCES: Table<Resource> = Table::new("resources", EntityType
 #[derive(Debug, Clone)]
 pub(super) enum Arg {
     Text(String),
+    /// Text or NULL.
+    OptText(Option<String>),
     Int(i64),
     Bool(bool),
 }
@@ -204,6 +206,7 @@ impl Sql {
         for arg in &self.args {
             query = match arg {
                 Arg::Text(text) => query.bind(text.as_str()),
+                Arg::OptText(text) => query.bind(text.as_deref()),
                 Arg::Int(n) => query.bind(*n),
                 Arg::Bool(b) => query.bind(*b),
             };

@@ -18,6 +18,12 @@ mod canonical;
 
 pub(super) use canonical::canonical_uuid_scopes;
 
+/// One `changes` row of a bulk write: entity, entity id, op, before and after (JSON).
+pub(super) type LogRow = (EntityType, String, ChangeOp, Option<String>, Option<String>);
+
+/// The most bind arguments one multi-row statement takes (SQLite allows 32,766).
+pub(super) const BULK_ARGS: usize = 30_000;
+
 /// What a write did, before it commits.
 pub(super) enum Done<T> {
     /// A new object: commit, `created: true`.
@@ -79,6 +85,11 @@ impl WriteTx {
             now,
             sequence: 0,
         })
+    }
+
+    /// PostgreSQL or SQLite.
+    pub(super) fn backend(&self) -> Backend {
+        self.backend
     }
 
     pub(super) fn conn(&mut self) -> &mut AnyConnection {
@@ -163,6 +174,47 @@ impl WriteTx {
         .execute(&mut *self.tx)
         .await?;
         self.sequence += 1;
+        Ok(())
+    }
+
+    /// Appends `changes` rows for this write in multi-row statements (a bulk import's):
+    /// each is (entity, entity id, op, before, after), bodies already JSON.
+    pub(super) async fn log_many(&mut self, rows: Vec<LogRow>) -> StoreResult<()> {
+        /// Bind arguments per row; statements stay under SQLite's 32,766 and PostgreSQL's
+        /// 65,535.
+        const ARGS: usize = 11;
+        for chunk in rows.chunks(BULK_ARGS / ARGS) {
+            let mut sql = Sql::new(
+                "INSERT INTO changes (revision, sequence, tenant_id, entity_type, entity_id, op, before, after, actor, at, actor_issuer) VALUES ",
+            );
+            for (i, (entity, entity_id, op, before, after)) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" })
+                    .push_bind(Arg::Int(self.revision.0))
+                    .push(", ")
+                    .push_bind(Arg::Int(self.sequence))
+                    .push(", ")
+                    .push_bind(Arg::tenant(self.tenant))
+                    .push(", ")
+                    .push_bind(Arg::Text(entity.as_str().to_owned()))
+                    .push(", ")
+                    .push_bind(Arg::Text(entity_id.clone()))
+                    .push(", ")
+                    .push_bind(Arg::Text(op.as_str().to_owned()))
+                    .push(", ")
+                    .push_bind(Arg::OptText(before.clone()))
+                    .push(", ")
+                    .push_bind(Arg::OptText(after.clone()))
+                    .push(", ")
+                    .push_bind(Arg::Text(self.actor.id().to_owned()))
+                    .push(", ")
+                    .push_bind(Arg::Text(time_text(self.now)))
+                    .push(", ")
+                    .push_bind(Arg::OptText(self.actor.issuer().map(str::to_owned)))
+                    .push(")");
+                self.sequence += 1;
+            }
+            sql.query().execute(&mut *self.tx).await?;
+        }
         Ok(())
     }
 
