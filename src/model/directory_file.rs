@@ -455,38 +455,19 @@ impl DirectoryFile {
             let at = format!("/roleDefinitions/{i}");
             let id = item_id(&mut errors, &at, &entry.id, &mut origins.roles, i);
             if let Some(new) = nested(&mut errors, &at, entry.fields.validate()) {
-                let id = id.unwrap_or_default();
-                dump.role_definitions.push(RoleDefinition {
-                    id,
-                    display_name: new.display_name,
-                    description: new.description,
-                    is_built_in: false,
-                    is_enabled: new.is_enabled,
-                    template_id: id,
-                    version: 1,
-                    role_permissions: new.role_permissions,
-                    assignable_scopes: new.assignable_scopes,
-                    created_date_time: Some(now),
-                    last_modified_date_time: Some(now),
-                });
+                dump.role_definitions.push(RoleDefinition::custom(
+                    id.unwrap_or_default(),
+                    new,
+                    now,
+                ));
             }
         }
         for (i, entry) in self.role_assignments.into_iter().enumerate() {
             let at = format!("/roleAssignments/{i}");
             let id = item_id(&mut errors, &at, &entry.id, &mut origins.assignments, i);
             if let Some(new) = nested(&mut errors, &at, entry.fields.validate()) {
-                dump.role_assignments.push(RoleAssignment {
-                    id: id.unwrap_or_default(),
-                    principal_id: new.principal_id,
-                    principal_type: new.principal_type,
-                    role_definition_id: new.role_definition_id,
-                    directory_scope_id: new.directory_scope_id,
-                    start_date_time: new.start_date_time,
-                    end_date_time: new.end_date_time,
-                    condition: new.condition,
-                    condition_version: new.condition_version,
-                    created_date_time: now,
-                });
+                dump.role_assignments
+                    .push(RoleAssignment::new(id.unwrap_or_default(), new, now));
             }
         }
         let mut seen = BTreeMap::new();
@@ -494,18 +475,8 @@ impl DirectoryFile {
             let at = format!("/denyAssignments/{i}");
             let id = item_id(&mut errors, &at, &entry.id, &mut seen, i);
             if let Some(new) = nested(&mut errors, &at, entry.fields.validate()) {
-                dump.deny_assignments.push(DenyAssignment {
-                    id: id.unwrap_or_default(),
-                    display_name: new.display_name,
-                    description: new.description,
-                    principal_id: new.principal_id,
-                    principal_type: new.principal_type,
-                    actions: new.actions,
-                    excluded_actions: new.excluded_actions,
-                    directory_scope_id: new.directory_scope_id,
-                    created_date_time: now,
-                    last_modified_date_time: now,
-                });
+                dump.deny_assignments
+                    .push(DenyAssignment::new(id.unwrap_or_default(), new, now));
             }
         }
         for (i, entry) in self.groups.into_iter().enumerate() {

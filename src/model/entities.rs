@@ -6,8 +6,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 use super::{
-    ActionPattern, DenyAssignmentPatch, NamedObjectPatch, NewNamedObject, RoleDefinitionPatch,
-    Scope,
+    ActionPattern, DenyAssignmentPatch, NamedObjectPatch, NewDenyAssignment, NewNamedObject,
+    NewRoleAssignment, NewRoleDefinition, RoleDefinitionPatch, Scope,
 };
 
 /// A point in time, always UTC on the wire (RFC 3339).
@@ -136,6 +136,23 @@ pub struct RoleDefinition {
 }
 
 impl RoleDefinition {
+    /// A new custom role with id `id` (also its template id), created at `now`.
+    pub fn custom(id: Uuid, new: NewRoleDefinition, now: Timestamp) -> RoleDefinition {
+        RoleDefinition {
+            id,
+            display_name: new.display_name,
+            description: new.description,
+            is_built_in: false,
+            is_enabled: new.is_enabled,
+            template_id: id,
+            version: 1,
+            role_permissions: new.role_permissions,
+            assignable_scopes: new.assignable_scopes,
+            created_date_time: Some(now),
+            last_modified_date_time: Some(now),
+        }
+    }
+
     /// True when some assignable scope covers `scope`.
     pub fn assignable_at(&self, scope: &Scope) -> bool {
         self.assignable_scopes.iter().any(|s| s.covers(scope))
@@ -191,6 +208,22 @@ pub struct RoleAssignment {
 }
 
 impl RoleAssignment {
+    /// A new assignment with id `id`, created at `now`.
+    pub fn new(id: Uuid, new: NewRoleAssignment, now: Timestamp) -> RoleAssignment {
+        RoleAssignment {
+            id,
+            principal_id: new.principal_id,
+            principal_type: new.principal_type,
+            role_definition_id: new.role_definition_id,
+            directory_scope_id: new.directory_scope_id,
+            start_date_time: new.start_date_time,
+            end_date_time: new.end_date_time,
+            condition: new.condition,
+            condition_version: new.condition_version,
+            created_date_time: now,
+        }
+    }
+
     /// True when `now` lies in `[start, end)`.
     pub fn active_at(&self, now: Timestamp) -> bool {
         self.start_date_time.is_none_or(|s| s <= now) && self.end_date_time.is_none_or(|e| now < e)
@@ -226,6 +259,22 @@ pub struct DenyAssignment {
 }
 
 impl DenyAssignment {
+    /// A new deny assignment with id `id`, created at `now`.
+    pub fn new(id: Uuid, new: NewDenyAssignment, now: Timestamp) -> DenyAssignment {
+        DenyAssignment {
+            id,
+            display_name: new.display_name,
+            description: new.description,
+            principal_id: new.principal_id,
+            principal_type: new.principal_type,
+            actions: new.actions,
+            excluded_actions: new.excluded_actions,
+            directory_scope_id: new.directory_scope_id,
+            created_date_time: now,
+            last_modified_date_time: now,
+        }
+    }
+
     /// The deny assignment as `patch` leaves it at `now`: each field the patch sets
     /// replaced, `now` its last change. Its principal and scope never change.
     pub fn patched(&self, patch: DenyAssignmentPatch, now: Timestamp) -> DenyAssignment {

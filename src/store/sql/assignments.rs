@@ -214,18 +214,7 @@ impl WriteTx {
                 ),
             ));
         }
-        let assignment = RoleAssignment {
-            id: Uuid::new_v4(),
-            principal_id: new.principal_id,
-            principal_type: new.principal_type,
-            role_definition_id: new.role_definition_id,
-            directory_scope_id: new.directory_scope_id,
-            start_date_time: new.start_date_time,
-            end_date_time: new.end_date_time,
-            condition: new.condition,
-            condition_version: new.condition_version,
-            created_date_time: self.now,
-        };
+        let assignment = RoleAssignment::new(Uuid::new_v4(), new, self.now);
         let mut columns = vec![("id", Arg::id(assignment.id))];
         columns.extend(natural_key);
         self.insert(ROLE_ASSIGNMENTS, &columns, &assignment)
@@ -258,18 +247,7 @@ impl WriteTx {
     }
 
     async fn create_deny(&mut self, new: NewDenyAssignment) -> StoreResult<Done<DenyAssignment>> {
-        let deny = DenyAssignment {
-            id: Uuid::new_v4(),
-            display_name: new.display_name,
-            description: new.description,
-            principal_id: new.principal_id,
-            principal_type: new.principal_type,
-            actions: new.actions,
-            excluded_actions: new.excluded_actions,
-            directory_scope_id: new.directory_scope_id,
-            created_date_time: self.now,
-            last_modified_date_time: self.now,
-        };
+        let deny = DenyAssignment::new(Uuid::new_v4(), new, self.now);
         let columns = [
             ("id", Arg::id(deny.id)),
             ("principal_id", Arg::id(deny.principal_id)),

@@ -230,19 +230,7 @@ impl WriteTx {
         self.check_role_name(catalog, &new.display_name, None)
             .await?;
         let id = Uuid::new_v4();
-        let role = RoleDefinition {
-            id,
-            display_name: new.display_name,
-            description: new.description,
-            is_built_in: false,
-            is_enabled: new.is_enabled,
-            template_id: id,
-            version: 1,
-            role_permissions: new.role_permissions,
-            assignable_scopes: new.assignable_scopes,
-            created_date_time: Some(self.now),
-            last_modified_date_time: Some(self.now),
-        };
+        let role = RoleDefinition::custom(id, new, self.now);
         let [name_key, enabled] = role_columns(&role);
         let columns = [("id", Arg::id(id)), name_key, enabled];
         self.insert(ROLE_DEFINITIONS, &columns, &role)
