@@ -494,6 +494,22 @@ async fn an_import_is_authorized_as_the_writes_it_holds() {
         let r = send(file(&reader, "/applications/a")).await;
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
         assert_eq!(r.body["applied"], true, "{r:?}");
+        // A resource the caller may not see is refused without telling where it is.
+        let r = env
+            .app
+            .post(
+                "/v1/resources",
+                &json!({"type": "report", "id": "secret", "path": "/applications/hidden/reports/secret"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let r = send(json!({
+            "format": "rolecall.directory/v1",
+            "resources": [{"type": "report", "id": "secret", "path": "/applications/a/reports/secret"}]
+        }))
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+        assert!(!r.body.to_string().contains("hidden"), "{r:?}");
         // Exporting needs reading everything.
         let r = call_as(&env.app, Some(&token), Method::GET, "/v1/export", None).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");

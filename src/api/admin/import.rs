@@ -25,7 +25,9 @@ use crate::api::respond::REVISION_HEADER;
 use crate::api::{ApiError, AppState};
 use crate::model::directory_file;
 use crate::model::import_plan::{self, Plan, PlanReport};
-use crate::model::{DenyAssignment, NewDenyAssignment, RoleAssignment, RoleDefinition, Scope};
+use crate::model::{
+    DenyAssignment, NewDenyAssignment, Resource, RoleAssignment, RoleDefinition, Scope,
+};
 use crate::store::{ImportRecord, DETAILED_CHANGES_LIMIT};
 
 /// The import route (it has its own body limit and time limit).
@@ -415,16 +417,35 @@ async fn authorize_plan(app: &AppState, caller: &Caller, plan: &Plan) -> Result<
     for resource in &resources.create {
         caller.authorize(app, CREATE_RESOURCES, &resource.path)?;
     }
+    // Resource ids are the caller's own names, so they can be guessed: a stored resource
+    // the caller may not see is refused without its path, as the API answers 404 for it.
+    let hidden = |resource: &Resource, action: &str| {
+        !caller.holds(app, READ_RESOURCES, &resource.path)
+            && !caller.holds(app, action, &resource.path)
+    };
     for (before, after) in &resources.update {
+        if hidden(before, UPDATE_RESOURCES) {
+            return Err(hidden_resource(before));
+        }
         caller.authorize(app, UPDATE_RESOURCES, &before.path)?;
         if after.path != before.path {
             caller.authorize(app, UPDATE_RESOURCES, &after.path)?;
         }
     }
     for resource in &resources.delete {
+        if hidden(resource, DELETE_RESOURCES) {
+            return Err(hidden_resource(resource));
+        }
         caller.authorize(app, DELETE_RESOURCES, &resource.path)?;
     }
     Ok(())
+}
+
+fn hidden_resource(resource: &Resource) -> ApiError {
+    ApiError::ForbiddenOther(format!(
+        "resource `{}/{}` exists where the caller may not change it",
+        resource.resource_type, resource.id
+    ))
 }
 
 /// Creating `assignment`, its role judged as it stands after the import (a role the file
