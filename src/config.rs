@@ -156,8 +156,8 @@ pub struct FileSettings {
     pub max_body_bytes: Option<usize>,
     /// `max_import_bytes = 1073741824`: the largest directory file `POST /v1/import` takes.
     pub max_import_bytes: Option<u64>,
-    /// `import_timeout_ms = 600000`: how long one import may take, its body's arrival
-    /// included (other requests have 30 s).
+    /// `import_timeout_ms = 600000`: how long one import (its body's arrival included) or
+    /// export may take (other requests have 30 s).
     pub import_timeout_ms: Option<u64>,
     /// `header_read_timeout_ms = 10000`: how long a connection may take to send a request's
     /// head (the first request's from accept, a later one's from its first byte).
@@ -372,7 +372,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest directory file `POST /v1/import` accepts.
     pub max_import_bytes: usize,
-    /// How long one import may take, its body's arrival included.
+    /// How long one import (its body's arrival included) or export may take.
     pub import_timeout: Duration,
     /// A connection is closed when a request head takes longer than this to arrive: the first
     /// request's counted from accept, a later one's from its first byte. No request is in

@@ -211,13 +211,14 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Answers 503 when a request takes longer than it may: [`REQUEST_TIMEOUT`], or
-/// `import_timeout` for an import.
+/// `import_timeout` for an import or an export.
 async fn time_limit(
     axum::extract::State(app): axum::extract::State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let limit = if request.uri().path() == admin::IMPORT_PATH {
+    let path = request.uri().path();
+    let limit = if path == admin::IMPORT_PATH || path == admin::EXPORT_PATH {
         app.config().import_timeout
     } else {
         REQUEST_TIMEOUT

@@ -33,6 +33,10 @@ use crate::store::{ImportRecord, DETAILED_CHANGES_LIMIT};
 /// The import route (it has its own body limit and time limit).
 pub const IMPORT_PATH: &str = "/v1/import";
 
+/// The export route (it has the import's time limit: a large directory takes longer than
+/// other requests).
+pub const EXPORT_PATH: &str = "/v1/export";
+
 /// `GET /v1/export`: YAML unless the client accepts only JSON.
 pub async fn export(
     State(app): State<AppState>,

@@ -14,7 +14,7 @@ mod units;
 use axum::http::Method;
 use axum::routing::{delete, get, patch, post};
 
-pub use import::IMPORT_PATH;
+pub use import::{EXPORT_PATH, IMPORT_PATH};
 
 use super::{route, ApiError, Route};
 use crate::model::{AdministrativeUnit as Unit, Group};
@@ -127,7 +127,7 @@ pub fn routes() -> Vec<Route> {
             delete(resources::delete),
         ),
         route(GET, "/v1/changes", get(changes::list)),
-        route(GET, "/v1/export", get(import::export)),
+        route(GET, EXPORT_PATH, get(import::export)),
         route(POST, IMPORT_PATH, post(import::import)),
     ]
 }
