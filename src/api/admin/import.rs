@@ -180,14 +180,13 @@ pub async fn import(
     let (current, based_on) = app.store().tenant_dump(tenant).await?;
     let read = started.elapsed();
     let catalog = app.store().catalog().clone();
-    let (plan, current) = tokio::task::spawn_blocking(move || {
-        let plan = import_plan::plan(&current, declared, prune, &catalog, now);
-        (plan, current)
+    // The directory as read is dropped here too: freeing a million objects is no work for
+    // an async worker.
+    let plan = tokio::task::spawn_blocking(move || {
+        import_plan::plan(&current, declared, prune, &catalog, now)
     })
     .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    let plan = plan?;
-    drop(current);
+    .map_err(|e| ApiError::Internal(e.into()))??;
     authorize_plan(&app, &caller, &plan).await?;
     let report = plan.report();
     let planned = started.elapsed();
