@@ -9,21 +9,25 @@
 //!
 //! Errors on these paths, and only these, are Graph's envelope
 //! `{"error": {"code", "message", "innerError": {"request-id", "date"}}}` as
-//! `application/json` ([`envelope`] rewrites every problem document answered under
+//! `application/json` ([`Envelope`] rewrites every problem document answered under
 //! [`PREFIX`], whichever layer wrote it).
 
 mod assignments;
 mod odata;
 mod roles;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use tower::{Layer, Service};
 
 use super::{route, ApiError, AppState, Route, REQUEST_ID};
 
@@ -109,7 +113,7 @@ impl IntoResponse for GraphError {
 }
 
 /// What a Graph-compatible handler fails with: one of Rolecall's own errors (rendered as a
-/// problem, then rewritten by [`envelope`]) or one in Graph's terms.
+/// problem, then rewritten by [`Envelope`]) or one in Graph's terms.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
     /// As `/v1` would fail.
@@ -214,24 +218,119 @@ fn code_of(kind: &str, status: StatusCode) -> &'static str {
     }
 }
 
-/// Middleware: every `application/problem+json` answer to a request under [`PREFIX`]
-/// becomes Graph's error envelope with the same status and headers (`WWW-Authenticate`,
-/// `Retry-After` and the rest kept). Whatever wrote the problem (an extractor, the body
-/// limit, the readiness gate, the 404 and 405 fallbacks, a handler) is covered, so these
-/// paths never answer a problem document. Other paths pass untouched.
-pub async fn envelope(request: Request, next: Next) -> Response {
-    if !request.uri().path().starts_with(PREFIX) {
-        return next.run(request).await;
+/// Adds [`Envelope`] around each route and the fallbacks.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct EnvelopeLayer;
+
+impl<S> Layer<S> for EnvelopeLayer {
+    type Service = Envelope<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Envelope { inner }
     }
-    let request_id = request.headers().get(&REQUEST_ID).cloned();
-    let response = next.run(request).await;
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
-    if !is_problem {
-        return response;
+}
+
+/// Every `application/problem+json` answer to a request under [`PREFIX`] becomes Graph's
+/// error envelope with the same status and headers (`WWW-Authenticate`, `Retry-After` and
+/// the rest kept). Whatever wrote the problem (an extractor, the readiness gate, the body
+/// limit, the time limit, the 404 and 405 fallbacks, a handler) is covered, so these paths
+/// never answer a problem document. Other paths pass through with one prefix test and
+/// nothing boxed; only a rewritten error is.
+#[derive(Debug, Clone)]
+pub(crate) struct Envelope<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Envelope<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Enveloped<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
     }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let graph = request
+            .uri()
+            .path()
+            .starts_with(PREFIX)
+            .then(|| request.headers().get(&REQUEST_ID).cloned());
+        Enveloped {
+            state: EnvelopeState::Running {
+                inner: self.inner.call(request),
+                graph,
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The route's response, rewritten when it is a problem answered under [`PREFIX`].
+    pub(crate) struct Enveloped<F> {
+        #[pin]
+        state: EnvelopeState<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = EnvelopeProjection]
+    enum EnvelopeState<F> {
+        Running {
+            #[pin]
+            inner: F,
+            // `Some(request id)` for a request under `PREFIX`.
+            graph: Option<Option<HeaderValue>>,
+        },
+        Rewriting {
+            rewrite: Pin<Box<dyn Future<Output = Response> + Send>>,
+        },
+    }
+}
+
+impl<F, E> Future for Enveloped<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project().state.project() {
+                EnvelopeProjection::Running { inner, graph } => {
+                    let response = match inner.poll(cx) {
+                        Poll::Ready(Ok(response)) => response,
+                        other => return other,
+                    };
+                    let Some(request_id) = graph.take() else {
+                        return Poll::Ready(Ok(response));
+                    };
+                    let is_problem = response
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+                    if !is_problem {
+                        return Poll::Ready(Ok(response));
+                    }
+                    let rewrite = Box::pin(rewrite(response, request_id));
+                    self.as_mut()
+                        .project()
+                        .state
+                        .set(EnvelopeState::Rewriting { rewrite });
+                }
+                EnvelopeProjection::Rewriting { rewrite } => {
+                    return rewrite.as_mut().poll(cx).map(Ok);
+                }
+            }
+        }
+    }
+}
+
+/// The problem document `response` as Graph's envelope.
+async fn rewrite(response: Response, request_id: Option<HeaderValue>) -> Response {
     let (mut parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_PROBLEM_BYTES)
         .await
