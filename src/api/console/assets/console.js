@@ -29,7 +29,7 @@
   document.querySelectorAll("[data-validate]").forEach(function (input) {
     var timer = null;
     var slot = document.getElementById("err-" + input.name);
-    input.addEventListener("input", function () {
+    function later() {
       clearTimeout(timer);
       timer = setTimeout(function () {
         var url = "/console/validate?kind=" + encodeURIComponent(input.dataset.validate) +
@@ -43,6 +43,8 @@
           })
           .catch(function () {});
       }, 250);
-    });
+    }
+    input.addEventListener("input", later);
+    input.addEventListener("change", later);
   });
 })();
