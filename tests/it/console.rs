@@ -19,7 +19,6 @@ use webdriver::Browser;
 
 const CREDENTIALS_UPDATE: &str = "microsoft.directory/applications/credentials/update";
 const BASIC_UPDATE: &str = "microsoft.directory/applications/basic/update";
-const APPLICATION_ADMINISTRATOR: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
 
 fn shots(run: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -291,7 +290,7 @@ async fn a_user_without_rights_sees_no_admin_actions_and_a_forged_post_is_refuse
     assert_eq!(b.count(".admin-action").await, 0, "no admin actions shown");
     b.screenshot("01-roles-forbidden").await;
     for path in [
-        "/console/roles/9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3",
+        "/console/roles/9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3", // Application Administrator
         "/console/assignments",
     ] {
         b.goto(&format!("{}{path}", app.base)).await;

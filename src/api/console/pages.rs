@@ -91,12 +91,12 @@ impl Ctx {
         csrf_field(&self.session.csrf)
     }
 
-    /// 403 unless the form echoes this session's CSRF token.
-    fn check_csrf(&self, fields: &Fields) -> Result<(), Response> {
+    /// A 403 page unless the form echoes this session's CSRF token.
+    fn refused_without_csrf(&self, fields: &Fields) -> Option<Response> {
         if same_token(&self.session.csrf, field(fields, "csrf")) {
-            Ok(())
+            None
         } else {
-            Err(self.page_with(
+            Some(self.page_with(
                 StatusCode::FORBIDDEN,
                 "Refused",
                 "",
@@ -390,7 +390,7 @@ pub(super) async fn signout(
         Ok(ctx) => ctx,
         Err(redirect) => return redirect,
     };
-    if let Err(refused) = ctx.check_csrf(&fields) {
+    if let Some(refused) = ctx.refused_without_csrf(&fields) {
         return refused;
     }
     let mut response = see_other("/console/signin");
@@ -915,7 +915,7 @@ pub(super) async fn role_review(
         Ok(ctx) => ctx,
         Err(redirect) => return redirect,
     };
-    if let Err(refused) = ctx.check_csrf(&fields) {
+    if let Some(refused) = ctx.refused_without_csrf(&fields) {
         return refused;
     }
     let form = RoleForm::from_fields(&fields);
@@ -967,7 +967,7 @@ pub(super) async fn role_create(
         Ok(ctx) => ctx,
         Err(redirect) => return redirect,
     };
-    if let Err(refused) = ctx.check_csrf(&fields) {
+    if let Some(refused) = ctx.refused_without_csrf(&fields) {
         return refused;
     }
     let form = RoleForm::from_fields(&fields);
@@ -1208,7 +1208,7 @@ pub(super) async fn assignment_create(
         Ok(ctx) => ctx,
         Err(redirect) => return redirect,
     };
-    if let Err(refused) = ctx.check_csrf(&fields) {
+    if let Some(refused) = ctx.refused_without_csrf(&fields) {
         return refused;
     }
     let form = AssignForm {
@@ -1280,7 +1280,7 @@ pub(super) async fn assignment_delete(
         Ok(ctx) => ctx,
         Err(redirect) => return redirect,
     };
-    if let Err(refused) = ctx.check_csrf(&fields) {
+    if let Some(refused) = ctx.refused_without_csrf(&fields) {
         return refused;
     }
     let Ok(id) = Uuid::parse_str(&id) else {

@@ -204,15 +204,6 @@ impl Browser {
         self.find("main").await.text().await
     }
 
-    /// A cookie's value (HttpOnly ones included: WebDriver sees them, pages do not).
-    pub async fn cookie(&self, name: &str) -> String {
-        self.send(reqwest::Method::GET, &format!("/cookie/{name}"), None)
-            .await["value"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
     /// Runs `script` in the page (`arguments[0]`... are `args`).
     pub async fn script(&self, script: &str, args: Value) -> Value {
         self.send(
