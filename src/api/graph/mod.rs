@@ -416,7 +416,7 @@ fn next_link(base: &str, path: &str, options: &odata::Options, cursor: &str) -> 
 
 /// Keeps only the `$select`ed properties (matched ignoring case, as Graph does) of
 /// `object`, plus annotations and expanded navigation properties. Unknown names were
-/// refused before: `known` lists the entity's properties.
+/// refused before, by [`check_select`].
 fn select(object: &mut Map<String, Value>, options: &odata::Options) {
     let Some(selected) = &options.select else {
         return;
