@@ -662,6 +662,15 @@ async fn graph_paths_answer_graphs_envelope_and_v1_keeps_problem_documents(app: 
         .unwrap();
     let reply = TestApp::reply(reply).await;
     graph_error(&reply, 415, "invalidRequest", Some(("POST", DEFINITIONS)));
+    // Refused before routing reaches a handler (the body limit), still Graph's envelope.
+    let big = "x".repeat(app.state.config().max_body_bytes + 1);
+    let reply = app
+        .post(
+            DEFINITIONS,
+            &json!({"displayName": big, "rolePermissions": []}),
+        )
+        .await;
+    graph_error(&reply, 413, "invalidRequest", Some(("POST", DEFINITIONS)));
     for body in [
         json!({"displayName": "X", "rolePermissions": [{"allowedResourceActions": ["a.b/c/read"]}], "colour": "red"}),
         json!({"displayName": "X", "rolePermissions": [{"allowedResourceActions": ["a.b/c/read"]}], "templateId": Uuid::new_v4()}),
@@ -846,6 +855,51 @@ async fn a_caller_without_rights_gets_graphs_403_and_escalation_is_refused_as_on
             .await;
             graph_error(&reply, 403, "Authorization_RequestDenied", None);
         }
+        // A role administrator who does not hold a permission cannot add it to a role,
+        // on both paths alike.
+        let role_admin = create_role(
+            app,
+            "Role Admin",
+            &["microsoft.directory/roleDefinitions/allProperties/allTasks"],
+        )
+        .await;
+        let editor = Uuid::new_v4();
+        assign(app, editor, "user", &role_admin, "/").await;
+        let editor = env.token(editor);
+        let wider = json!({"rolePermissions": [{"allowedResourceActions": ["contoso.apps/settings/read", "contoso.apps/settings/delete"]}]});
+        let reply = send_as(
+            app,
+            &editor,
+            Method::PATCH,
+            format!("{DEFINITIONS}/{reader}"),
+            Some(wider.clone()),
+        )
+        .await;
+        graph_error(
+            &reply,
+            403,
+            "Authorization_RequestDenied",
+            Some(("PATCH", DEFINITION)),
+        );
+        let v1 = send_as(
+            app,
+            &editor,
+            Method::PATCH,
+            format!("/v1/roleDefinitions/{reader}"),
+            Some(wider),
+        )
+        .await;
+        assert_eq!(v1.problem(), "escalation-refused");
+        let reply = send_as(
+            app,
+            &editor,
+            Method::PATCH,
+            format!("{DEFINITIONS}/{reader}"),
+            Some(json!({"description": "Reads application settings"})),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{reply:#?}");
+
         // Reading there is allowed; elsewhere it is not, and another scope's assignment is
         // not found rather than forbidden, as on `/v1`.
         let reply = send_as(
