@@ -93,7 +93,13 @@ async fn journey(backend: Backend, run: &str) {
     assert_eq!(b.title().await, "Sign in · Rolecall console");
     b.screenshot("01-sign-in").await;
     b.find("#dev-signin").await.click().await;
-    assert_eq!(b.title().await, "Roles · Rolecall console");
+    assert_eq!(
+        b.title().await,
+        "Roles · Rolecall console",
+        "{} at {}",
+        b.main_text().await,
+        b.url().await
+    );
     measured.push(measure(&b, "roles").await);
 
     // Find "Application Administrator".
