@@ -166,8 +166,13 @@ pub async fn list(
     check(&options)?;
     let (filter, exact_name) = filter_of(&options)?;
     let base = super::base_url(&app, &headers);
+    let limit = match exact_name {
+        // Read in the largest pages: every page of the substring match is read.
+        Some(_) => crate::api::extract::MAX_LIMIT,
+        None => options.top.unwrap_or(crate::api::extract::DEFAULT_LIMIT),
+    };
     let mut page = PageRequest {
-        limit: options.top.unwrap_or(crate::api::extract::DEFAULT_LIMIT),
+        limit,
         cursor: options.skip_token.clone(),
     };
     let mut roles: Vec<RoleDefinition> = Vec::new();
