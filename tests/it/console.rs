@@ -67,7 +67,7 @@ async fn check(b: &Browser, base: &str, scope: &str) -> String {
     b.find("#f-subject").await.fill("billing-sync").await;
     b.find("#f-action").await.fill(CREDENTIALS_UPDATE).await;
     b.find("#f-resource").await.fill(scope).await;
-    b.find("#check-submit").await.click().await;
+    b.find("#check-submit").await.click_to_load().await;
     b.find("#decision").await.text().await
 }
 
@@ -92,7 +92,7 @@ async fn journey(backend: Backend, run: &str) {
     b.goto(&format!("{}/console", app.base)).await;
     assert_eq!(b.title().await, "Sign in · Rolecall console");
     b.screenshot("01-sign-in").await;
-    b.find("#dev-signin").await.click().await;
+    b.find("#dev-signin").await.click_to_load().await;
     assert_eq!(
         b.title().await,
         "Roles · Rolecall console",
@@ -104,9 +104,12 @@ async fn journey(backend: Backend, run: &str) {
 
     // Find "Application Administrator".
     b.find("#f-q").await.fill("Application Administrator").await;
-    b.find("#role-search").await.click().await;
+    b.find("#role-search").await.click_to_load().await;
     b.screenshot("02-roles-search").await;
-    b.link("Application Administrator").await.click().await;
+    b.link("Application Administrator")
+        .await
+        .click_to_load()
+        .await;
     assert_eq!(
         b.title().await,
         "Application Administrator · Rolecall console"
@@ -116,7 +119,7 @@ async fn journey(backend: Backend, run: &str) {
     b.screenshot("03-role-detail").await;
 
     // Clone it and trim it to two permissions; a bad exclusion is flagged as it is typed.
-    b.find("#clone").await.click().await;
+    b.find("#clone").await.click_to_load().await;
     assert_eq!(b.title().await, "New custom role · Rolecall console");
     measured.push(measure(&b, "new role (clone)").await);
     b.find("#f-displayName")
@@ -138,11 +141,11 @@ async fn journey(backend: Backend, run: &str) {
     }
     assert_eq!(b.find("#perm-count").await.text().await, "2 ticked");
     b.screenshot("04-clone-trimmed").await;
-    b.find("#review").await.click().await;
+    b.find("#review").await.click_to_load().await;
     let review = b.main_text().await;
     assert!(review.contains("Permissions (2)"), "{review}");
     b.screenshot("05-review").await;
-    b.find("#create").await.click().await;
+    b.find("#create").await.click_to_load().await;
     assert_eq!(
         b.title().await,
         "Application credential manager · Rolecall console"
@@ -157,7 +160,7 @@ async fn journey(backend: Backend, run: &str) {
     );
 
     // Assign it to the service principal at one application's scope.
-    b.find("#assign").await.click().await;
+    b.find("#assign").await.click_to_load().await;
     b.find("#f-principal").await.fill("billing-sync").await;
     b.find("#f-principalType option[value=\"servicePrincipal\"]")
         .await
@@ -165,7 +168,7 @@ async fn journey(backend: Backend, run: &str) {
         .await;
     b.find("#f-scope").await.fill(&scope).await;
     b.screenshot("06-assign").await;
-    b.find("#assign-submit").await.click().await;
+    b.find("#assign-submit").await.click_to_load().await;
 
     // The role's assignments.
     assert_eq!(
@@ -196,7 +199,10 @@ async fn journey(backend: Backend, run: &str) {
     // Remove the assignment: denied.
     b.goto(&format!("{}/console/roles/{role_id}", app.base))
         .await;
-    b.find("#assignment-list button.danger").await.click().await;
+    b.find("#assignment-list button.danger")
+        .await
+        .click_to_load()
+        .await;
     assert_eq!(b.count("#no-assignments").await, 1);
     b.screenshot("09-assignment-removed").await;
     assert_eq!(check(&b, &app.base, &scope).await, "Denied");
@@ -286,7 +292,7 @@ async fn a_user_without_rights_sees_no_admin_actions_and_a_forged_post_is_refuse
     let b = Browser::start(shots("no-rights")).await;
     b.goto(&format!("{}/console/signin", app.base)).await;
     b.find("#f-token").await.fill(&nobody).await;
-    b.find("#token-signin").await.click().await;
+    b.find("#token-signin").await.click_to_load().await;
     assert_eq!(b.title().await, "Roles · Rolecall console");
     let text = b.main_text().await;
     assert!(

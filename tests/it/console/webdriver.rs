@@ -111,6 +111,26 @@ impl Browser {
         }
     }
 
+    /// Like `send`, but `None` on an error (a page between documents, say).
+    async fn try_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Option<Value> {
+        let answer: Value = self
+            .client
+            .request(method, format!("{}{path}", self.session))
+            .json(&body.unwrap_or_else(|| json!({})))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (!answer["value"]["error"].is_string()).then(|| answer["value"].clone())
+    }
+
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut request = self
             .client
@@ -215,8 +235,9 @@ impl Browser {
     }
 
     /// Ends the session, which closes Chromium.
-    pub async fn quit(self) {
+    pub async fn quit(mut self) {
         let _ = self.client.delete(self.session.clone()).send().await;
+        self.session.clear();
     }
 
     /// Saves a PNG of the window as `<shots>/<name>.png`.
@@ -231,7 +252,22 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // `quit` closed Chromium already unless the test panicked first.
+        // A test that panicked never called `quit`: end the session (closing Chromium)
+        // with a blocking request, so no browser outlives its driver.
+        if let Some(rest) = self.session.strip_prefix("http://") {
+            if let Some((host, path)) = rest.split_once('/') {
+                use std::io::{Read as _, Write as _};
+                if let Ok(mut stream) = std::net::TcpStream::connect(host) {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    let _ = write!(
+                        stream,
+                        "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\
+                         Connection: close\r\n\r\n"
+                    );
+                    let _ = stream.read_to_end(&mut Vec::new());
+                }
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -247,6 +283,31 @@ impl Element<'_> {
                 None,
             )
             .await;
+    }
+
+    /// Clicks it and waits until the page it leads to has loaded: a form's submission
+    /// may navigate after the click returns, so the old document is marked first.
+    pub async fn click_to_load(&self) {
+        let b = self.browser;
+        b.script("window.__rolecallOld = true;", json!([])).await;
+        self.click().await;
+        for _ in 0..200 {
+            let loaded = b
+                .try_send(
+                    reqwest::Method::POST,
+                    "/execute/sync",
+                    Some(
+                        json!({"script": "return window.__rolecallOld === undefined \
+                        && document.readyState === 'complete';", "args": []}),
+                    ),
+                )
+                .await;
+            if loaded == Some(json!(true)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the click did not load a new page");
     }
 
     /// Clears it, then types `text`.
