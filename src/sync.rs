@@ -20,13 +20,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde::de::DeserializeOwned;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::engine::{Delta, Edit, Snapshot, Versions};
+use crate::engine::{Delta, Edit, Snapshot, SnapshotBuilder, Versions};
 use crate::model::{Catalog, Change, ChangeOp, EntityType, Revision};
-use crate::store::{Store, StoreError, Wakeups};
+use crate::store::{DumpBatch, Store, StoreError, Wakeups, DUMP_BATCHES_IN_FLIGHT};
 
 /// How many changes one catch-up step reads at most.
 const BATCH: u32 = 5_000;
@@ -270,16 +270,44 @@ impl Follower {
 /// assignments) runs on the blocking pool, so it never stalls the requests sharing the
 /// async workers, at start or on a reload while serving.
 async fn load(store: &dyn Store, catalog: &Arc<Catalog>) -> Result<Snapshot, StoreError> {
-    let dump = store.dump().await?;
-    let catalog = Arc::clone(catalog);
-    let built = tokio::task::spawn_blocking(move || Snapshot::build(&dump, &catalog)).await;
-    match built {
-        Ok(snapshot) => Ok(snapshot),
+    // The rows are indexed on a blocking thread while the store reads on, so the read and
+    // the build overlap (two cores' worth at start-up) and the whole dump is never held:
+    // each batch is dropped once indexed.
+    let (sender, mut receiver) = mpsc::channel::<DumpBatch>(DUMP_BATCHES_IN_FLIGHT);
+    let builder = {
+        let catalog = Arc::clone(catalog);
+        tokio::task::spawn_blocking(move || {
+            let mut builder = SnapshotBuilder::new(&catalog);
+            let mut rows = 0usize;
+            while let Some(batch) = receiver.blocking_recv() {
+                rows += batch.len();
+                for (tenant, row) in batch {
+                    builder.add(tenant, row);
+                }
+            }
+            (builder, rows)
+        })
+    };
+    let started = Instant::now();
+    // Dropping the sender (read done or failed) ends the builder's loop.
+    let read = store.dump_rows(sender, false).await;
+    let read_in = started.elapsed();
+    let (builder, rows) = match builder.await {
+        Ok(built) => built,
         // A blocking task is only cancelled when the runtime shuts down, and then nothing
         // waits for this answer; a panic in the build goes on as a panic here, as it did
         // when the build ran inline.
         Err(error) => std::panic::resume_unwind(error.into_panic()),
-    }
+    };
+    let revision = read?;
+    let snapshot = builder.finish(revision);
+    tracing::info!(
+        rows,
+        read_millis = read_in.as_millis() as u64,
+        total_millis = started.elapsed().as_millis() as u64,
+        "dump read and indexed"
+    );
+    Ok(snapshot)
 }
 
 /// The loop: wake, catch up, repeat.

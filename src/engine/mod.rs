@@ -58,7 +58,7 @@ pub use delta::{Delta, Edit, Versions};
 pub use directory::PrincipalInfo;
 pub use resources::ResourceInfo;
 pub use search::{Page, SearchAction};
-pub use snapshot::Snapshot;
+pub use snapshot::{Snapshot, SnapshotBuilder};
 
 /// How many memberships away from the subject group expansion goes by default. Deeper
 /// groups are not considered, and the explanation says so.

@@ -19,7 +19,7 @@ mod validation;
 pub use action::{Action, ActionError, ActionPattern, MAX_ACTION_LEN, MAX_ACTION_SEGMENTS};
 pub use catalog::{Catalog, CatalogError, AUTHORIZATION_CHECKER, PRIVILEGED_ROLE_ADMINISTRATOR};
 pub use condition::{Attrs, Condition, ConditionError, Env};
-pub use dump::{Dump, TenantDump};
+pub use dump::{Dump, DumpBatch, DumpRow, TenantDump};
 pub use entities::*;
 pub use input::*;
 pub use mapping::{encode_segment, Mapping, Mappings, Named};

@@ -6,7 +6,13 @@ use std::ops::Deref;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-use super::{Dump, Page, PageRequest, StoreResult};
+use std::collections::BTreeMap;
+
+use tokio::sync::mpsc;
+
+use super::{Dump, DumpBatch, Page, PageRequest, StoreResult, TenantDump};
+#[cfg(doc)]
+use super::{DumpRow, StoreError};
 use crate::model::{Change, EntityType, Revision, TenantId, Timestamp};
 
 /// One row of the change log as the audit trail lists it: the [`Change`] (also what sync
@@ -51,6 +57,10 @@ pub struct ChangeFilter {
     pub until: Option<Timestamp>,
 }
 
+/// How many batches of a streamed dump may wait for their reader: enough to keep the
+/// reader busy while the store reads on, few enough to hold little.
+pub const DUMP_BATCHES_IN_FLIGHT: usize = 4;
+
 /// Revisions and the change log, for the audit trail and for sync.
 #[async_trait]
 pub trait ChangeFeed: Send + Sync {
@@ -81,8 +91,43 @@ pub trait ChangeFeed: Send + Sync {
         page: &PageRequest,
     ) -> StoreResult<Page<LoggedChange>>;
 
-    /// Every tenant's objects, read in one consistent snapshot.
-    async fn dump(&self) -> StoreResult<Dump>;
+    /// Every tenant's objects, read in one consistent snapshot and sent to `rows` in
+    /// batches as they are read (each tenant's [`DumpRow::Tenant`] first); returns the
+    /// revision the rows are consistent at. A reader that builds from the rows while they
+    /// are read never holds the whole dump. Fails with [`StoreError::Corrupt`] if `rows`
+    /// is closed before the end (its reader gave up).
+    ///
+    /// With `ordered`, each table's rows come by tenant then key, so equal directories
+    /// give equal dumps; without, in whatever order the database reads them fastest (a
+    /// sequential scan: at 1M assignments on PostgreSQL 1.5 s instead of 5.4 s through
+    /// the primary key), for a reader such as the snapshot builder that needs no order.
+    async fn dump_rows(
+        &self,
+        rows: mpsc::Sender<DumpBatch>,
+        ordered: bool,
+    ) -> StoreResult<Revision>;
+
+    /// Every tenant's objects, read in one consistent snapshot and collected whole, each
+    /// list in key order.
+    async fn dump(&self) -> StoreResult<Dump> {
+        let (sender, mut receiver) = mpsc::channel::<DumpBatch>(DUMP_BATCHES_IN_FLIGHT);
+        let mut tenants: BTreeMap<TenantId, TenantDump> = BTreeMap::new();
+        let collect = async {
+            while let Some(batch) = receiver.recv().await {
+                for (tenant, row) in batch {
+                    tenants
+                        .entry(tenant)
+                        .or_insert_with(|| TenantDump::empty(tenant))
+                        .push(row);
+                }
+            }
+        };
+        let (read, ()) = tokio::join!(self.dump_rows(sender, true), collect);
+        Ok(Dump {
+            revision: read?,
+            tenants: tenants.into_values().collect(),
+        })
+    }
 
     /// Up to `limit` changes of every tenant with revision > `after`, in order. Only whole
     /// revisions are returned (a revision's changes are never split across calls).

@@ -23,12 +23,12 @@ mod url;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-pub use crate::model::{Dump, TenantDump};
+pub use crate::model::{Dump, DumpBatch, DumpRow, TenantDump};
 use crate::model::{Revision, ValidationErrors};
 
 pub use assignments::{AssignmentStore, RoleAssignmentFilter};
 pub use directory::{Container, ContainerStore, DirectoryStore};
-pub use feed::{ChangeFeed, ChangeFilter, LoggedChange, Wakeups};
+pub use feed::{ChangeFeed, ChangeFilter, LoggedChange, Wakeups, DUMP_BATCHES_IN_FLIGHT};
 pub use import::{ImportRecord, ImportStore, DETAILED_CHANGES_LIMIT};
 pub use principals::{PrincipalFilter, PrincipalStore};
 pub use resources::{ResourceFilter, ResourceStore, Upsert, UpsertOutcome, Upserted};

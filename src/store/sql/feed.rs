@@ -1,7 +1,6 @@
 //! [`ChangeFeed`] in SQL: the `revision` row, the `changes` log, the dump's consistent read
 //! of every table, and PostgreSQL's `LISTEN` for wake-ups.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,9 +19,10 @@ use super::rows::{
 use super::{SqlStore, NOTIFY_CHANNEL};
 use crate::model::{Change, Revision, TenantId};
 use crate::store::{
-    Backend, ChangeFeed, ChangeFilter, Dump, LoggedChange, Page, PageRequest, StoreResult,
-    TenantDump, Wakeups,
+    Backend, ChangeFeed, ChangeFilter, DumpBatch, DumpRow, LoggedChange, Page, PageRequest,
+    StoreError, StoreResult, Wakeups,
 };
+use tokio::sync::mpsc;
 
 /// How long a lost `LISTEN` connection waits before it reconnects.
 const RELISTEN_AFTER: Duration = Duration::from_secs(1);
@@ -95,7 +95,11 @@ impl ChangeFeed for SqlStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn dump(&self) -> StoreResult<Dump> {
+    async fn dump_rows(
+        &self,
+        rows: mpsc::Sender<DumpBatch>,
+        ordered: bool,
+    ) -> StoreResult<Revision> {
         let mut tx = self
             .pool
             .begin_with(self.url.backend().begin_snapshot())
@@ -112,55 +116,90 @@ impl ChangeFeed for SqlStore {
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
-        let mut tenants: BTreeMap<String, TenantDump> = BTreeMap::new();
-        let rows = sqlx::query("SELECT tenant_id FROM tenants ORDER BY tenant_id")
+        let mut out = Batcher::new(rows);
+        let tenants = sqlx::query("SELECT tenant_id FROM tenants ORDER BY tenant_id")
             .fetch_all(&mut *tx)
             .await?;
-        for row in rows {
+        for row in tenants {
             let tenant: String = row.try_get(0)?;
-            let id = parse_tenant(&tenant)?;
-            tenants.insert(tenant, empty_tenant_dump(id));
+            out.push(parse_tenant(&tenant)?, DumpRow::Tenant).await?;
         }
         let conn: &mut AnyConnection = &mut tx;
-        dump_table(conn, &mut tenants, ROLE_DEFINITIONS, "id", |t| {
-            &mut t.role_definitions
-        })
-        .await?;
-        dump_table(conn, &mut tenants, ROLE_ASSIGNMENTS, "id", |t| {
-            &mut t.role_assignments
-        })
-        .await?;
-        dump_table(conn, &mut tenants, DENY_ASSIGNMENTS, "id", |t| {
-            &mut t.deny_assignments
-        })
-        .await?;
-        dump_table(conn, &mut tenants, GROUPS, "id", |t| &mut t.groups).await?;
         dump_table(
             conn,
-            &mut tenants,
-            GROUP_MEMBERS,
-            "group_id, member_id",
-            |t| &mut t.group_members,
+            &mut out,
+            ROLE_DEFINITIONS,
+            ordered.then_some("id"),
+            DumpRow::RoleDefinition,
         )
         .await?;
-        dump_table(conn, &mut tenants, UNITS, "id", |t| {
-            &mut t.administrative_units
-        })
+        dump_table(
+            conn,
+            &mut out,
+            ROLE_ASSIGNMENTS,
+            ordered.then_some("id"),
+            DumpRow::RoleAssignment,
+        )
         .await?;
-        dump_table(conn, &mut tenants, UNIT_MEMBERS, "unit_id, resource", |t| {
-            &mut t.administrative_unit_members
-        })
+        dump_table(
+            conn,
+            &mut out,
+            DENY_ASSIGNMENTS,
+            ordered.then_some("id"),
+            DumpRow::DenyAssignment,
+        )
         .await?;
-        dump_table(conn, &mut tenants, PRINCIPALS, "id", |t| &mut t.principals).await?;
-        dump_table(conn, &mut tenants, RESOURCES, "resource_type, id", |t| {
-            &mut t.resources
-        })
+        dump_table(
+            conn,
+            &mut out,
+            GROUPS,
+            ordered.then_some("id"),
+            DumpRow::Group,
+        )
         .await?;
+        dump_table(
+            conn,
+            &mut out,
+            GROUP_MEMBERS,
+            ordered.then_some("group_id, member_id"),
+            DumpRow::GroupMember,
+        )
+        .await?;
+        dump_table(
+            conn,
+            &mut out,
+            UNITS,
+            ordered.then_some("id"),
+            DumpRow::AdministrativeUnit,
+        )
+        .await?;
+        dump_table(
+            conn,
+            &mut out,
+            UNIT_MEMBERS,
+            ordered.then_some("unit_id, resource"),
+            DumpRow::AdministrativeUnitMember,
+        )
+        .await?;
+        dump_table(
+            conn,
+            &mut out,
+            PRINCIPALS,
+            ordered.then_some("id"),
+            DumpRow::Principal,
+        )
+        .await?;
+        dump_table(
+            conn,
+            &mut out,
+            RESOURCES,
+            ordered.then_some("resource_type, id"),
+            DumpRow::Resource,
+        )
+        .await?;
+        out.flush().await?;
         tx.rollback().await?;
-        Ok(Dump {
-            revision: Revision(revision),
-            tenants: tenants.into_values().collect(),
-        })
+        Ok(Revision(revision))
     }
 
     #[tracing::instrument(skip_all)]
@@ -254,49 +293,71 @@ async fn listen_once(url: &str) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-fn empty_tenant_dump(tenant: TenantId) -> TenantDump {
-    TenantDump {
-        tenant,
-        role_definitions: Vec::new(),
-        role_assignments: Vec::new(),
-        deny_assignments: Vec::new(),
-        groups: Vec::new(),
-        group_members: Vec::new(),
-        administrative_units: Vec::new(),
-        administrative_unit_members: Vec::new(),
-        principals: Vec::new(),
-        resources: Vec::new(),
+/// Rows of a streamed dump, sent on in batches of [`DUMP_BATCH_ROWS`].
+struct Batcher {
+    rows: mpsc::Sender<DumpBatch>,
+    batch: DumpBatch,
+}
+
+/// Rows per batch of a streamed dump: large enough that the channel costs nothing per row.
+const DUMP_BATCH_ROWS: usize = 4096;
+
+impl Batcher {
+    fn new(rows: mpsc::Sender<DumpBatch>) -> Self {
+        Batcher {
+            rows,
+            batch: Vec::with_capacity(DUMP_BATCH_ROWS),
+        }
+    }
+
+    async fn push(&mut self, tenant: TenantId, row: DumpRow) -> StoreResult<()> {
+        self.batch.push((tenant, row));
+        if self.batch.len() >= DUMP_BATCH_ROWS {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> StoreResult<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(DUMP_BATCH_ROWS));
+        self.rows.send(batch).await.map_err(|_| {
+            StoreError::Corrupt("the dump's reader stopped before the dump ended".to_owned())
+        })
     }
 }
 
-/// Streams every row of `table` (all tenants), ordered by tenant then `order`, into the
-/// dump entry of each row's tenant.
+/// Streams every row of `table` (all tenants), ordered by tenant then `order` when given,
+/// as `wrap` makes it a [`DumpRow`].
 async fn dump_table<T: DeserializeOwned>(
     conn: &mut AnyConnection,
-    tenants: &mut BTreeMap<String, TenantDump>,
+    out: &mut Batcher,
     table: Table<T>,
-    order: &'static str,
-    pick: fn(&mut TenantDump) -> &mut Vec<T>,
+    order: Option<&'static str>,
+    wrap: fn(T) -> DumpRow,
 ) -> StoreResult<()> {
     let mut sql = Sql::new("SELECT tenant_id, body FROM ");
-    sql.push(table.name)
-        .push(" ORDER BY tenant_id, ")
-        .push(order);
+    sql.push(table.name);
+    if let Some(order) = order {
+        sql.push(" ORDER BY tenant_id, ").push(order);
+    }
     let mut rows = sql.query().fetch(&mut *conn);
+    // Rows come mostly grouped by tenant: parse each run's tenant id once.
+    let mut last: Option<(String, TenantId)> = None;
     while let Some(row) = rows.try_next().await? {
-        let tenant: String = row.try_get(0)?;
-        let body: String = row.try_get(1)?;
-        let value = from_json(table.name, &body)?;
-        let entry = match tenants.get_mut(&tenant) {
-            Some(entry) => entry,
-            None => {
-                let id = parse_tenant(&tenant)?;
-                tenants
-                    .entry(tenant)
-                    .or_insert_with(|| empty_tenant_dump(id))
+        let tenant: &str = row.try_get(0)?;
+        let id = match &last {
+            Some((text, id)) if text == tenant => *id,
+            _ => {
+                let id = parse_tenant(tenant)?;
+                last = Some((tenant.to_owned(), id));
+                id
             }
         };
-        pick(entry).push(value);
+        let body: &str = row.try_get(1)?;
+        out.push(id, wrap(from_json(table.name, body)?)).await?;
     }
     Ok(())
 }
