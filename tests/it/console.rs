@@ -3,6 +3,7 @@
 //! a session crossing replicas. Screenshots of each step land in
 //! `target/console-screenshots/`, with the page weights and render times measured.
 
+mod fake_oidc;
 mod webdriver;
 
 use std::path::PathBuf;
@@ -395,4 +396,67 @@ async fn a_session_sealed_by_one_replica_opens_on_another_sharing_the_key() {
         StatusCode::SEE_OTHER,
         "a replica with another key sends to sign in"
     );
+}
+
+#[tokio::test]
+async fn openid_connect_sign_in_with_pkce_opens_a_session_and_a_forged_state_is_refused() {
+    let fake = fake_oidc::FakeOidc::start().await;
+    let issuer = fake.issuer.clone();
+    let env = env_on(Backend::Sqlite, move |_, _, config| {
+        config.console_oidc = Some(rolecall::config::ConsoleOidc {
+            issuer,
+            client_id: "rolecall-console".to_owned(),
+            scope: "openid".to_owned(),
+        });
+    })
+    .await;
+    let app = &env.app;
+    let oid = Uuid::new_v4();
+    *fake.shared.token.lock().unwrap() = env.token(oid);
+
+    let b = Browser::start(shots("oidc")).await;
+    b.goto(&format!("{}/console/signin", app.base)).await;
+    b.screenshot("01-sign-in").await;
+    b.find("#oidc-signin").await.click().await;
+    // The issuer consents at once; the callback's page moves on to the console itself.
+    let mut title = String::new();
+    for _ in 0..50 {
+        title = b.title().await;
+        if title == "Roles · Rolecall console" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(title, "Roles · Rolecall console", "{}", b.main_text().await);
+    let who = b.find(".who").await.text().await;
+    assert!(who.contains(&oid.to_string()), "{who}");
+    b.screenshot("02-signed-in").await;
+    b.quit().await;
+    assert_eq!(*fake.shared.refused.lock().unwrap(), 0);
+
+    // A callback whose state is not the one this browser was sent with: refused.
+    let client = no_redirects();
+    let started = client
+        .get(format!("{}/console/signin/oidc", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.contains("code_challenge_method=S256"),
+        "{location}"
+    );
+    let pending = set_cookie(&started, "rolecall_console_oidc").unwrap();
+    let forged = client
+        .get(format!(
+            "{}/console/signin/callback?code=stolen&state=not-the-state",
+            app.base
+        ))
+        .header("cookie", format!("rolecall_console_oidc={pending}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie(&forged, "rolecall_console").is_none());
 }

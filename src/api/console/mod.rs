@@ -14,6 +14,7 @@
 //! CSRF token, compared in constant time, and the cookie is `SameSite=Strict` besides.
 
 mod html;
+mod oidc;
 mod pages;
 pub mod session;
 
@@ -51,6 +52,8 @@ struct Inner {
     api: Router,
     /// Seals session cookies.
     key: SessionKey,
+    /// Talks to the OpenID Connect issuer.
+    http: reqwest::Client,
 }
 
 /// The console's routes, to be merged into the app's router before its middleware (so the
@@ -61,7 +64,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .fold(Router::new(), |api, r| api.route(r.path, r.handler))
         .with_state(state.clone());
     let key = SessionKey::from_config(state.config().console_session_key.as_ref());
-    let console = Console(Arc::new(Inner { api, key }));
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default();
+    let console = Console(Arc::new(Inner { api, key, http }));
     Router::new()
         .route(PREFIX, get(pages::home))
         .route("/console/", get(pages::home))
@@ -70,6 +78,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console/signin", get(pages::signin_page))
         .route("/console/signin/dev", post(pages::signin_dev))
         .route("/console/signin/token", post(pages::signin_token))
+        .route("/console/signin/oidc", get(oidc::start))
+        .route(oidc::CALLBACK_PATH, get(oidc::callback))
         .route("/console/signout", post(pages::signout))
         .route("/console/roles", get(pages::roles).post(pages::role_create))
         .route("/console/roles/new", get(pages::role_new))
@@ -168,6 +178,11 @@ impl Console {
     /// The session key.
     pub fn key(&self) -> &SessionKey {
         &self.0.key
+    }
+
+    /// The HTTP client for the OpenID Connect issuer.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.0.http
     }
 
     /// Calls `/v1` in process as `credential`. `uri` is a path with its query.

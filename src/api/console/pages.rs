@@ -109,7 +109,8 @@ impl Ctx {
     }
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// A request cookie's value.
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -140,7 +141,7 @@ fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> &'a str {
 }
 
 /// `Secure` when the console is reached over TLS (directly or behind a proxy saying so).
-fn secure(app: &AppState, headers: &HeaderMap) -> bool {
+pub(super) fn secure(app: &AppState, headers: &HeaderMap) -> bool {
     app.config()
         .public_url
         .as_deref()
@@ -151,7 +152,8 @@ fn secure(app: &AppState, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValue {
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, under `/console`.
+pub(super) fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let text = format!(
         "{name}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
@@ -247,6 +249,14 @@ fn signin_form(app: &AppState, headers: &HeaderMap, status: StatusCode, error: &
              <p class=\"hint\">Acts with the dev break-glass admin key. Not for production.</p>\
              </form></section>",
             esc(&token)
+        );
+    }
+    if let Some(oidc) = &app.config().console_oidc {
+        let _ = write!(
+            body,
+            "<section aria-labelledby=\"oidc-h\"><h2 id=\"oidc-h\">Single sign-on</h2>\
+             <p><a class=\"button\" id=\"oidc-signin\" href=\"/console/signin/oidc\">Sign in with {}</a></p></section>",
+            esc(&oidc.issuer)
         );
     }
     let invalid = if error.is_empty() {
@@ -371,13 +381,18 @@ pub(super) async fn signin_token(
             return signin_form(&app, &headers, StatusCode::UNAUTHORIZED, &error.to_string())
         }
     };
-    let label = match caller.identity() {
-        Some(identity) => format!("{} ({})", identity.principal_id, identity.issuer.as_str()),
-        None => "admin key".to_owned(),
-    };
+    let label = label_of(&caller);
     let expires = session::token_expiry(&token);
     let session = console.key().start(token, label, expires);
     start_session(&console, &app, &headers, &session)
+}
+
+/// Who a caller is, for the page header.
+pub(super) fn label_of(caller: &Caller) -> String {
+    match caller.identity() {
+        Some(identity) => format!("{} ({})", identity.principal_id, identity.issuer.as_str()),
+        None => "admin key".to_owned(),
+    }
 }
 
 pub(super) async fn signout(

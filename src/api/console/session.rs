@@ -107,13 +107,26 @@ impl SessionKey {
 
     /// The cookie value: base64url(nonce ‖ ciphertext ‖ tag).
     pub fn seal(&self, session: &Session) -> Option<String> {
+        self.seal_as(COOKIE, session)
+    }
+
+    /// Opens a cookie value; `None` when forged, tampered with, sealed under another key or
+    /// expired.
+    pub fn open(&self, value: &str) -> Option<Session> {
+        let session: Session = self.open_as(COOKIE, value)?;
+        (session.expires > chrono::Utc::now().timestamp()).then_some(session)
+    }
+
+    /// Seals any value for the cookie `name` (the name is the associated data, so one
+    /// cookie's value never opens as another's).
+    pub fn seal_as<T: Serialize>(&self, name: &str, value: &T) -> Option<String> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).ok()?;
-        let mut data = serde_json::to_vec(session).ok()?;
+        let mut data = serde_json::to_vec(value).ok()?;
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(COOKIE.as_bytes()),
+                Aad::from(name.as_bytes()),
                 &mut data,
             )
             .ok()?;
@@ -122,9 +135,8 @@ impl SessionKey {
         Some(URL_SAFE_NO_PAD.encode(out))
     }
 
-    /// Opens a cookie value; `None` when forged, tampered with, sealed under another key or
-    /// expired.
-    pub fn open(&self, value: &str) -> Option<Session> {
+    /// Opens what [`SessionKey::seal_as`] sealed for the cookie `name`.
+    pub fn open_as<T: serde::de::DeserializeOwned>(&self, name: &str, value: &str) -> Option<T> {
         let raw = URL_SAFE_NO_PAD.decode(value.trim()).ok()?;
         if raw.len() <= NONCE_LEN {
             return None;
@@ -134,10 +146,9 @@ impl SessionKey {
         let mut sealed = sealed.to_vec();
         let plain = self
             .key
-            .open_in_place(nonce, Aad::from(COOKIE.as_bytes()), &mut sealed)
+            .open_in_place(nonce, Aad::from(name.as_bytes()), &mut sealed)
             .ok()?;
-        let session: Session = serde_json::from_slice(plain).ok()?;
-        (session.expires > chrono::Utc::now().timestamp()).then_some(session)
+        serde_json::from_slice(plain).ok()
     }
 }
 
