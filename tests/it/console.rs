@@ -460,3 +460,87 @@ async fn openid_connect_sign_in_with_pkce_opens_a_session_and_a_forged_state_is_
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     assert!(set_cookie(&forged, "rolecall_console").is_none());
 }
+
+/// The CSRF token in a console page's forms.
+fn csrf_of(html: &str) -> String {
+    let needle = "name=\"csrf\" value=\"";
+    let start = html.find(needle).expect("a form with a CSRF token") + needle.len();
+    html[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn group_and_unit_members_are_added_and_removed_from_the_console() {
+    let env = env_on(Backend::Sqlite, |_, _, config| config.dev = true).await;
+    let app = &env.app;
+    let client = no_redirects();
+    let session = dev_session(&client, &app.base).await;
+    let cookie = format!("rolecall_console={session}");
+    let group = crate::common::env::create_group(app, "Billing operators").await;
+    let unit = app
+        .post(
+            "/v1/administrativeUnits",
+            &json!({"displayName": "Billing"}),
+        )
+        .await;
+    let unit = unit.body["id"].as_str().unwrap().to_owned();
+    let member = Uuid::new_v4().to_string();
+    let resource = format!("/applications/{}", Uuid::new_v4());
+    for (page, add, check, remove_value) in [
+        (
+            format!("/console/groups/{group}"),
+            vec![
+                ("member", member.clone()),
+                ("memberType", "user".to_owned()),
+            ],
+            format!("/v1/groups/{group}/members"),
+            member.clone(),
+        ),
+        (
+            format!("/console/units/{unit}"),
+            vec![("resource", resource.clone())],
+            format!("/v1/administrativeUnits/{unit}/members"),
+            resource.clone(),
+        ),
+    ] {
+        let html = client
+            .get(format!("{}{page}", app.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = csrf_of(&html);
+        let mut form = add.clone();
+        form.push(("csrf", csrf.clone()));
+        let added = client
+            .post(format!("{}{page}/members", app.base))
+            .header("cookie", &cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(added.status(), StatusCode::SEE_OTHER, "{page}");
+        let listed = app.get(&check).await;
+        assert_eq!(
+            listed.body["value"].as_array().unwrap().len(),
+            1,
+            "{listed:?}"
+        );
+        let removed = client
+            .post(format!("{}{page}/members/remove", app.base))
+            .header("cookie", &cookie)
+            .form(&[("member", remove_value.as_str()), ("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(removed.status(), StatusCode::SEE_OTHER, "{page}");
+        let listed = app.get(&check).await;
+        assert_eq!(listed.body["value"], json!([]), "{listed:?}");
+    }
+}

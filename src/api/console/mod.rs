@@ -95,8 +95,21 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/console/groups", get(pages::groups))
         .route("/console/groups/{id}", get(pages::group_detail))
+        .route(
+            "/console/groups/{id}/members",
+            post(pages::group_member_add),
+        )
+        .route(
+            "/console/groups/{id}/members/remove",
+            post(pages::group_member_remove),
+        )
         .route("/console/units", get(pages::units))
         .route("/console/units/{id}", get(pages::unit_detail))
+        .route("/console/units/{id}/members", post(pages::unit_member_add))
+        .route(
+            "/console/units/{id}/members/remove",
+            post(pages::unit_member_remove),
+        )
         .route("/console/principals", get(pages::principals))
         .route("/console/check", get(pages::check))
         .route("/console/who-can", get(pages::who_can))

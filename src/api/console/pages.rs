@@ -1426,7 +1426,19 @@ pub(super) async fn units(
     .await
 }
 
-async fn members(ctx: &Ctx, collection: &str, id: &str, active: &str) -> Response {
+/// Who may change a group's or unit's members, asked of the decision layer (the API
+/// decides again when the form is sent).
+fn may_change_members(ctx: &Ctx, collection: &str, id: Uuid) -> bool {
+    let scope = crate::api::authz::object_scope(collection, id);
+    let action = if collection == "groups" {
+        crate::api::authz::UPDATE_GROUP_MEMBERS
+    } else {
+        crate::api::authz::MANAGE_UNITS
+    };
+    ctx.holds(action, &scope)
+}
+
+async fn members(ctx: &Ctx, collection: &str, id: &str, active: &str, top: &str) -> Response {
     let Ok(id) = Uuid::parse_str(id) else {
         return not_uuid(ctx, "directory object", id);
     };
@@ -1435,14 +1447,46 @@ async fn members(ctx: &Ctx, collection: &str, id: &str, active: &str) -> Respons
         return ctx.page_with(one.status, "Not found", active, &api_error(&one));
     }
     let name = text(&one.body["displayName"]);
-    let top = format!(
-        "<p>{}</p><p class=\"meta\">id <code>{id}</code></p><h2>Members</h2>",
+    let editable = may_change_members(ctx, collection, id);
+    let mut body = format!(
+        "{top}<p>{}</p><p class=\"meta\">id <code>{id}</code></p>",
         esc(&text(&one.body["description"]))
     );
+    if editable {
+        let _ = write!(
+            body,
+            "<section class=\"admin-action\" aria-labelledby=\"add-m\"><h2 id=\"add-m\">Add a member</h2>\
+             <form method=\"post\" action=\"{active}/{id}/members\">{}",
+            ctx.csrf()
+        );
+        if collection == "groups" {
+            body.push_str(&text_input(
+                "member",
+                "Member (object id or alias)",
+                "",
+                "",
+                "required autocomplete=\"off\"",
+            ));
+            body.push_str(
+                "<div class=\"field\"><label for=\"f-memberType\">Type (taken from the directory when it knows the member)</label>\
+                 <select id=\"f-memberType\" name=\"memberType\"><option value=\"user\">User</option>\
+                 <option value=\"servicePrincipal\">Service principal</option><option value=\"group\">Group</option></select></div>",
+            );
+        } else {
+            body.push_str(&text_input(
+                "resource",
+                "Resource path (e.g. /applications/{id})",
+                "",
+                "",
+                "required",
+            ));
+        }
+        body.push_str("<p><button type=\"submit\">Add</button></p></form></section>");
+    }
+    body.push_str("<h2>Members</h2>");
     let reply = ctx
         .get(&format!("/v1/{collection}/{id}/members?limit=1000"))
         .await;
-    let mut body = top;
     if !reply.ok() {
         body.push_str(&api_error(&reply));
     } else if reply.items().is_empty() {
@@ -1450,24 +1494,159 @@ async fn members(ctx: &Ctx, collection: &str, id: &str, active: &str) -> Respons
     } else {
         body.push_str("<ul class=\"members\">");
         for m in reply.items() {
-            let label = match m {
-                Value::String(s) => s.clone(),
-                other => {
-                    let id = text(&other["id"]);
-                    let kind = text(&other["type"]);
-                    let path = text(&other["resource"]);
-                    [id, kind, path]
-                        .into_iter()
-                        .filter(|s| !s.is_empty())
-                        .collect::<Vec<_>>()
-                        .join(" · ")
-                }
+            let (key, label) = if collection == "groups" {
+                let member = text(&m["id"]);
+                let label = format!("{member} · {}", text(&m["type"]));
+                (member, label)
+            } else {
+                let resource = text(&m["resource"]);
+                (resource.clone(), resource)
             };
-            let _ = write!(body, "<li><code>{}</code></li>", esc(&label));
+            let _ = write!(body, "<li><code>{}</code>", esc(&label));
+            if editable {
+                let _ = write!(
+                    body,
+                    " <form class=\"inline\" method=\"post\" action=\"{active}/{id}/members/remove\">{}\
+                     <input type=\"hidden\" name=\"member\" value=\"{}\">\
+                     <button type=\"submit\" class=\"danger admin-action\">Remove</button></form>",
+                    ctx.csrf(),
+                    esc(&key)
+                );
+            }
+            body.push_str("</li>");
         }
         body.push_str("</ul>");
     }
     ctx.page(&name, active, &body)
+}
+
+/// Adds or removes one member through the API, then shows the page again (with the API's
+/// refusal, if any, above it).
+async fn change_member(
+    ctx: &Ctx,
+    collection: &str,
+    id: &str,
+    active: &str,
+    fields: &Fields,
+    add: bool,
+) -> Response {
+    if let Some(refused) = ctx.refused_without_csrf(fields) {
+        return refused;
+    }
+    let Ok(uuid) = Uuid::parse_str(id) else {
+        return not_uuid(ctx, "directory object", id);
+    };
+    let reply = if add && collection == "groups" {
+        let raw = field(fields, "member").trim();
+        match resolve_principal(ctx, raw).await {
+            Ok((member, kind)) => {
+                let kind = kind.unwrap_or_else(|| field(fields, "memberType").to_owned());
+                let body = json!({"id": member, "type": kind});
+                ctx.call(
+                    Method::POST,
+                    &format!("/v1/groups/{uuid}/members"),
+                    Some(&body),
+                )
+                .await
+            }
+            Err(message) => {
+                let top = error_box(&message);
+                return members(ctx, collection, id, active, &top).await;
+            }
+        }
+    } else if add {
+        let body = json!({"resource": field(fields, "resource").trim()});
+        ctx.call(
+            Method::POST,
+            &format!("/v1/administrativeUnits/{uuid}/members"),
+            Some(&body),
+        )
+        .await
+    } else {
+        let member = field(fields, "member");
+        ctx.call(
+            Method::DELETE,
+            &format!("/v1/{collection}/{uuid}/members/{}", enc(member)),
+            None,
+        )
+        .await
+    };
+    if reply.ok() {
+        return see_other(&format!("{active}/{uuid}"));
+    }
+    members(ctx, collection, id, active, &api_error(&reply)).await
+}
+
+pub(super) async fn group_member_add(
+    State(app): State<AppState>,
+    Extension(console): Extension<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    match ctx(&console, &app, &headers).await {
+        Ok(ctx) => change_member(&ctx, "groups", &id, "/console/groups", &fields, true).await,
+        Err(redirect) => redirect,
+    }
+}
+
+pub(super) async fn group_member_remove(
+    State(app): State<AppState>,
+    Extension(console): Extension<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    match ctx(&console, &app, &headers).await {
+        Ok(ctx) => change_member(&ctx, "groups", &id, "/console/groups", &fields, false).await,
+        Err(redirect) => redirect,
+    }
+}
+
+pub(super) async fn unit_member_add(
+    State(app): State<AppState>,
+    Extension(console): Extension<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    match ctx(&console, &app, &headers).await {
+        Ok(ctx) => {
+            change_member(
+                &ctx,
+                "administrativeUnits",
+                &id,
+                "/console/units",
+                &fields,
+                true,
+            )
+            .await
+        }
+        Err(redirect) => redirect,
+    }
+}
+
+pub(super) async fn unit_member_remove(
+    State(app): State<AppState>,
+    Extension(console): Extension<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    match ctx(&console, &app, &headers).await {
+        Ok(ctx) => {
+            change_member(
+                &ctx,
+                "administrativeUnits",
+                &id,
+                "/console/units",
+                &fields,
+                false,
+            )
+            .await
+        }
+        Err(redirect) => redirect,
+    }
 }
 
 pub(super) async fn group_detail(
@@ -1477,7 +1656,7 @@ pub(super) async fn group_detail(
     Path(id): Path<String>,
 ) -> Response {
     match ctx(&console, &app, &headers).await {
-        Ok(ctx) => members(&ctx, "groups", &id, "/console/groups").await,
+        Ok(ctx) => members(&ctx, "groups", &id, "/console/groups", "").await,
         Err(redirect) => redirect,
     }
 }
@@ -1489,7 +1668,7 @@ pub(super) async fn unit_detail(
     Path(id): Path<String>,
 ) -> Response {
     match ctx(&console, &app, &headers).await {
-        Ok(ctx) => members(&ctx, "administrativeUnits", &id, "/console/units").await,
+        Ok(ctx) => members(&ctx, "administrativeUnits", &id, "/console/units", "").await,
         Err(redirect) => redirect,
     }
 }
