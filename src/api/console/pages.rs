@@ -642,10 +642,11 @@ fn assignment_table(ctx: &Ctx, reply: &Reply, back: &str) -> String {
                 out,
                 "<form method=\"post\" action=\"/console/assignments/{}/delete\">{}\
                  <input type=\"hidden\" name=\"back\" value=\"{}\">\
-                 <button type=\"submit\" class=\"danger admin-action\">Remove</button></form>",
+                 <button type=\"submit\" class=\"danger admin-action\" aria-label=\"Remove assignment {}\">Remove</button></form>",
                 esc(&id),
                 ctx.csrf(),
-                esc(back)
+                esc(back),
+                esc(&id)
             );
         }
         out.push_str("</td></tr>");
@@ -1508,8 +1509,9 @@ async fn members(ctx: &Ctx, collection: &str, id: &str, active: &str, top: &str)
                     body,
                     " <form class=\"inline\" method=\"post\" action=\"{active}/{id}/members/remove\">{}\
                      <input type=\"hidden\" name=\"member\" value=\"{}\">\
-                     <button type=\"submit\" class=\"danger admin-action\">Remove</button></form>",
+                     <button type=\"submit\" class=\"danger admin-action\" aria-label=\"Remove {}\">Remove</button></form>",
                     ctx.csrf(),
+                    esc(&key),
                     esc(&key)
                 );
             }
