@@ -162,6 +162,71 @@ impl Snapshot {
     }
 }
 
+/// Builds a [`Snapshot`] from a dump's rows as they arrive, in any order (each row's index
+/// entries depend on no other row), so a replica never holds the whole dump
+/// ([`ChangeFeed::dump_rows`](crate::store::ChangeFeed::dump_rows)).
+pub struct SnapshotBuilder {
+    snapshot: Snapshot,
+    tenants: hashbrown::HashMap<Uuid, TenantIndex>,
+}
+
+impl SnapshotBuilder {
+    /// An empty directory over `catalog`'s built-in roles.
+    pub fn new(catalog: &Catalog) -> SnapshotBuilder {
+        SnapshotBuilder {
+            snapshot: Snapshot::empty(catalog),
+            tenants: hashbrown::HashMap::new(),
+        }
+    }
+
+    /// Declares `tenant` with its index sized for about `assignments` role assignments and
+    /// `principals` principals (growing past them costs rehashing, nothing else).
+    pub fn sized_tenant(&mut self, tenant: TenantId, assignments: usize, principals: usize) {
+        self.tenants
+            .entry(tenant.0)
+            .or_insert_with(|| TenantIndex::sized_for(assignments, principals));
+    }
+
+    fn tenant(&mut self, tenant: TenantId) -> &mut TenantIndex {
+        self.tenants.entry(tenant.0).or_default()
+    }
+
+    /// Indexes one row of `tenant`.
+    pub fn add(&mut self, tenant: TenantId, row: DumpRow) {
+        let index = self.tenant(tenant);
+        match row {
+            DumpRow::Tenant | DumpRow::AdministrativeUnit(_) => {}
+            DumpRow::RoleDefinition(role) => {
+                index
+                    .roles
+                    .insert(role.id, Arc::new(CompiledRole::compile(role)));
+            }
+            DumpRow::Group(g) => {
+                index.groups.insert(g.id, ());
+            }
+            DumpRow::GroupMember(m) => index.add_member(m.group_id, m.id, m.member_type),
+            DumpRow::RoleAssignment(a) => index.add_grant(&a),
+            DumpRow::DenyAssignment(d) => index.add_deny(&d),
+            DumpRow::AdministrativeUnitMember(m) => {
+                index.add_unit_member(m.administrative_unit_id, &m.resource)
+            }
+            DumpRow::Principal(p) => index.add_principal(&p),
+            DumpRow::Resource(r) => index.add_resource(&r),
+        }
+    }
+
+    /// The snapshot of every row added, at `revision`.
+    pub fn finish(self, revision: Revision) -> Snapshot {
+        let mut snapshot = self.snapshot;
+        snapshot.revision = revision;
+        snapshot.tenants = CowMap::with_capacity(self.tenants.len());
+        for (tenant, index) in self.tenants {
+            snapshot.tenants.insert(tenant, index);
+        }
+        snapshot
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,70 +298,5 @@ mod tests {
         let snapshot = Snapshot::build(&dump, &catalog());
         assert!(snapshot.is_group(tenant, id));
         assert!(!snapshot.is_group(tenant, Uuid::new_v4()));
-    }
-}
-
-/// Builds a [`Snapshot`] from a dump's rows as they arrive, in any order (each row's index
-/// entries depend on no other row), so a replica never holds the whole dump
-/// ([`ChangeFeed::dump_rows`](crate::store::ChangeFeed::dump_rows)).
-pub struct SnapshotBuilder {
-    snapshot: Snapshot,
-    tenants: hashbrown::HashMap<Uuid, TenantIndex>,
-}
-
-impl SnapshotBuilder {
-    /// An empty directory over `catalog`'s built-in roles.
-    pub fn new(catalog: &Catalog) -> SnapshotBuilder {
-        SnapshotBuilder {
-            snapshot: Snapshot::empty(catalog),
-            tenants: hashbrown::HashMap::new(),
-        }
-    }
-
-    /// Declares `tenant` with its index sized for about `assignments` role assignments and
-    /// `principals` principals (growing past them costs rehashing, nothing else).
-    pub fn sized_tenant(&mut self, tenant: TenantId, assignments: usize, principals: usize) {
-        self.tenants
-            .entry(tenant.0)
-            .or_insert_with(|| TenantIndex::sized_for(assignments, principals));
-    }
-
-    fn tenant(&mut self, tenant: TenantId) -> &mut TenantIndex {
-        self.tenants.entry(tenant.0).or_default()
-    }
-
-    /// Indexes one row of `tenant`.
-    pub fn add(&mut self, tenant: TenantId, row: DumpRow) {
-        let index = self.tenant(tenant);
-        match row {
-            DumpRow::Tenant | DumpRow::AdministrativeUnit(_) => {}
-            DumpRow::RoleDefinition(role) => {
-                index
-                    .roles
-                    .insert(role.id, Arc::new(CompiledRole::compile(role)));
-            }
-            DumpRow::Group(g) => {
-                index.groups.insert(g.id, ());
-            }
-            DumpRow::GroupMember(m) => index.add_member(m.group_id, m.id, m.member_type),
-            DumpRow::RoleAssignment(a) => index.add_grant(&a),
-            DumpRow::DenyAssignment(d) => index.add_deny(&d),
-            DumpRow::AdministrativeUnitMember(m) => {
-                index.add_unit_member(m.administrative_unit_id, &m.resource)
-            }
-            DumpRow::Principal(p) => index.add_principal(&p),
-            DumpRow::Resource(r) => index.add_resource(&r),
-        }
-    }
-
-    /// The snapshot of every row added, at `revision`.
-    pub fn finish(self, revision: Revision) -> Snapshot {
-        let mut snapshot = self.snapshot;
-        snapshot.revision = revision;
-        snapshot.tenants = CowMap::with_capacity(self.tenants.len());
-        for (tenant, index) in self.tenants {
-            snapshot.tenants.insert(tenant, index);
-        }
-        snapshot
     }
 }
