@@ -197,6 +197,44 @@ pub struct FileSettings {
     /// `[metrics]`: the Prometheus endpoint (on, on the main listener, when absent).
     #[serde(default)]
     pub metrics: MetricsFileSettings,
+    /// `[console]`: the web console at `/console`.
+    #[serde(default)]
+    pub console: ConsoleFileSettings,
+}
+
+/// The `[console]` table.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleFileSettings {
+    /// `session_key = "..."`: seals console session cookies (32 bytes or more); replicas
+    /// that share it share sessions. A random key per process when absent.
+    pub session_key: Option<String>,
+    /// `issuer = "https://login.example.com"`: sign in with OpenID Connect (authorization
+    /// code with PKCE) at this issuer, found through its discovery document.
+    pub issuer: Option<String>,
+    /// `client_id = "rolecall-console"`: the console's client id at `issuer`.
+    pub client_id: Option<String>,
+    /// `scope = "openid api://rolecall/.default"`: the scopes asked for.
+    pub scope: Option<String>,
+}
+
+/// OpenID Connect sign-in for the console.
+#[derive(Debug, Clone)]
+pub struct ConsoleOidc {
+    /// Where the discovery document lives (`{issuer}/.well-known/openid-configuration`).
+    pub issuer: String,
+    /// The console's (public) client id.
+    pub client_id: String,
+    /// The scopes asked for; the access token (else the id token) becomes the session's
+    /// bearer credential, so it must be one `[[auth.issuers]]` accepts.
+    pub scope: String,
+}
+
+impl std::fmt::Debug for ConsoleFileSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleFileSettings")
+            .finish_non_exhaustive()
+    }
 }
 
 /// The `[metrics]` table.
@@ -404,6 +442,10 @@ pub struct Config {
     pub decision_log: Option<DecisionLogSettings>,
     /// Whether metrics are recorded, and where `/metrics` is served.
     pub metrics: MetricsSettings,
+    /// Seals the web console's session cookies; `None`: a random key per process.
+    pub console_session_key: Option<Secret>,
+    /// The console's OpenID Connect sign-in, when configured.
+    pub console_oidc: Option<ConsoleOidc>,
     /// Dev mode (generated admin key).
     pub dev: bool,
     /// Where the generated dev admin key lives, when `--dev` generated or reused one.
@@ -738,6 +780,37 @@ impl Config {
         );
         let gateway = Arc::new(Gateway::new(Routes::new(&file.gateway)?, o.config.clone()));
         let decision_log = file.decision_log.map(decision_log).transpose()?;
+        let console_session_key = match file.console.session_key {
+            Some(key) if key.len() < 32 => {
+                return Err(ConfigError::Invalid {
+                    key: "console.session_key",
+                    message: "a session key is at least 32 bytes".to_owned(),
+                })
+            }
+            key => key.map(Secret::new),
+        };
+        let console_oidc = match (file.console.issuer, file.console.client_id) {
+            (None, None) => None,
+            (Some(issuer), Some(client_id)) => {
+                if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+                    return Err(ConfigError::Invalid {
+                        key: "console.issuer",
+                        message: format!("`{issuer}` is not an http(s) URL"),
+                    });
+                }
+                Some(ConsoleOidc {
+                    issuer: issuer.trim_end_matches('/').to_owned(),
+                    client_id,
+                    scope: file.console.scope.unwrap_or_else(|| "openid".to_owned()),
+                })
+            }
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "console.issuer",
+                    message: "set both `issuer` and `client_id`, or neither".to_owned(),
+                })
+            }
+        };
         let log_format = match o.log_format.or(file.log_format) {
             None => LogFormat::default(),
             Some(raw) => raw.parse().map_err(|message| ConfigError::Invalid {
@@ -775,6 +848,8 @@ impl Config {
             gateway,
             decision_log,
             metrics,
+            console_session_key,
+            console_oidc,
             dev: o.dev,
             dev_key_file,
         })
@@ -812,6 +887,8 @@ impl Config {
             gateway: Arc::new(Gateway::default()),
             decision_log: None,
             metrics: MetricsSettings::default(),
+            console_session_key: None,
+            console_oidc: None,
             dev: false,
             dev_key_file: None,
         }

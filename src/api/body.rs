@@ -14,10 +14,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use hyper::body::{Body as HttpBody, Bytes, Frame, SizeHint};
 use tokio::time::Sleep;
 
@@ -27,32 +24,6 @@ use super::{ApiError, AppState};
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive within {0:?}")]
 pub struct BodyTimedOut(pub Duration);
-
-/// Refuses an announced oversized body at once and puts every other body on a deadline.
-pub(crate) async fn guard(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let import = request.uri().path() == super::admin::IMPORT_PATH;
-    let max = if import {
-        app.config().max_import_bytes
-    } else {
-        app.config().max_body_bytes
-    };
-    let announced = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if announced.is_some_and(|length| length > max as u64) {
-        return ApiError::PayloadTooLarge(format!("a request body is at most {max} bytes"))
-            .into_response();
-    }
-    let timeout = if import {
-        app.config().import_timeout
-    } else {
-        app.config().body_read_timeout
-    };
-    let request = request.map(|body| Body::new(Deadline::new(body, timeout)));
-    next.run(request).await
-}
 
 /// The [`ApiError`] for a body that could not be read: 413 over the limit, 408 too slow,
 /// else 400 (the client closed early or sent broken chunked framing).
@@ -75,7 +46,7 @@ pub(crate) fn unreadable(rejection: &BytesRejection, app: &AppState) -> ApiError
 
 /// A body that fails with [`BodyTimedOut`] unless it ends within `timeout` of the first
 /// poll that has to wait for it.
-struct Deadline {
+pub(crate) struct Deadline {
     inner: Body,
     timeout: Duration,
     /// Started by the first poll that has to wait: time spent authenticating before the
@@ -84,7 +55,8 @@ struct Deadline {
 }
 
 impl Deadline {
-    fn new(inner: Body, timeout: Duration) -> Self {
+    /// `inner`, failing once it has kept its reader waiting for `timeout`.
+    pub(crate) fn new(inner: Body, timeout: Duration) -> Self {
         Deadline {
             inner,
             timeout,

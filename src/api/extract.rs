@@ -25,8 +25,16 @@ pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| {
-            let v = v.trim().to_ascii_lowercase();
-            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            // Compared in place: no lowercased copy per request.
+            let v = v.trim().as_bytes();
+            let prefixed = |prefix: &[u8]| {
+                v.len() >= prefix.len() && v[..prefix.len()].eq_ignore_ascii_case(prefix)
+            };
+            let suffixed = |suffix: &[u8]| {
+                v.len() >= suffix.len() && v[v.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            };
+            v.eq_ignore_ascii_case(b"application/json")
+                || (prefixed(b"application/") && suffixed(b"+json"))
         })
 }
 
@@ -51,7 +59,22 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 }
 
 /// Parses a JSON body, turning serde's error into a problem that names the field.
+///
+/// A body that parses is read once by plain serde_json; only a failed one is read again
+/// through `serde_path_to_error` to locate the field, whose tracking costs every request
+/// otherwise. Both reads run the same `Deserialize`, so they fail alike.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    if let Ok(value) = T::deserialize(&mut deserializer) {
+        if deserializer.end().is_ok() {
+            return Ok(value);
+        }
+    }
+    located(bytes)
+}
+
+/// [`parse_json`]'s second read: the error, with the pointer of the field at fault.
+fn located<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut *deserializer).map_err(|error| {
         let inner = error.inner();

@@ -2,14 +2,17 @@
 //! validate through the model, call the store or the engine, and shape the answer.
 
 pub mod admin;
+mod admit;
 mod authn;
 pub mod authz;
 mod authzen;
 mod body;
 mod check;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod gateway;
+mod graph;
 mod ops;
 pub mod request_id;
 pub mod respond;
@@ -19,12 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Method, Request, Uri};
+use axum::http::{HeaderName, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub(crate) use ops::metrics_router;
@@ -144,6 +146,7 @@ pub fn routes() -> Vec<Route> {
     all.extend(authzen::routes());
     all.extend(gateway::routes());
     all.extend(ops::routes());
+    all.extend(graph::routes());
     all
 }
 
@@ -160,74 +163,23 @@ pub fn router(state: AppState) -> Router {
         };
         app.route(r.path, handler)
     });
+    // The web console (HTML, so outside `routes()` and the OpenAPI contract).
+    let app = app.merge(console::router(&state));
     app.fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            ops::gate,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            body::guard,
-        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            time_limit,
-        ))
-        .layer(
-            TraceLayer::new_for_http()
-                .on_request(())
-                .on_body_chunk(())
-                .on_eos(())
-                // `debug`: a span per request costs more than a check. Log lines carry the
-                // request id without it (`crate::telemetry`); the fields are read only
-                // when the span is enabled.
-                .make_span_with(|request: &Request<_>| {
-                    tracing::debug_span!(
-                        "request",
-                        method = %request.method(),
-                        route = request
-                            .extensions()
-                            .get::<axum::extract::MatchedPath>()
-                            .map_or("", axum::extract::MatchedPath::as_str),
-                        request_id = request
-                            .headers()
-                            .get(&REQUEST_ID)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("-"),
-                        tenant = tracing::field::Empty,
-                    )
-                }),
-        )
+        // The readiness gate, the body limits, the time limit and the request's span.
+        .layer(admit::AdmitLayer::new(state.clone()))
+        // Graph's error envelope, not problem+json, under `/v1.0/` (whichever layer failed).
+        .layer(graph::EnvelopeLayer)
         // Sets and echoes `x-request-id` around everything that can answer.
         .layer(request_id::RequestIdLayer::new())
         // Outermost, so a request is timed whole and counted with the status it got.
         .layer(HttpMetricsLayer::of(state.metrics()))
         .with_state(state)
-}
-
-/// Answers 503 when a request takes longer than it may: [`REQUEST_TIMEOUT`], or
-/// `import_timeout` for an import or an export.
-async fn time_limit(
-    axum::extract::State(app): axum::extract::State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let path = request.uri().path();
-    let limit = if path == admin::IMPORT_PATH || path == admin::EXPORT_PATH {
-        app.config().import_timeout
-    } else {
-        REQUEST_TIMEOUT
-    };
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Unavailable(anyhow::anyhow!("the request took longer than {limit:?}"))
-            .into_response(),
-    }
 }
 
 async fn fallback(uri: Uri) -> Response {

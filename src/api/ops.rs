@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{header, Method, Uri};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -107,20 +106,22 @@ fn seconds(duration: Duration) -> f64 {
     (duration.as_millis() as f64) / 1000.0
 }
 
-/// Answers `503 not-ready` instead of routing while the snapshot is not loaded, or is older
-/// than `max_staleness_ms`: a replica that cannot know the directory answers nothing from
-/// it (fail closed). The operations routes and unknown routes pass.
-pub(super) async fn gate(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let gated = request
-        .extensions()
-        .get::<MatchedPath>()
-        .is_some_and(|path| !UNGATED.contains(&path.as_str()));
-    if gated {
-        if let Err(not_ready) = readiness(&app) {
-            return not_ready.into_response();
-        }
+/// `503 not-ready` instead of routing while the snapshot is not loaded, or is older than
+/// `max_staleness_ms`: a replica that cannot know the directory answers nothing from it
+/// (fail closed). The operations routes and unknown routes (`route` is `None`) pass. On the
+/// hot path this is two atomic loads; the problem is built only when refusing.
+pub(super) fn refusal(app: &AppState, route: Option<&str>) -> Option<Response> {
+    let gated = route.is_some_and(|path| !UNGATED.contains(&path));
+    if !gated
+        || app
+            .decider()
+            .health()
+            .not_ready(app.config().max_staleness)
+            .is_none()
+    {
+        return None;
     }
-    next.run(request).await
+    readiness(app).err().map(IntoResponse::into_response)
 }
 
 /// This app's metrics in Prometheus' text format, when they are served on the main

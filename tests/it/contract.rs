@@ -285,7 +285,22 @@ fn every_operation_follows_the_conventions_of_the_contract() {
             }
             let content = response["content"].as_object();
             let is_problem = content.is_some_and(|c| c.contains_key("application/problem+json"));
-            if status.starts_with(['4', '5']) != is_problem {
+            // The Graph-compatible paths answer errors in Graph's envelope, as JSON.
+            let is_graph_error = graph(&path)
+                && content.is_some_and(|c| {
+                    c.get("application/json").is_some_and(|media| {
+                        resolve(&media["schema"]).is_ok_and(|schema| {
+                            schema == &spec()["components"]["schemas"]["GraphError"]
+                        })
+                    })
+                });
+            if graph(&path) {
+                if status.starts_with(['4', '5']) != is_graph_error {
+                    problems.push(format!(
+                        "{name} {status}: errors, and only errors, are Graph's `GraphError`"
+                    ));
+                }
+            } else if status.starts_with(['4', '5']) != is_problem {
                 problems.push(format!(
                     "{name} {status}: errors, and only errors, are `application/problem+json`"
                 ));
@@ -1270,16 +1285,23 @@ fn every_api_error_is_a_documented_problem_document() {
 
 // --- authentication and authorization ---
 
-/// Routes that need a credential: `/v1` and AuthZEN's evaluation routes.
+/// Routes that need a credential: `/v1`, the Graph-compatible `/v1.0` and AuthZEN's
+/// evaluation routes.
 fn authenticated(path: &str) -> bool {
-    path.starts_with("/v1/") || path.starts_with("/access/")
+    path.starts_with("/v1/") || path.starts_with("/v1.0/") || path.starts_with("/access/")
 }
 
-/// The authenticated operations, each as (METHOD, path, operation).
+/// The Graph-compatible routes, whose errors are Graph's envelope (checked in `graph.rs`).
+fn graph(path: &str) -> bool {
+    path.starts_with("/v1.0/")
+}
+
+/// The authenticated operations that answer problem documents, each as (METHOD, path,
+/// operation).
 fn v1_operations() -> Vec<(String, String, &'static Value)> {
     operations()
         .into_iter()
-        .filter(|(_, path, _)| authenticated(path))
+        .filter(|(_, path, _)| authenticated(path) && !graph(path))
         .collect()
 }
 
@@ -1329,6 +1351,9 @@ fn every_v1_operation_may_answer_401_and_403_and_operations_routes_need_no_crede
         }
         if operation.get("security").is_some() {
             problems.push(format!("{name}: overrides the global `security`"));
+        }
+        if graph(&path) {
+            continue;
         }
         for (status, kinds) in [
             (401, vec!["unauthorized", "invalid-token"]),

@@ -9,10 +9,11 @@ use crate::api::extract::{page_request, ApiJson, ApiQuery, IdPath, IfMatch, Tena
 use crate::api::respond::{Created, Deleted, List, One, Updated};
 use crate::api::{ApiError, AppState};
 use crate::model::{
-    DenyAssignment, DenyAssignmentInput, DenyAssignmentPatchInput, EntityType, RoleAssignment,
-    RoleAssignmentInput, Scope,
+    DenyAssignment, DenyAssignmentInput, DenyAssignmentPatchInput, EntityType, Revision,
+    RoleAssignment, RoleAssignmentInput, Scope, TenantId,
 };
-use crate::store::RoleAssignmentFilter;
+use crate::store::{RoleAssignmentFilter, Stored, Written};
+use uuid::Uuid;
 
 /// Query of `GET /v1/roleAssignments`.
 #[derive(Deserialize)]
@@ -40,12 +41,7 @@ pub async fn list(
             })
         })
         .transpose()?;
-    // Filtered to one scope, reading there suffices; unfiltered needs reading at `/`.
-    caller.authorize(
-        &app,
-        READ_ASSIGNMENTS,
-        directory_scope_id.as_ref().unwrap_or(&Scope::root()),
-    )?;
+    authorize_listing(&app, &caller, directory_scope_id.as_ref())?;
     let filter = RoleAssignmentFilter {
         principal_id: parse_uuid("principalId", q.principal_id.as_deref())?,
         role_definition_id: parse_uuid("roleDefinitionId", q.role_definition_id.as_deref())?,
@@ -59,18 +55,42 @@ pub async fn list(
     Ok(List::of_stored(&uri, page))
 }
 
+/// Listing role assignments: filtered to one scope, reading there suffices; unfiltered
+/// needs reading at `/`. `/v1` and the Graph-compatible paths both list after it.
+pub(crate) fn authorize_listing(
+    app: &AppState,
+    caller: &Caller,
+    directory_scope_id: Option<&Scope>,
+) -> Result<(), ApiError> {
+    caller.authorize(
+        app,
+        READ_ASSIGNMENTS,
+        directory_scope_id.unwrap_or(&Scope::root()),
+    )
+}
+
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
     Tenant(tenant): Tenant,
     IdPath(id): IdPath,
 ) -> Result<One<RoleAssignment>, ApiError> {
+    Ok(One(read_assignment(&app, &caller, tenant, id).await?))
+}
+
+/// One role assignment; 404, as for an unknown id, when the caller may not read at its
+/// scope (not even its scope is told).
+pub(crate) async fn read_assignment(
+    app: &AppState,
+    caller: &Caller,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Stored<RoleAssignment>, ApiError> {
     let stored = app.store().get_role_assignment(tenant, id).await?;
-    // Not even its scope is told to a caller who may not read there.
-    if !caller.holds(&app, READ_ASSIGNMENTS, &stored.value.directory_scope_id) {
+    if !caller.holds(app, READ_ASSIGNMENTS, &stored.value.directory_scope_id) {
         return Err(not_found(EntityType::RoleAssignment, id));
     }
-    Ok(One(stored))
+    Ok(stored)
 }
 
 pub async fn create(
@@ -79,15 +99,27 @@ pub async fn create(
     Tenant(tenant): Tenant,
     ApiJson(body): ApiJson<RoleAssignmentInput>,
 ) -> Result<Created<RoleAssignment>, ApiError> {
+    let written = create_assignment(&app, &caller, tenant, body).await?;
+    let location = format!("/v1/roleAssignments/{}", written.value.id);
+    Ok(Created { written, location })
+}
+
+/// Creates a role assignment (or finds the same one): validated, authorized against
+/// escalation, written, and visible in this replica's snapshot when it returns.
+pub(crate) async fn create_assignment(
+    app: &AppState,
+    caller: &Caller,
+    tenant: TenantId,
+    body: RoleAssignmentInput,
+) -> Result<Written<RoleAssignment>, ApiError> {
     let new = body.validate()?;
-    caller.authorize_assignment(&app, &new).await?;
+    caller.authorize_assignment(app, &new).await?;
     let written = app
         .store()
         .create_role_assignment(tenant, &caller.actor, new)
         .await?;
     app.wait_for(written.revision).await?;
-    let location = format!("/v1/roleAssignments/{}", written.value.id);
-    Ok(Created { written, location })
+    Ok(written)
 }
 
 pub async fn delete(
@@ -97,14 +129,28 @@ pub async fn delete(
     IdPath(id): IdPath,
     IfMatch(if_match): IfMatch,
 ) -> Result<Deleted, ApiError> {
+    Ok(delete_assignment(&app, &caller, tenant, id, if_match)
+        .await?
+        .into())
+}
+
+/// Deletes a role assignment, for a caller who manages assignments at its scope. Gone from
+/// this replica's snapshot when it returns.
+pub(crate) async fn delete_assignment(
+    app: &AppState,
+    caller: &Caller,
+    tenant: TenantId,
+    id: Uuid,
+    if_match: Option<Revision>,
+) -> Result<Written<RoleAssignment>, ApiError> {
     let stored = app.store().get_role_assignment(tenant, id).await?;
-    caller.authorize(&app, MANAGE_ASSIGNMENTS, &stored.value.directory_scope_id)?;
+    caller.authorize(app, MANAGE_ASSIGNMENTS, &stored.value.directory_scope_id)?;
     let written = app
         .store()
         .delete_role_assignment(tenant, &caller.actor, id, if_match)
         .await?;
     app.wait_for(written.revision).await?;
-    Ok(written.into())
+    Ok(written)
 }
 
 /// Query of `GET /v1/denyAssignments`.

@@ -1,14 +1,14 @@
 //! The admin REST API under `/v1`: thin handlers over the store. Each write waits for the
 //! local snapshot to reach its revision before answering (read-your-writes).
 
-mod assignments;
+pub(crate) mod assignments;
 mod changes;
 mod directory;
 mod groups;
 mod import;
 mod principals;
 mod resources;
-mod roles;
+pub(crate) mod roles;
 mod units;
 
 use axum::http::Method;

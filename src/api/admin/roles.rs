@@ -9,10 +9,11 @@ use crate::api::extract::{page_request, ApiJson, ApiQuery, IdPath, IfMatch, Tena
 use crate::api::respond::{Created, Deleted, List, One, Updated};
 use crate::api::{ApiError, AppState};
 use crate::model::{
-    CloneRoleInput, RoleAssignment, RoleDefinition, RoleDefinitionInput, RoleDefinitionPatchInput,
-    Scope,
+    CloneRoleInput, Revision, RoleAssignment, RoleDefinition, RoleDefinitionInput,
+    RoleDefinitionPatchInput, Scope, TenantId,
 };
-use crate::store::{RoleAssignmentFilter, RoleDefinitionFilter};
+use crate::store::{RoleAssignmentFilter, RoleDefinitionFilter, Stored, Written};
+use uuid::Uuid;
 
 /// Query of `GET /v1/roleDefinitions`.
 #[derive(Deserialize)]
@@ -32,7 +33,7 @@ pub async fn list(
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<List<RoleDefinition>, ApiError> {
-    caller.authorize(&app, READ_ROLES, &Scope::root())?;
+    authorize_listing(&app, &caller)?;
     let filter = RoleDefinitionFilter {
         display_name: q.display_name,
         is_built_in: parse_bool("isBuiltIn", q.is_built_in.as_deref())?,
@@ -46,14 +47,30 @@ pub async fn list(
     Ok(List::of_stored(&uri, page))
 }
 
+/// Listing role definitions needs reading them at `/`; checked before the query is read.
+/// `/v1` and the Graph-compatible paths both list after it.
+pub(crate) fn authorize_listing(app: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    caller.authorize(app, READ_ROLES, &Scope::root())
+}
+
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
     Tenant(tenant): Tenant,
     IdPath(id): IdPath,
 ) -> Result<One<RoleDefinition>, ApiError> {
-    caller.authorize(&app, READ_ROLES, &Scope::root())?;
-    Ok(One(app.store().get_role_definition(tenant, id).await?))
+    Ok(One(read_role(&app, &caller, tenant, id).await?))
+}
+
+/// One role definition, for a caller who may read roles at `/`.
+pub(crate) async fn read_role(
+    app: &AppState,
+    caller: &Caller,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Stored<RoleDefinition>, ApiError> {
+    caller.authorize(app, READ_ROLES, &Scope::root())?;
+    Ok(app.store().get_role_definition(tenant, id).await?)
 }
 
 pub async fn create(
@@ -62,15 +79,27 @@ pub async fn create(
     Tenant(tenant): Tenant,
     ApiJson(body): ApiJson<RoleDefinitionInput>,
 ) -> Result<Created<RoleDefinition>, ApiError> {
-    caller.authorize(&app, MANAGE_ROLES, &Scope::root())?;
+    let written = create_role(&app, &caller, tenant, body).await?;
+    let location = format!("/v1/roleDefinitions/{}", written.value.id);
+    Ok(Created { written, location })
+}
+
+/// Creates a custom role: authorized, validated, written, and visible in this replica's
+/// snapshot (read-your-writes) when it returns.
+pub(crate) async fn create_role(
+    app: &AppState,
+    caller: &Caller,
+    tenant: TenantId,
+    body: RoleDefinitionInput,
+) -> Result<Written<RoleDefinition>, ApiError> {
+    caller.authorize(app, MANAGE_ROLES, &Scope::root())?;
     let new = body.validate()?;
     let written = app
         .store()
         .create_role_definition(tenant, &caller.actor, new)
         .await?;
     app.wait_for(written.revision).await?;
-    let location = format!("/v1/roleDefinitions/{}", written.value.id);
-    Ok(Created { written, location })
+    Ok(written)
 }
 
 pub async fn clone(
@@ -99,7 +128,22 @@ pub async fn update(
     IfMatch(if_match): IfMatch,
     ApiJson(body): ApiJson<RoleDefinitionPatchInput>,
 ) -> Result<Updated<RoleDefinition>, ApiError> {
-    caller.authorize(&app, MANAGE_ROLES, &Scope::root())?;
+    Ok(Updated(
+        update_role(&app, &caller, tenant, id, if_match, body).await?,
+    ))
+}
+
+/// Changes a custom role; a change of permissions (or enabling it) is checked against
+/// escalation. Visible in this replica's snapshot when it returns.
+pub(crate) async fn update_role(
+    app: &AppState,
+    caller: &Caller,
+    tenant: TenantId,
+    id: Uuid,
+    if_match: Option<Revision>,
+    body: RoleDefinitionPatchInput,
+) -> Result<Written<RoleDefinition>, ApiError> {
+    caller.authorize(app, MANAGE_ROLES, &Scope::root())?;
     let patch = body.validate()?;
     if patch.role_permissions.is_some() || patch.is_enabled == Some(true) {
         let before = app.store().get_role_definition(tenant, id).await?.value;
@@ -111,7 +155,7 @@ pub async fn update(
             changed.is_enabled = enabled;
         }
         if !changed.is_built_in {
-            caller.authorize_role_change(&app, &before, &changed)?;
+            caller.authorize_role_change(app, &before, &changed)?;
         }
     }
     let written = app
@@ -119,7 +163,7 @@ pub async fn update(
         .update_role_definition(tenant, &caller.actor, id, patch, if_match)
         .await?;
     app.wait_for(written.revision).await?;
-    Ok(Updated(written))
+    Ok(written)
 }
 
 /// Query of `DELETE /v1/roleDefinitions/{id}`.
@@ -137,13 +181,30 @@ pub async fn delete(
     IfMatch(if_match): IfMatch,
     ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<Deleted, ApiError> {
-    caller.authorize(&app, MANAGE_ROLES, &Scope::root())?;
-    let cascade = parse_bool("cascade", q.cascade.as_deref())?.unwrap_or(false);
+    let cascade = q.cascade.as_deref();
+    Ok(delete_role(&app, &caller, tenant, id, if_match, cascade)
+        .await?
+        .into())
+}
+
+/// Deletes a custom role; with `cascade` (`?cascade=`, read after authorization) `true`,
+/// every assignment of it too, each authorized at its own scope. Gone from this replica's
+/// snapshot when it returns.
+pub(crate) async fn delete_role(
+    app: &AppState,
+    caller: &Caller,
+    tenant: TenantId,
+    id: Uuid,
+    if_match: Option<Revision>,
+    cascade: Option<&str>,
+) -> Result<Written<RoleDefinition>, ApiError> {
+    caller.authorize(app, MANAGE_ROLES, &Scope::root())?;
+    let cascade = parse_bool("cascade", cascade)?.unwrap_or(false);
     if cascade {
         // The cascade deletes every assignment of the role: each needs the right to delete
         // it directly, at its own scope.
-        for scope in assignment_scopes(&app, tenant, id).await? {
-            caller.authorize(&app, MANAGE_ASSIGNMENTS, &scope)?;
+        for scope in assignment_scopes(app, tenant, id).await? {
+            caller.authorize(app, MANAGE_ASSIGNMENTS, &scope)?;
         }
     }
     let written = app
@@ -151,7 +212,7 @@ pub async fn delete(
         .delete_role_definition(tenant, &caller.actor, id, cascade, if_match)
         .await?;
     app.wait_for(written.revision).await?;
-    Ok(written.into())
+    Ok(written)
 }
 
 /// Query of `GET /v1/roleDefinitions/{id}/assignments`.
