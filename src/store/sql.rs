@@ -14,10 +14,11 @@
 //! Writes go through `write::WriteTx`: it begins the transaction, increments the revision row
 //! first (taking PostgreSQL's row lock or SQLite's write lock before any read, so writers
 //! are serialized and every check-then-insert is race-free), logs one `changes` row per
-//! object touched, and commits or rolls back as a whole.
+//! object touched, and commits or rolls back as a whole. Role assignment creation is
+//! group-committed (`group_commit`): concurrent creates share one such transaction.
 
 use std::fmt;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,6 +30,7 @@ use uuid::Uuid;
 mod assignments;
 mod directory;
 mod feed;
+mod group_commit;
 mod import;
 mod principals;
 mod resources;
@@ -146,6 +148,9 @@ pub struct SqlStore {
     /// The bounds the pool was built with (the `LISTEN` connection and migrations reuse
     /// them).
     settings: PoolSettings,
+    /// The queue of the task that group-commits role assignment creation, started on first
+    /// use (`group_commit`).
+    writer: OnceLock<group_commit::Queue>,
 }
 
 impl fmt::Debug for SqlStore {
@@ -226,6 +231,7 @@ impl SqlStore {
             url: url.clone(),
             catalog,
             settings,
+            writer: OnceLock::new(),
         })
     }
 

@@ -1431,6 +1431,159 @@ async fn parallel_creates_of_one_assignment_yield_exactly_one(store: &dyn Store)
     );
 }
 
+/// Concurrent assignment creates are group-committed: they share transactions and
+/// revisions, yet each caller gets its own outcome (created, found or refused), a created
+/// assignment's revision includes it, refusals take nothing from the others, and the change
+/// log records each creation once under its own actor.
+async fn concurrent_assignment_creates_share_commits_but_keep_their_own_outcomes(
+    store: &dyn Store,
+) {
+    let t = tenant();
+    let (alice, bob) = (Actor::new("alice"), Actor::new("bob"));
+    let role = store
+        .create_role_definition(t, &alice, new_role("Grouped", &["contoso.group/commit"]))
+        .await
+        .unwrap()
+        .value;
+    let mut narrow = new_role("Narrow", &["contoso.group/narrow"]);
+    narrow.assignable_scopes = vec![scope("/applications/only")];
+    let narrow = store
+        .create_role_definition(t, &alice, narrow)
+        .await
+        .unwrap()
+        .value;
+    let taken = new_assignment(Uuid::new_v4(), role.id, "/applications/taken");
+    let existing = store
+        .create_role_assignment(t, &alice, taken.clone())
+        .await
+        .unwrap();
+    let before = store.current_revision().await.unwrap();
+
+    /// What each request must get.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Expect {
+        Created,
+        /// Found: the request at this index was created (or `usize::MAX`: `existing`).
+        SameAs(usize),
+        Conflict,
+        Unprocessable(&'static str),
+    }
+    let mut requests: Vec<(Actor, NewRoleAssignment, Expect)> = Vec::new();
+    for i in 0..40 {
+        let who = if i % 4 == 3 {
+            bob.clone()
+        } else {
+            alice.clone()
+        };
+        let new = new_assignment(Uuid::new_v4(), role.id, &format!("/applications/a{i}"));
+        requests.push((who, new, Expect::Created));
+    }
+    let twin = requests[5].1.clone();
+    requests.push((alice.clone(), twin.clone(), Expect::SameAs(5)));
+    requests.push((bob.clone(), twin.clone(), Expect::SameAs(5)));
+    requests.push((
+        alice.clone(),
+        with_condition(twin, "@Resource[x] == 'y'"),
+        Expect::Conflict,
+    ));
+    requests.push((alice.clone(), taken.clone(), Expect::SameAs(usize::MAX)));
+    requests.push((
+        alice.clone(),
+        new_assignment(Uuid::new_v4(), Uuid::new_v4(), "/"),
+        Expect::Unprocessable("/roleDefinitionId"),
+    ));
+    requests.push((
+        alice.clone(),
+        new_assignment(Uuid::new_v4(), narrow.id, "/applications/elsewhere"),
+        Expect::Unprocessable("/directoryScopeId"),
+    ));
+    requests.push((
+        bob.clone(),
+        new_assignment(Uuid::new_v4(), narrow.id, "/applications/only"),
+        Expect::Created,
+    ));
+
+    let results = futures::future::join_all(
+        requests
+            .iter()
+            .map(|(who, new, _)| store.create_role_assignment(t, who, new.clone())),
+    )
+    .await;
+
+    let mut revisions = BTreeSet::new();
+    for (i, ((_, new, expect), result)) in requests.iter().zip(&results).enumerate() {
+        match (expect, result) {
+            (Expect::Created, Ok(written)) => {
+                assert!(written.created, "request {i} creates");
+                assert_eq!(written.value.principal_id, new.principal_id);
+                assert_eq!(written.value.directory_scope_id, new.directory_scope_id);
+                assert!(written.revision > before, "request {i}: a new revision");
+                revisions.insert(written.revision);
+            }
+            (Expect::SameAs(j), Ok(written)) => {
+                assert!(!written.created, "request {i} finds");
+                let first = match results.get(*j) {
+                    Some(Ok(first)) => first,
+                    _ => &existing,
+                };
+                assert_eq!(written.value, first.value, "request {i}");
+                assert_eq!(written.revision, first.revision, "request {i}");
+            }
+            (Expect::Conflict, Err(StoreError::Conflict(_))) => {}
+            (Expect::Unprocessable(pointer), Err(StoreError::Unprocessable(errors))) => {
+                assert_eq!(
+                    errors.errors[0].pointer, *pointer,
+                    "request {i}: {errors:?}"
+                );
+            }
+            (expect, got) => panic!("request {i}: expected {expect:?}, got {got:?}"),
+        }
+    }
+    let created = requests
+        .iter()
+        .filter(|(_, _, expect)| *expect == Expect::Created)
+        .count();
+    assert!(
+        revisions.len() < created,
+        "{created} concurrent creates committed in {} revisions: none were grouped",
+        revisions.len()
+    );
+    // Every revision between `before` and now is one of theirs: refusals and finds
+    // consumed none.
+    let now = store.current_revision().await.unwrap();
+    assert_eq!(
+        revisions.iter().copied().collect::<Vec<_>>(),
+        ((before.0 + 1)..=now.0).map(Revision).collect::<Vec<_>>()
+    );
+    let changes = store.changes_after(before, 1000).await.unwrap();
+    assert_eq!(changes.len(), created, "one change per created assignment");
+    for ((who, new, expect), result) in requests.iter().zip(&results) {
+        if *expect != Expect::Created {
+            continue;
+        }
+        let Ok(written) = result else {
+            unreachable!("checked above")
+        };
+        let logged: Vec<_> = changes
+            .iter()
+            .filter(|c| c.entity_id == written.value.id.to_string())
+            .collect();
+        assert_eq!(logged.len(), 1, "{new:?} logged once");
+        assert_eq!(logged[0].op, ChangeOp::Create);
+        assert_eq!(logged[0].actor, who.id(), "logged under its own actor");
+        assert_eq!(logged[0].revision, written.revision);
+    }
+    let listed = store
+        .list_role_assignments(t, &RoleAssignmentFilter::default(), &all())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.items.len(),
+        created + 1,
+        "the created ones and `existing`"
+    );
+}
+
 async fn parallel_writes_take_consecutive_revisions(store: &dyn Store) {
     let t = tenant();
     let before = store.current_revision().await.unwrap();
@@ -3600,6 +3753,7 @@ conformance!(
     role_assignments_keep_their_condition_in_reads_the_change_log_and_the_dump,
     an_assignment_differing_only_in_its_condition_is_a_conflict,
     parallel_creates_of_one_assignment_yield_exactly_one,
+    concurrent_assignment_creates_share_commits_but_keep_their_own_outcomes,
     parallel_writes_take_consecutive_revisions,
     assignments_need_an_existing_role_assignable_at_the_scope,
     if_match_must_name_the_current_revision,

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::rows::{
-    is_unique_violation, unprocessable, Arg, Filter, DENY_ASSIGNMENTS, ROLE_ASSIGNMENTS,
+    is_unique_violation, unprocessable, Arg, Filter, Key, DENY_ASSIGNMENTS, ROLE_ASSIGNMENTS,
 };
 use super::write::{Done, WriteTx};
 use super::SqlStore;
@@ -60,15 +60,7 @@ impl AssignmentStore for SqlStore {
         actor: &Actor,
         new: NewRoleAssignment,
     ) -> StoreResult<Written<RoleAssignment>> {
-        let mut w = self.begin_write(tenant, actor).await?;
-        let result = async {
-            let role = self
-                .find_role(w.conn(), tenant, new.role_definition_id)
-                .await?;
-            w.create_assignment(role, new).await
-        }
-        .await;
-        w.finish(result).await
+        self.create_assignment_grouped(tenant, actor, new).await
     }
 
     #[tracing::instrument(skip_all, fields(%tenant))]
@@ -156,63 +148,105 @@ impl AssignmentStore for SqlStore {
     }
 }
 
+/// The columns that make an assignment unique in its tenant: (principal, role, scope).
+pub(super) fn natural_key(principal_id: Uuid, role_definition_id: Uuid, scope: &Scope) -> [Key; 3] {
+    [
+        ("principal_id", Arg::id(principal_id)),
+        ("role_definition_id", Arg::id(role_definition_id)),
+        ("directory_scope_id", Arg::Text(scope.to_string())),
+    ]
+}
+
+/// Whether `new` may be created, given the assignment already stored under its natural key
+/// (`existing`) and the role it names as this write read it (`role`; `None`: no such role).
+/// `Ok(Some(existing))` is an idempotent find; `Ok(None)` means create it.
+///
+/// The key stays (principal, role, scope): a condition does not make a second assignment.
+/// Finding one whose condition differs is a conflict, not a find: answering with it would
+/// tell the client its condition holds when another one does.
+pub(super) fn admit_assignment(
+    new: &NewRoleAssignment,
+    existing: Option<Stored<RoleAssignment>>,
+    role: Option<&Stored<RoleDefinition>>,
+) -> StoreResult<Option<Stored<RoleAssignment>>> {
+    if let Some(existing) = existing {
+        if (&existing.value.condition, &existing.value.condition_version)
+            != (&new.condition, &new.condition_version)
+        {
+            return Err(StoreError::Conflict(
+                "this principal already holds this role at this scope with a different \
+                 condition (or none); delete that assignment first"
+                    .to_owned(),
+            ));
+        }
+        return Ok(Some(existing));
+    }
+    let role = role.ok_or_else(|| {
+        unprocessable(
+            "/roleDefinitionId",
+            format!(
+                "role definition `{}` does not exist in this tenant",
+                new.role_definition_id
+            ),
+        )
+    })?;
+    if !role.value.assignable_at(&new.directory_scope_id) {
+        let scopes: Vec<&str> = role
+            .value
+            .assignable_scopes
+            .iter()
+            .map(Scope::as_str)
+            .collect();
+        return Err(unprocessable(
+            "/directoryScopeId",
+            format!(
+                "role `{}` is not assignable at `{}`; its assignable scopes are `{}`",
+                role.value.display_name,
+                new.directory_scope_id,
+                scopes.join("`, `")
+            ),
+        ));
+    }
+    Ok(None)
+}
+
+impl SqlStore {
+    /// Creates one assignment in a transaction of its own (or finds it).
+    pub(super) async fn create_assignment_alone(
+        &self,
+        tenant: TenantId,
+        actor: &Actor,
+        new: NewRoleAssignment,
+    ) -> StoreResult<Written<RoleAssignment>> {
+        let mut w = self.begin_write(tenant, actor).await?;
+        let result = async {
+            let role = self
+                .find_role(w.conn(), tenant, new.role_definition_id)
+                .await?;
+            w.create_assignment(role, new).await
+        }
+        .await;
+        w.finish(result).await
+    }
+}
+
 impl WriteTx {
-    /// Creates the assignment, or finds the one with the same (principal, role, scope).
-    /// `role` is the role it names, as this write read it (`None`: there is no such role).
-    ///
-    /// The key stays (principal, role, scope): a condition does not make a second
-    /// assignment. Finding one whose condition differs is a conflict, not a find: answering
-    /// with it would tell the client its condition holds when another one does.
+    /// Creates the assignment, or finds the one with the same (principal, role, scope)
+    /// ([`admit_assignment`] says which, or why neither). `role` is the role it names, as
+    /// this write read it (`None`: there is no such role).
     async fn create_assignment(
         &mut self,
         role: Option<Stored<RoleDefinition>>,
         new: NewRoleAssignment,
     ) -> StoreResult<Done<RoleAssignment>> {
-        let natural_key = [
-            ("principal_id", Arg::id(new.principal_id)),
-            ("role_definition_id", Arg::id(new.role_definition_id)),
-            (
-                "directory_scope_id",
-                Arg::Text(new.directory_scope_id.to_string()),
-            ),
-        ];
-        if let Some(existing) = self.get(ROLE_ASSIGNMENTS, &natural_key).await? {
-            if (&existing.value.condition, &existing.value.condition_version)
-                != (&new.condition, &new.condition_version)
-            {
-                return Err(StoreError::Conflict(
-                    "this principal already holds this role at this scope with a different \
-                     condition (or none); delete that assignment first"
-                        .to_owned(),
-                ));
-            }
-            return Ok(Done::Found(existing.value, existing.revision));
-        }
-        let role = role.ok_or_else(|| {
-            unprocessable(
-                "/roleDefinitionId",
-                format!(
-                    "role definition `{}` does not exist in this tenant",
-                    new.role_definition_id
-                ),
-            )
-        })?;
-        if !role.value.assignable_at(&new.directory_scope_id) {
-            let scopes: Vec<&str> = role
-                .value
-                .assignable_scopes
-                .iter()
-                .map(Scope::as_str)
-                .collect();
-            return Err(unprocessable(
-                "/directoryScopeId",
-                format!(
-                    "role `{}` is not assignable at `{}`; its assignable scopes are `{}`",
-                    role.value.display_name,
-                    new.directory_scope_id,
-                    scopes.join("`, `")
-                ),
-            ));
+        let natural_key = natural_key(
+            new.principal_id,
+            new.role_definition_id,
+            &new.directory_scope_id,
+        );
+        let existing = self.get(ROLE_ASSIGNMENTS, &natural_key).await?;
+        if let Some(found) = admit_assignment(&new, existing, role.as_ref())? {
+            return Ok(Done::Found(found.value, found.revision));
         }
         let assignment = RoleAssignment::new(Uuid::new_v4(), new, self.now);
         let mut columns = vec![("id", Arg::id(assignment.id))];

@@ -58,24 +58,46 @@ impl WriteTx {
         actor: &Actor,
     ) -> StoreResult<WriteTx> {
         let mut tx = pool.begin_with(backend.begin_write()).await?;
-        // INVARIANT: the first statement of every write. On PostgreSQL it takes the row
-        // lock that serializes writers until commit (so revisions commit in order); on
-        // SQLite the write lock is already held. Every later read sees every earlier write.
-        let value: i64 =
-            sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value")
+        let now = now();
+        // INVARIANT: the revision's increment is in the first statement of every write. On
+        // PostgreSQL it takes the row lock that serializes writers until commit (so
+        // revisions commit in order); on SQLite the write lock is already held. Every later
+        // read sees every earlier write.
+        let value: i64 = match backend {
+            // One round trip: the increment, the tenant's row on its first write, and the
+            // `NOTIFY` (PostgreSQL delivers it on commit, in commit order, and drops it if
+            // the transaction rolls back; the payload is the revision).
+            Backend::Postgres => sqlx::query(
+                "WITH r AS (UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value), \
+                 t AS (INSERT INTO tenants (tenant_id, created_revision, created_at) \
+                 SELECT $1, value, $2 FROM r ON CONFLICT (tenant_id) DO NOTHING) \
+                 SELECT r.value FROM r, LATERAL (SELECT pg_notify($3, r.value::text)) AS n",
+            )
+            .bind(tenant.to_string())
+            .bind(time_text(now))
+            .bind(NOTIFY_CHANNEL)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?,
+            Backend::Sqlite => {
+                let value: i64 = sqlx::query(
+                    "UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value",
+                )
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get(0)?;
-        let now = now();
-        sqlx::query(
-            "INSERT INTO tenants (tenant_id, created_revision, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id) DO NOTHING",
-        )
-        .bind(tenant.to_string())
-        .bind(value)
-        .bind(time_text(now))
-        .execute(&mut *tx)
-        .await?;
+                sqlx::query(
+                    "INSERT INTO tenants (tenant_id, created_revision, created_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (tenant_id) DO NOTHING",
+                )
+                .bind(tenant.to_string())
+                .bind(value)
+                .bind(time_text(now))
+                .execute(&mut *tx)
+                .await?;
+                value
+            }
+        };
         Ok(WriteTx {
             tx,
             backend,
@@ -124,20 +146,13 @@ impl WriteTx {
         }
     }
 
-    async fn commit(mut self) -> StoreResult<Revision> {
-        if self.backend == Backend::Postgres {
-            // Delivered on commit, in commit order; dropped if the transaction rolls back.
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(NOTIFY_CHANNEL)
-                .bind(self.revision.to_string())
-                .execute(&mut *self.tx)
-                .await?;
-        }
+    pub(super) async fn commit(self) -> StoreResult<Revision> {
+        // PostgreSQL's `NOTIFY` went with the revision's increment (`begin`).
         self.tx.commit().await?;
         Ok(self.revision)
     }
 
-    async fn rollback(self) {
+    pub(super) async fn rollback(self) {
         // Rolled back explicitly so SQLite's write lock is released now, not when the
         // connection is next used.
         if let Err(error) = self.tx.rollback().await {
@@ -302,6 +317,42 @@ impl WriteTx {
             .push_bind(Arg::Text(to_json(body)?))
             .push(")");
         sql.query().execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    /// Inserts many rows of `table` in multi-row statements: each is its `columns` (the
+    /// same names in the same order for every row) and its body.
+    pub(super) async fn insert_many<T: Serialize>(
+        &mut self,
+        table: Table<T>,
+        rows: &[(Vec<Key>, &T)],
+    ) -> StoreResult<()> {
+        let Some((first, _)) = rows.first() else {
+            return Ok(());
+        };
+        // The tenant, the columns, the revision and the body.
+        let per_row = first.len() + 3;
+        for chunk in rows.chunks(BULK_ARGS / per_row) {
+            let mut sql = Sql::new("INSERT INTO ");
+            sql.push(table.name).push(" (tenant_id");
+            for (column, _) in first {
+                sql.push(", ").push(column);
+            }
+            sql.push(", revision, body) VALUES ");
+            for (i, (columns, body)) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" })
+                    .push_bind(Arg::tenant(self.tenant));
+                for (_, arg) in columns {
+                    sql.push(", ").push_bind(arg.clone());
+                }
+                sql.push(", ")
+                    .push_bind(Arg::Int(self.revision.0))
+                    .push(", ")
+                    .push_bind(Arg::Text(to_json(body)?))
+                    .push(")");
+            }
+            sql.query().execute(&mut *self.tx).await?;
+        }
         Ok(())
     }
 
