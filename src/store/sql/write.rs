@@ -301,23 +301,7 @@ impl WriteTx {
         columns: &[Key],
         body: &T,
     ) -> StoreResult<()> {
-        let mut sql = Sql::new("INSERT INTO ");
-        sql.push(table.name).push(" (tenant_id");
-        for (column, _) in columns {
-            sql.push(", ").push(column);
-        }
-        sql.push(", revision, body) VALUES (")
-            .push_bind(Arg::tenant(self.tenant));
-        for (_, arg) in columns {
-            sql.push(", ").push_bind(arg.clone());
-        }
-        sql.push(", ")
-            .push_bind(Arg::Int(self.revision.0))
-            .push(", ")
-            .push_bind(Arg::Text(to_json(body)?))
-            .push(")");
-        sql.query().execute(&mut *self.tx).await?;
-        Ok(())
+        self.insert_many(table, &[(columns.to_vec(), body)]).await
     }
 
     /// Inserts many rows of `table` in multi-row statements: each is its `columns` (the
