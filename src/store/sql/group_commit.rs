@@ -23,6 +23,7 @@
 //! A request that finds the writer idle is a batch of one, written exactly as before: the
 //! latency of a lone write does not change.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use tokio::sync::{mpsc, oneshot};
@@ -218,11 +219,11 @@ impl SqlStore {
         let tenant = w.tenant;
         let mut roles: HashMap<Uuid, Option<Stored<RoleDefinition>>> = HashMap::new();
         for new in news {
-            if !roles.contains_key(&new.role_definition_id) {
-                let role = self
-                    .find_role(w.conn(), tenant, new.role_definition_id)
-                    .await?;
-                roles.insert(new.role_definition_id, role);
+            if let Entry::Vacant(slot) = roles.entry(new.role_definition_id) {
+                slot.insert(
+                    self.find_role(w.conn(), tenant, new.role_definition_id)
+                        .await?,
+                );
             }
         }
         let mut stored = existing(w, news).await?;
