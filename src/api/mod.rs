@@ -151,7 +151,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The whole HTTP surface with its middleware.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState) -> anyhow::Result<Router> {
     let max_body = state.config().max_body_bytes;
     let app = routes().into_iter().fold(Router::new(), |app, r| {
         // A directory file may be far larger than any other body.
@@ -164,8 +164,9 @@ pub fn router(state: AppState) -> Router {
         app.route(r.path, handler)
     });
     // The web console (HTML, so outside `routes()` and the OpenAPI contract).
-    let app = app.merge(console::router(&state));
-    app.fallback(fallback)
+    let app = app.merge(console::router(&state)?);
+    Ok(app
+        .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(|_| {
@@ -179,7 +180,7 @@ pub fn router(state: AppState) -> Router {
         .layer(request_id::RequestIdLayer::new())
         // Outermost, so a request is timed whole and counted with the status it got.
         .layer(HttpMetricsLayer::of(state.metrics()))
-        .with_state(state)
+        .with_state(state))
 }
 
 async fn fallback(uri: Uri) -> Response {

@@ -20,6 +20,8 @@ pub mod session;
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
@@ -58,19 +60,20 @@ struct Inner {
 
 /// The console's routes, to be merged into the app's router before its middleware (so the
 /// readiness gate, the time limit and the request id apply here too).
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
     let api = super::routes()
         .into_iter()
         .fold(Router::new(), |api, r| api.route(r.path, r.handler))
         .with_state(state.clone());
-    let key = SessionKey::from_config(state.config().console_session_key.as_ref());
+    let key = SessionKey::from_config(state.config().console_session_key.as_ref())
+        .context("starting the console's session key")?;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default();
     let console = Console(Arc::new(Inner { api, key, http }));
-    Router::new()
+    Ok(Router::new()
         .route(PREFIX, get(pages::home))
         .route("/console/", get(pages::home))
         .route("/console/assets/console.css", get(pages::css))
@@ -116,7 +119,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console/changes", get(pages::changes))
         .route("/console/validate", get(pages::validate))
         .layer(Extension(console))
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(security_headers)))
 }
 
 /// Adds the console's security headers to every answer, errors included.

@@ -130,9 +130,20 @@ pub(super) async fn start(
         Err(message) => return failed(StatusCode::BAD_GATEWAY, &message),
     };
     let key = console.key();
-    let verifier = format!("{}{}", key.random_token(), key.random_token());
+    let (Some(v1), Some(v2), Some(state), Some(nonce)) = (
+        key.random_token(),
+        key.random_token(),
+        key.random_token(),
+        key.random_token(),
+    ) else {
+        return failed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the system random generator failed; try again",
+        );
+    };
+    let verifier = format!("{v1}{v2}");
     let pending = Pending {
-        state: key.random_token(),
+        state,
         redirect_uri: format!("{}{CALLBACK_PATH}", base_url(&app, &headers)),
         token_endpoint: endpoints.token_endpoint,
         expires: chrono::Utc::now().timestamp() + PENDING_SECONDS,
@@ -158,7 +169,7 @@ pub(super) async fn start(
         enc(&pending.redirect_uri),
         enc(&oidc.scope),
         enc(&pending.state),
-        enc(&key.random_token()),
+        enc(&nonce),
         challenge(&pending.verifier)
     );
     let mut response = see_other(&url);
@@ -250,7 +261,12 @@ pub(super) async fn callback(
             Ok(caller) => {
                 let label = super::pages::label_of(&caller);
                 let expires = super::session::token_expiry(&token);
-                let session = console.key().start(token, label, expires);
+                let Some(session) = console.key().start(token, label, expires) else {
+                    return failed(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the system random generator failed; try again",
+                    );
+                };
                 let Some(sealed) = console.key().seal(&session) else {
                     return failed(StatusCode::INTERNAL_SERVER_ERROR, "cannot start a session");
                 };

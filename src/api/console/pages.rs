@@ -237,7 +237,17 @@ fn signin_form(app: &AppState, headers: &HeaderMap, status: StatusCode, error: &
     let mut body = String::new();
     let token = match console_token {
         Some(t) if t.len() >= 16 => t,
-        _ => super::session::SessionKey::from_config(None).random_token(),
+        _ => match super::session::fresh_token() {
+            Some(t) => t,
+            None => {
+                return page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Sign in",
+                    None,
+                    "<p class=\"error\" role=\"alert\">The system random generator failed; try again.</p>",
+                )
+            }
+        },
     };
     if dev_key(app).is_some() {
         let _ = write!(
@@ -310,14 +320,16 @@ fn start_session(
     console: &Console,
     app: &AppState,
     headers: &HeaderMap,
-    session: &Session,
+    session: Option<Session>,
 ) -> Response {
-    let Some(sealed) = console.key().seal(session) else {
+    let Some((session, sealed)) =
+        session.and_then(|session| console.key().seal(&session).map(|sealed| (session, sealed)))
+    else {
         return signin_form(
             app,
             headers,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "cannot start a session",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot start a session (the system random generator failed); try again",
         );
     };
     let max_age = (session.expires - chrono::Utc::now().timestamp()).max(0);
@@ -357,7 +369,7 @@ pub(super) async fn signin_dev(
     let session = console
         .key()
         .start(key.to_owned(), "dev administrator".to_owned(), None);
-    start_session(&console, &app, &headers, &session)
+    start_session(&console, &app, &headers, session)
 }
 
 pub(super) async fn signin_token(
@@ -384,7 +396,7 @@ pub(super) async fn signin_token(
     let label = label_of(&caller);
     let expires = session::token_expiry(&token);
     let session = console.key().start(token, label, expires);
-    start_session(&console, &app, &headers, &session)
+    start_session(&console, &app, &headers, session)
 }
 
 /// Who a caller is, for the page header.

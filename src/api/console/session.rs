@@ -38,6 +38,18 @@ impl std::fmt::Debug for SessionKey {
     }
 }
 
+/// A fresh random token (128 bits, base64url) without a key at hand; `None` when the
+/// system's random generator fails.
+pub fn fresh_token() -> Option<String> {
+    token_from(&SystemRandom::new())
+}
+
+fn token_from(rng: &SystemRandom) -> Option<String> {
+    let mut bytes = [0u8; 16];
+    rng.fill(&mut bytes).ok()?;
+    Some(URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// What a session holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
@@ -53,56 +65,54 @@ pub struct Session {
 
 impl SessionKey {
     /// Derives the key from the configured secret, or makes a random one when none is
-    /// configured (single replica, sessions end at restart).
-    pub fn from_config(secret: Option<&Secret>) -> SessionKey {
+    /// configured (single replica, sessions end at restart). Fails when the system's random
+    /// generator does: a guessable key would let anyone forge a session.
+    pub fn from_config(secret: Option<&Secret>) -> anyhow::Result<SessionKey> {
         let rng = SystemRandom::new();
-        let mut ikm = [0u8; 32];
         let material: Vec<u8> = match secret {
             Some(secret) => secret.expose().as_bytes().to_vec(),
             None => {
-                // A failing system RNG leaves zeros, which only a configured key avoids;
-                // ring's SystemRandom does not fail on supported platforms.
-                let _ = rng.fill(&mut ikm);
+                let mut ikm = [0u8; 32];
+                rng.fill(&mut ikm)
+                    .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
                 ikm.to_vec()
             }
         };
         let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"rolecall-console");
         let prk = salt.extract(&material);
         let mut bytes = [0u8; 32];
-        if prk
-            .expand(&[b"session-seal-v1"], &AES_256_GCM)
+        prk.expand(&[b"session-seal-v1"], &AES_256_GCM)
             .and_then(|okm| okm.fill(&mut bytes))
-            .is_err()
-        {
-            // Unreachable (32 bytes is within HKDF-SHA256's reach); a random key fails
-            // closed: nothing sealed elsewhere opens here.
-            let _ = rng.fill(&mut bytes);
-        }
-        #[allow(clippy::expect_used)]
-        // INVARIANT: 32 bytes is AES-256-GCM's key length, the only way `new` fails.
-        let unbound = UnboundKey::new(&AES_256_GCM, &bytes).expect("a 32-byte AES-256 key");
-        SessionKey {
+            .map_err(|_| anyhow::anyhow!("deriving the console session key"))?;
+        let unbound = UnboundKey::new(&AES_256_GCM, &bytes)
+            .map_err(|_| anyhow::anyhow!("building the console session key"))?;
+        Ok(SessionKey {
             key: LessSafeKey::new(unbound),
             rng,
-        }
+        })
     }
 
-    /// A fresh random token (128 bits, base64url).
-    pub fn random_token(&self) -> String {
-        let mut bytes = [0u8; 16];
-        let _ = self.rng.fill(&mut bytes);
-        URL_SAFE_NO_PAD.encode(bytes)
+    /// A fresh random token (128 bits, base64url); `None` when the system's random
+    /// generator fails, so no guessable token is ever handed out.
+    pub fn random_token(&self) -> Option<String> {
+        token_from(&self.rng)
     }
 
     /// A new session for `credential`, ending at `expires` or after [`MAX_AGE_SECONDS`].
-    pub fn start(&self, credential: String, label: String, expires: Option<i64>) -> Session {
+    /// `None` when no CSRF token can be drawn.
+    pub fn start(
+        &self,
+        credential: String,
+        label: String,
+        expires: Option<i64>,
+    ) -> Option<Session> {
         let cap = chrono::Utc::now().timestamp() + MAX_AGE_SECONDS;
-        Session {
+        Some(Session {
             credential,
             label,
-            csrf: self.random_token(),
+            csrf: self.random_token()?,
             expires: expires.map_or(cap, |e| e.min(cap)),
-        }
+        })
     }
 
     /// The cookie value: base64url(nonce ‖ ciphertext ‖ tag).
@@ -173,14 +183,17 @@ mod tests {
     #[test]
     fn a_sealed_session_opens_under_the_same_key_only() {
         let secret = Secret::new("a-console-session-key-for-tests");
-        let key = SessionKey::from_config(Some(&secret));
-        let session = key.start("token".to_owned(), "me".to_owned(), None);
+        let key = SessionKey::from_config(Some(&secret)).expect("key");
+        let session = key
+            .start("token".to_owned(), "me".to_owned(), None)
+            .expect("session");
         let sealed = key.seal(&session).expect("seals");
         let opened = key.open(&sealed).expect("opens");
         assert_eq!(opened.credential, "token");
-        let same = SessionKey::from_config(Some(&secret));
+        let same = SessionKey::from_config(Some(&secret)).expect("key");
         assert!(same.open(&sealed).is_some(), "another replica with the key");
-        let other = SessionKey::from_config(Some(&Secret::new("another-key-entirely-0000")));
+        let other =
+            SessionKey::from_config(Some(&Secret::new("another-key-entirely-0000"))).expect("key");
         assert!(other.open(&sealed).is_none());
         let mut tampered = sealed.into_bytes();
         let last = tampered.len() - 3;
@@ -191,8 +204,10 @@ mod tests {
 
     #[test]
     fn an_expired_session_is_refused() {
-        let key = SessionKey::from_config(None);
-        let session = key.start("t".to_owned(), "me".to_owned(), Some(1));
+        let key = SessionKey::from_config(None).expect("key");
+        let session = key
+            .start("t".to_owned(), "me".to_owned(), Some(1))
+            .expect("session");
         let sealed = key.seal(&session).expect("seals");
         assert!(key.open(&sealed).is_none());
     }
