@@ -408,6 +408,7 @@ fn with_conditions(data: &Dataset) -> (rolecall::model::Dump, Vec<(&'static str,
             condition: None,
             condition_version: None,
             created_date_time: now,
+            activation_request_id: None,
         });
     }
     tenant.role_definitions.extend(roles);

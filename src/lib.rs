@@ -158,7 +158,7 @@ impl App {
             .context("starting the token verifier")?,
         );
         let state = AppState::new(store, published, config, verifier, wiring, metrics);
-        let router = api::router(state.clone());
+        let router = api::router(state.clone())?;
         let metrics = metrics_listener.map(|l| (l, api::metrics_router(state.clone())));
         Ok(App {
             listener,

@@ -373,7 +373,7 @@ fn advance(
 ) -> Result<Snapshot, Box<dyn std::error::Error + Send + Sync>> {
     let deltas = changes
         .iter()
-        .filter(|change| !is_detailed_import(change))
+        .filter(|change| change.entity_type.affects_decisions() && !is_detailed_import(change))
         .map(decode)
         .collect::<Result<Vec<Delta>, _>>()?;
     Ok(current.apply(&deltas)?)
@@ -395,6 +395,15 @@ fn is_detailed_import(change: &Change) -> bool {
 /// full snapshot rather than guess.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// The change is of an object no decision reads (see
+    /// [`EntityType::affects_decisions`]); sync skips those before decoding.
+    #[error("change {revision}.{sequence} changes no decision")]
+    NoDecisionEffect {
+        /// Its revision.
+        revision: Revision,
+        /// Its position within the revision.
+        sequence: i64,
+    },
     /// A change lacks the `before` or `after` object its operation needs.
     #[error("change {revision}.{sequence} ({entity} {op}) has no `{field}` object")]
     MissingObject {
@@ -445,6 +454,14 @@ pub fn decode(change: &Change) -> Result<Delta, DecodeError> {
         EntityType::Import => {
             return Err(DecodeError::BulkImport {
                 revision: change.revision,
+            })
+        }
+        EntityType::RoleEligibilitySchedule
+        | EntityType::RoleAssignmentScheduleRequest
+        | EntityType::RoleManagementPolicy => {
+            return Err(DecodeError::NoDecisionEffect {
+                revision: change.revision,
+                sequence: change.sequence,
             })
         }
     };

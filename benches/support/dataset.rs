@@ -336,6 +336,7 @@ pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
             condition: None,
             condition_version: None,
             created_date_time: now,
+            activation_request_id: None,
         });
         if n % (p.assignments / 1000).max(1) == 0 {
             if let Some(holder) = holder {

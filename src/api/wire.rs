@@ -82,6 +82,10 @@ pub struct Grant {
     scope: String,
     via: Vec<Uuid>,
     via_token_groups: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_date_time: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activation_request_id: Option<Uuid>,
 }
 
 impl From<GrantReason> for Grant {
@@ -96,6 +100,8 @@ impl From<GrantReason> for Grant {
             scope: r.scope,
             via: r.via,
             via_token_groups: r.via_token_groups,
+            end_date_time: r.end_date_time,
+            activation_request_id: r.activation_request_id,
         }
     }
 }
@@ -398,6 +404,8 @@ mod tests {
             scope: "/apps".to_owned(),
             via: vec![Uuid::nil()],
             via_token_groups: false,
+            end_date_time: None,
+            activation_request_id: None,
         });
         let miss = engine::Reason::NotGranted(MissReason {
             assignment_id: None,

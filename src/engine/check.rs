@@ -344,6 +344,8 @@ impl Snapshot {
                         scope: g.scope.text.to_string(),
                         via,
                         via_token_groups,
+                        end_date_time: g.end(),
+                        activation_request_id: g.activation(),
                     })),
                     Err(why) => {
                         let miss = Reason::NotGranted(MissReason {
@@ -384,6 +386,8 @@ impl Snapshot {
                     scope: "/".to_owned(),
                     via: Vec::new(),
                     via_token_groups: false,
+                    end_date_time: None,
+                    activation_request_id: None,
                 })),
                 Err(why) => near_misses.push(Reason::NotGranted(MissReason {
                     assignment_id: None,

@@ -34,6 +34,8 @@ pub(crate) struct GrantExtra {
     pub end: Option<Timestamp>,
     /// Grants only when this holds for the check.
     pub condition: Option<Condition>,
+    /// The PIM activation request the assignment came from.
+    pub activation: Option<Uuid>,
 }
 
 impl Grant {
@@ -54,6 +56,11 @@ impl Grant {
     /// Grants nothing from this instant on.
     pub fn end(&self) -> Option<Timestamp> {
         self.extra.as_ref().and_then(|x| x.end)
+    }
+
+    /// The PIM activation request the assignment came from, if any.
+    pub fn activation(&self) -> Option<Uuid> {
+        self.extra.as_ref().and_then(|x| x.activation)
     }
 
     /// The assignment's condition, if it has one.

@@ -186,6 +186,10 @@ pub struct GrantReason {
     pub via: Vec<Uuid>,
     /// True when `via` starts at a group from the token's `groups` claim.
     pub via_token_groups: bool,
+    /// When the assignment stops granting (a time-bound assignment or an activation).
+    pub end_date_time: Option<Timestamp>,
+    /// The PIM activation request the assignment came from, when it is an activation.
+    pub activation_request_id: Option<Uuid>,
 }
 
 /// A deny assignment that matched.

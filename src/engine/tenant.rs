@@ -138,12 +138,18 @@ impl TenantIndex {
 
     pub(super) fn add_grant(&mut self, a: &RoleAssignment) {
         let scope = self.intern(a.directory_scope_id.as_str());
-        let extra = match (a.start_date_time, a.end_date_time, a.condition.as_deref()) {
-            (None, None, None) => None,
-            (start, end, condition) => Some(Box::new(GrantExtra {
+        let extra = match (
+            a.start_date_time,
+            a.end_date_time,
+            a.condition.as_deref(),
+            a.activation_request_id,
+        ) {
+            (None, None, None, None) => None,
+            (start, end, condition, activation) => Some(Box::new(GrantExtra {
                 start,
                 end,
                 condition: condition.map(compile_condition),
+                activation,
             })),
         };
         let grant = Grant {

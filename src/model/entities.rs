@@ -205,6 +205,10 @@ pub struct RoleAssignment {
     pub condition_version: Option<String>,
     /// When it was created.
     pub created_date_time: Timestamp,
+    /// The activation request this assignment came from (a PIM activation, which ends by
+    /// itself); absent for assignments made directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_request_id: Option<Uuid>,
 }
 
 impl RoleAssignment {
@@ -221,6 +225,7 @@ impl RoleAssignment {
             condition: new.condition,
             condition_version: new.condition_version,
             created_date_time: now,
+            activation_request_id: None,
         }
     }
 
@@ -425,9 +430,27 @@ pub enum EntityType {
     /// A declarative import's summary (`POST /v1/import`): the file's digest and what it
     /// changed, logged last in the import's revision.
     Import,
+    /// A principal's eligibility for a role (PIM).
+    RoleEligibilitySchedule,
+    /// A request to activate or deactivate a role (PIM).
+    RoleAssignmentScheduleRequest,
+    /// A role's activation policy (PIM).
+    RoleManagementPolicy,
 }
 
 impl EntityType {
+    /// False for objects that never change a decision (PIM's eligibilities, requests and
+    /// policies: an activation is logged as the role assignment it creates); sync skips
+    /// them.
+    pub fn affects_decisions(self) -> bool {
+        !matches!(
+            self,
+            EntityType::RoleEligibilitySchedule
+                | EntityType::RoleAssignmentScheduleRequest
+                | EntityType::RoleManagementPolicy
+        )
+    }
+
     /// The wire (and stored) name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -441,6 +464,9 @@ impl EntityType {
             EntityType::Principal => "principal",
             EntityType::Resource => "resource",
             EntityType::Import => "import",
+            EntityType::RoleEligibilitySchedule => "roleEligibilitySchedule",
+            EntityType::RoleAssignmentScheduleRequest => "roleAssignmentScheduleRequest",
+            EntityType::RoleManagementPolicy => "roleManagementPolicy",
         }
     }
 
@@ -457,6 +483,9 @@ impl EntityType {
             "principal" => EntityType::Principal,
             "resource" => EntityType::Resource,
             "import" => EntityType::Import,
+            "roleEligibilitySchedule" => EntityType::RoleEligibilitySchedule,
+            "roleAssignmentScheduleRequest" => EntityType::RoleAssignmentScheduleRequest,
+            "roleManagementPolicy" => EntityType::RoleManagementPolicy,
             _ => return None,
         })
     }

@@ -99,7 +99,7 @@ fn description(errors: &mut ValidationErrors, pointer: &str, raw: Option<String>
     raw
 }
 
-fn scope(errors: &mut ValidationErrors, pointer: &str, raw: &str) -> Option<Scope> {
+pub(super) fn scope(errors: &mut ValidationErrors, pointer: &str, raw: &str) -> Option<Scope> {
     errors.check(
         pointer,
         Scope::parse(raw).map_err(|e| format!("`{raw}` is not a scope: {e}")),
@@ -132,7 +132,7 @@ fn patterns(
         .collect()
 }
 
-fn window(errors: &mut ValidationErrors, start: Option<Timestamp>, end: Option<Timestamp>) {
+pub(super) fn window(errors: &mut ValidationErrors, start: Option<Timestamp>, end: Option<Timestamp>) {
     if let (Some(start), Some(end)) = (start, end) {
         if end <= start {
             errors.push("/endDateTime", "endDateTime is after startDateTime");

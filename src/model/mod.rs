@@ -10,6 +10,7 @@ mod entities;
 pub mod import_plan;
 mod input;
 mod mapping;
+pub mod pim;
 mod principal;
 mod resource;
 mod scope;
@@ -23,6 +24,11 @@ pub use dump::{Dump, DumpBatch, DumpRow, TenantDump};
 pub use entities::*;
 pub use input::*;
 pub use mapping::{encode_segment, Mapping, Mappings, Named};
+pub use pim::{
+    NewRoleEligibility, NewScheduleRequest, RequestStatus, Refusal, RoleAssignmentScheduleRequest,
+    RoleEligibilityInput, RoleEligibilitySchedule, RoleManagementPolicy, RoleManagementPolicyInput,
+    ScheduleAction, ScheduleRequestInput,
+};
 pub use principal::*;
 pub use resource::*;
 pub use scope::{ancestors, Scope, ScopeError, MAX_SCOPE_DEPTH, MAX_SCOPE_LEN};

@@ -593,6 +593,7 @@ fn role_assignment(full: bool) -> RoleAssignment {
         }),
         condition_version: full.then(|| "2.0".to_owned()),
         created_date_time: now(),
+        activation_request_id: None,
     }
 }
 
@@ -989,6 +990,8 @@ fn decision_explanations_are_written_as_the_spec_says() {
         scope: "/".to_owned(),
         via: vec![],
         via_token_groups: false,
+        end_date_time: None,
+        activation_request_id: None,
     };
     let miss = |why: Miss| MissReason {
         assignment_id: Some(Uuid::new_v4()),

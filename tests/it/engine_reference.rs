@@ -132,6 +132,7 @@ fn assignment(assignment_id: Uuid, principal: Uuid, role_id: Uuid, at: &str) -> 
         condition: None,
         condition_version: None,
         created_date_time: base(),
+        activation_request_id: None,
     }
 }
 
