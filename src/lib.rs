@@ -202,6 +202,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let limits = serve::Limits::from(self.state.config());
         let _reload = gateway::ReloadOnHangup::start(self.state.config().gateway.clone());
+        let expiry = tokio::spawn(api::admin::pim::expire_activations(self.state.clone()));
         match self.metrics {
             None => serve::serve(self.listener, self.router, limits, shutdown).await,
             Some((listener, router)) => {
@@ -213,6 +214,7 @@ impl App {
                 );
             }
         }
+        expiry.abort();
         drop(self.sync);
         Ok(())
     }

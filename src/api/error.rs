@@ -87,6 +87,10 @@ pub enum ApiError {
     /// The body is not `application/json` (415 `unsupported-media-type`).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A PIM request, review or activation refused by the directory's state or the role's
+    /// policy (422 `activation-refused`, with the refusal's `reason`).
+    #[error(transparent)]
+    Refused(crate::model::Refusal),
     /// Valid input the current directory cannot accept (422 `unprocessable`).
     #[error("the request cannot be applied to the directory as it stands")]
     Unprocessable(ValidationErrors),
@@ -177,6 +181,11 @@ impl ApiError {
                 "unprocessable",
                 "Unprocessable request",
             ),
+            Refused(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "activation-refused",
+                "Activation refused",
+            ),
             ConsistencyTimeout(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "consistency-timeout",
@@ -212,6 +221,7 @@ impl From<StoreError> for ApiError {
                 ApiError::PreconditionFailed(error.to_string())
             }
             StoreError::Unprocessable(errors) => ApiError::Unprocessable(errors),
+            StoreError::Refused(refusal) => ApiError::Refused(refusal),
             StoreError::InvalidCursor => ApiError::invalid("?cursor", error.to_string()),
             StoreError::Unavailable(source) => ApiError::Unavailable(source.into()),
             StoreError::Corrupt(message) => ApiError::Internal(anyhow::anyhow!(message)),
@@ -244,6 +254,9 @@ struct Problem<'a> {
     /// For `escalation-refused`: the role's patterns the caller lacks.
     #[serde(skip_serializing_if = "Option::is_none")]
     missing: Option<&'a [String]>,
+    /// For `activation-refused`: which rule refused (`not-eligible`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
     /// For `not-ready`: what `/readyz` reports.
     #[serde(skip_serializing_if = "Option::is_none")]
     readiness: Option<&'a crate::api::Readiness>,
@@ -297,6 +310,10 @@ impl IntoResponse for ApiError {
             action,
             scope,
             missing,
+            reason: match &self {
+                ApiError::Refused(refusal) => Some(refusal.reason()),
+                _ => None,
+            },
             readiness: match &self {
                 ApiError::NotReady { readiness, .. } => Some(readiness.as_ref()),
                 _ => None,

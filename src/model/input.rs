@@ -132,7 +132,11 @@ fn patterns(
         .collect()
 }
 
-pub(super) fn window(errors: &mut ValidationErrors, start: Option<Timestamp>, end: Option<Timestamp>) {
+pub(super) fn window(
+    errors: &mut ValidationErrors,
+    start: Option<Timestamp>,
+    end: Option<Timestamp>,
+) {
     if let (Some(start), Some(end)) = (start, end) {
         if end <= start {
             errors.push("/endDateTime", "endDateTime is after startDateTime");

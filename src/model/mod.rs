@@ -25,7 +25,7 @@ pub use entities::*;
 pub use input::*;
 pub use mapping::{encode_segment, Mapping, Mappings, Named};
 pub use pim::{
-    NewRoleEligibility, NewScheduleRequest, RequestStatus, Refusal, RoleAssignmentScheduleRequest,
+    NewRoleEligibility, NewScheduleRequest, Refusal, RequestStatus, RoleAssignmentScheduleRequest,
     RoleEligibilityInput, RoleEligibilitySchedule, RoleManagementPolicy, RoleManagementPolicyInput,
     ScheduleAction, ScheduleRequestInput,
 };

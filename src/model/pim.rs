@@ -145,10 +145,7 @@ fn text(errors: &mut ValidationErrors, pointer: &str, raw: Option<String>) -> Op
     let raw = raw?;
     let trimmed = raw.trim();
     if trimmed.len() > MAX_JUSTIFICATION_LEN {
-        errors.push(
-            pointer,
-            format!("at most {MAX_JUSTIFICATION_LEN} bytes"),
-        );
+        errors.push(pointer, format!("at most {MAX_JUSTIFICATION_LEN} bytes"));
     }
     if trimmed.chars().any(char::is_control) {
         errors.push(pointer, "no control characters");
@@ -228,8 +225,9 @@ impl RoleManagementPolicyInput {
             None => default.maximum_activation_duration.clone(),
             Some(raw) => {
                 match parse_duration(&raw) {
-                    Ok(d) if d < chrono::Duration::minutes(MIN_ACTIVATION_MINUTES)
-                        || d > chrono::Duration::hours(MAX_ACTIVATION_HOURS) =>
+                    Ok(d)
+                        if d < chrono::Duration::minutes(MIN_ACTIVATION_MINUTES)
+                            || d > chrono::Duration::hours(MAX_ACTIVATION_HOURS) =>
                     {
                         errors.push(
                             "/maximumActivationDuration",
@@ -521,7 +519,11 @@ impl ScheduleRequestInput {
             ticket_system: text(&mut errors, "/ticketInfo/ticketSystem", t.ticket_system),
         });
         let start = self.schedule_info.as_ref().and_then(|s| s.start_date_time);
-        let length = match self.schedule_info.as_ref().and_then(|s| s.expiration.as_ref()) {
+        let length = match self
+            .schedule_info
+            .as_ref()
+            .and_then(|s| s.expiration.as_ref())
+        {
             None => Length::PolicyMaximum,
             Some(e) => expiration(&mut errors, e, start),
         };
@@ -544,7 +546,10 @@ fn expiration(errors: &mut ValidationErrors, e: &Expiration, start: Option<Times
     match e.kind.to_ascii_lowercase().as_str() {
         "afterduration" => match e.duration.as_deref() {
             None => {
-                errors.push(format!("{POINTER}/duration"), "`afterDuration` needs a duration");
+                errors.push(
+                    format!("{POINTER}/duration"),
+                    "`afterDuration` needs a duration",
+                );
                 Length::PolicyMaximum
             }
             Some(raw) => match parse_duration(raw) {
@@ -645,9 +650,6 @@ pub enum Refusal {
     /// A requester may not approve or deny their own request.
     #[error("a requester cannot approve or deny their own request")]
     SelfReview,
-    /// Only a signed-in principal asks for itself.
-    #[error("{0}")]
-    NotSelf(String),
 }
 
 impl Refusal {
@@ -663,7 +665,6 @@ impl Refusal {
             Refusal::NotActive { .. } => "not-active",
             Refusal::NotPending { .. } => "not-pending",
             Refusal::SelfReview => "self-review",
-            Refusal::NotSelf(_) => "not-self",
         }
     }
 }
@@ -798,19 +799,33 @@ mod tests {
         let now = at("2026-06-01T10:00:00Z");
         let mut policy = RoleManagementPolicy::default_for(Uuid::from_u128(2));
         let e = eligibility(None, Some("2026-06-01T11:00:00Z"));
-        let reason = |r: &NewScheduleRequest, e: Option<&RoleEligibilitySchedule>, p: &RoleManagementPolicy| {
+        let reason = |r: &NewScheduleRequest,
+                      e: Option<&RoleEligibilitySchedule>,
+                      p: &RoleManagementPolicy| {
             admit_activation(r, e, p, now).map_err(|refusal| refusal.reason())
         };
         let hour = request(Length::For(chrono::Duration::minutes(30)), Some("why"));
         assert_eq!(reason(&hour, None, &policy), Err("not-eligible"));
         let unjustified = request(Length::For(chrono::Duration::minutes(30)), None);
-        assert_eq!(reason(&unjustified, Some(&e), &policy), Err("justification-required"));
+        assert_eq!(
+            reason(&unjustified, Some(&e), &policy),
+            Err("justification-required")
+        );
         let long = request(Length::For(chrono::Duration::hours(9)), Some("why"));
-        assert_eq!(reason(&long, Some(&e), &policy), Err("duration-exceeds-maximum"));
+        assert_eq!(
+            reason(&long, Some(&e), &policy),
+            Err("duration-exceeds-maximum")
+        );
         let past_end = request(Length::For(chrono::Duration::hours(2)), Some("why"));
-        assert_eq!(reason(&past_end, Some(&e), &policy), Err("outside-eligibility-window"));
+        assert_eq!(
+            reason(&past_end, Some(&e), &policy),
+            Err("outside-eligibility-window")
+        );
         let later = eligibility(Some("2026-06-02T00:00:00Z"), None);
-        assert_eq!(reason(&hour, Some(&later), &policy), Err("outside-eligibility-window"));
+        assert_eq!(
+            reason(&hour, Some(&later), &policy),
+            Err("outside-eligibility-window")
+        );
         assert!(reason(&hour, Some(&e), &policy).is_ok());
         policy.is_ticketing_required = true;
         assert_eq!(reason(&hour, Some(&e), &policy), Err("ticket-required"));

@@ -14,6 +14,7 @@ mod assignments;
 mod directory;
 mod feed;
 mod import;
+mod pim;
 mod principals;
 mod resources;
 mod roles;
@@ -24,12 +25,13 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 pub use crate::model::{Dump, DumpBatch, DumpRow, TenantDump};
-use crate::model::{Revision, ValidationErrors};
+use crate::model::{Refusal, Revision, ValidationErrors};
 
 pub use assignments::{AssignmentStore, RoleAssignmentFilter};
 pub use directory::{Container, ContainerStore, DirectoryStore};
 pub use feed::{ChangeFeed, ChangeFilter, LoggedChange, Wakeups, DUMP_BATCHES_IN_FLIGHT};
 pub use import::{ImportRecord, ImportStore, DETAILED_CHANGES_LIMIT};
+pub use pim::{PimStore, Review, ScheduleRequestFilter};
 pub use principals::{PrincipalFilter, PrincipalStore};
 pub use resources::{ResourceFilter, ResourceStore, Upsert, UpsertOutcome, Upserted};
 pub use roles::{RoleDefinitionFilter, RoleStore};
@@ -62,6 +64,10 @@ pub enum StoreError {
     /// Well-formed input that the directory's current state cannot accept.
     #[error("{0}")]
     Unprocessable(ValidationErrors),
+    /// A PIM request, review or activation the directory's state refuses (see
+    /// [`Refusal::reason`]).
+    #[error(transparent)]
+    Refused(Refusal),
     /// A page cursor this store did not hand out (or for another listing).
     #[error("not a cursor returned by this listing; start again without `cursor`")]
     InvalidCursor,
@@ -197,7 +203,7 @@ pub struct Written<T> {
 /// another's objects.
 #[async_trait]
 pub trait Store:
-    RoleStore + AssignmentStore + DirectoryStore + ChangeFeed + ImportStore + 'static
+    RoleStore + AssignmentStore + DirectoryStore + ChangeFeed + ImportStore + PimStore + 'static
 {
     /// `postgres` or `sqlite`, for logs and `/readyz`.
     fn backend(&self) -> Backend;

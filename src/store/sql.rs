@@ -32,6 +32,7 @@ mod directory;
 mod feed;
 mod group_commit;
 mod import;
+mod pim;
 mod principals;
 mod resources;
 mod roles;

@@ -6,13 +6,14 @@ mod changes;
 mod directory;
 mod groups;
 mod import;
+pub(crate) mod pim;
 mod principals;
 mod resources;
 pub(crate) mod roles;
 mod units;
 
 use axum::http::Method;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 
 pub use import::{EXPORT_PATH, IMPORT_PATH};
 
@@ -23,6 +24,7 @@ const GET: Method = Method::GET;
 const POST: Method = Method::POST;
 const PATCH: Method = Method::PATCH;
 const DELETE: Method = Method::DELETE;
+const PUT: Method = Method::PUT;
 
 /// Every admin route as (method, path, handler).
 pub fn routes() -> Vec<Route> {
@@ -125,6 +127,58 @@ pub fn routes() -> Vec<Route> {
             DELETE,
             "/v1/resources/{type}/{id}",
             delete(resources::delete),
+        ),
+        route(
+            GET,
+            "/v1/roleEligibilitySchedules",
+            get(pim::list_eligibilities),
+        ),
+        route(
+            POST,
+            "/v1/roleEligibilitySchedules",
+            post(pim::create_eligibility),
+        ),
+        route(
+            GET,
+            "/v1/roleEligibilitySchedules/{id}",
+            get(pim::get_eligibility),
+        ),
+        route(
+            DELETE,
+            "/v1/roleEligibilitySchedules/{id}",
+            delete(pim::delete_eligibility),
+        ),
+        route(GET, "/v1/roleManagementPolicies/{id}", get(pim::get_policy)),
+        route(PUT, "/v1/roleManagementPolicies/{id}", put(pim::put_policy)),
+        route(
+            GET,
+            "/v1/roleAssignmentScheduleRequests",
+            get(pim::list_requests),
+        ),
+        route(
+            POST,
+            "/v1/roleAssignmentScheduleRequests",
+            post(pim::submit_request),
+        ),
+        route(
+            GET,
+            "/v1/roleAssignmentScheduleRequests/{id}",
+            get(pim::get_request),
+        ),
+        route(
+            POST,
+            "/v1/roleAssignmentScheduleRequests/{id}/approve",
+            post(pim::approve),
+        ),
+        route(
+            POST,
+            "/v1/roleAssignmentScheduleRequests/{id}/deny",
+            post(pim::deny),
+        ),
+        route(
+            POST,
+            "/v1/roleAssignmentScheduleRequests/{id}/cancel",
+            post(pim::cancel),
         ),
         route(GET, "/v1/changes", get(changes::list)),
         route(GET, EXPORT_PATH, get(import::export)),

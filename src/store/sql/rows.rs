@@ -16,8 +16,9 @@ use uuid::Uuid;
 
 use crate::model::{
     AdministrativeUnit, AdministrativeUnitMember, Change, ChangeOp, DenyAssignment, EntityType,
-    Group, GroupMember, Principal, Resource, Revision, RoleAssignment, RoleDefinition, Scope,
-    TenantId, Timestamp, ValidationErrors,
+    Group, GroupMember, Principal, Resource, Revision, RoleAssignment,
+    RoleAssignmentScheduleRequest, RoleDefinition, RoleEligibilitySchedule, RoleManagementPolicy,
+    Scope, TenantId, Timestamp, ValidationErrors,
 };
 use crate::store::{LoggedChange, Page, PageRequest, StoreError, StoreResult, Stored};
 
@@ -73,6 +74,16 @@ pub(super) const UNIT_MEMBERS: Table<AdministrativeUnitMember> = Table::new(
 );
 pub(super) const PRINCIPALS: Table<Principal> = Table::new("principals", EntityType::Principal);
 pub(super) const RESOURCES: Table<Resource> = Table::new("resources", EntityType::Resource);
+pub(super) const ELIGIBILITIES: Table<RoleEligibilitySchedule> = Table::new(
+    "role_eligibility_schedules",
+    EntityType::RoleEligibilitySchedule,
+);
+pub(super) const SCHEDULE_REQUESTS: Table<RoleAssignmentScheduleRequest> = Table::new(
+    "role_assignment_schedule_requests",
+    EntityType::RoleAssignmentScheduleRequest,
+);
+pub(super) const POLICIES: Table<RoleManagementPolicy> =
+    Table::new("role_management_policies", EntityType::RoleManagementPolicy);
 
 /// A bind argument.
 #[derive(Debug, Clone)]
