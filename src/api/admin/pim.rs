@@ -330,7 +330,9 @@ pub async fn approve(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<ReviewInput>,
 ) -> Result<Updated<RoleAssignmentScheduleRequest>, ApiError> {
-    review(&app, &caller, tenant, id, Review::Approve, body).await
+    Ok(Updated(
+        review(&app, &caller, tenant, id, Review::Approve, body).await?,
+    ))
 }
 
 pub async fn deny(
@@ -340,7 +342,9 @@ pub async fn deny(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<ReviewInput>,
 ) -> Result<Updated<RoleAssignmentScheduleRequest>, ApiError> {
-    review(&app, &caller, tenant, id, Review::Deny, body).await
+    Ok(Updated(
+        review(&app, &caller, tenant, id, Review::Deny, body).await?,
+    ))
 }
 
 pub async fn cancel(
@@ -349,15 +353,17 @@ pub async fn cancel(
     Tenant(tenant): Tenant,
     IdPath(id): IdPath,
 ) -> Result<Updated<RoleAssignmentScheduleRequest>, ApiError> {
-    review(
-        &app,
-        &caller,
-        tenant,
-        id,
-        Review::Cancel,
-        ReviewInput::default(),
-    )
-    .await
+    Ok(Updated(
+        review(
+            &app,
+            &caller,
+            tenant,
+            id,
+            Review::Cancel,
+            ReviewInput::default(),
+        )
+        .await?,
+    ))
 }
 
 /// Approves, denies or cancels a pending request: an approver (or denier) may grant the role
@@ -369,7 +375,7 @@ pub(crate) async fn review(
     id: Uuid,
     review: Review,
     body: ReviewInput,
-) -> Result<Updated<RoleAssignmentScheduleRequest>, ApiError> {
+) -> Result<Written<RoleAssignmentScheduleRequest>, ApiError> {
     let justification = body.justification()?;
     let stored = read_request(app, caller, tenant, id).await?;
     let r = &stored.value;
@@ -404,7 +410,7 @@ pub(crate) async fn review(
         )
         .await?;
     app.wait_for(written.revision).await?;
-    Ok(Updated(written))
+    Ok(written)
 }
 
 /// The 404 an unknown id gets, also given for an object the caller may not read.

@@ -14,6 +14,7 @@
 
 mod assignments;
 mod odata;
+mod pim;
 mod roles;
 
 use std::future::Future;
@@ -57,6 +58,32 @@ pub fn routes() -> Vec<Route> {
         route(Method::POST, ROLE_ASSIGNMENTS, post(assignments::create)),
         route(Method::GET, ONE_ASSIGNMENT, get(assignments::get)),
         route(Method::DELETE, ONE_ASSIGNMENT, delete(assignments::delete)),
+        route(
+            Method::GET,
+            pim::ELIGIBILITY_SCHEDULES,
+            get(pim::list_eligibilities),
+        ),
+        route(
+            Method::GET,
+            "/v1.0/roleManagement/directory/roleEligibilitySchedules/{id}",
+            get(pim::get_eligibility),
+        ),
+        route(Method::GET, pim::SCHEDULE_REQUESTS, get(pim::list_requests)),
+        route(
+            Method::POST,
+            pim::SCHEDULE_REQUESTS,
+            post(pim::submit_request),
+        ),
+        route(
+            Method::GET,
+            "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests/{id}",
+            get(pim::get_request),
+        ),
+        route(
+            Method::POST,
+            "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests/{id}/cancel",
+            post(pim::cancel_request),
+        ),
     ]
 }
 
@@ -209,6 +236,8 @@ fn code_of(kind: &str, status: StatusCode) -> &'static str {
         "conflict" => "Request_MultipleObjectsWithSameKeyValue",
         "builtin-role-immutable" => "notAllowed",
         "precondition-failed" => "resourceModified",
+        // PIM's code for a request its rules refuse; the message says which rule.
+        "activation-refused" => "RoleAssignmentRequestPolicyValidationFailed",
         "request-timeout" | "payload-too-large" | "unsupported-media-type" => "invalidRequest",
         _ if status.is_server_error() && status != StatusCode::INTERNAL_SERVER_ERROR => {
             "serviceNotAvailable"
