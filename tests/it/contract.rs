@@ -1163,6 +1163,7 @@ fn every_error() -> Vec<(ApiError, u16, &'static str)> {
             "/roleDefinitionId",
             "no such role",
         )),
+        ApiError::Refused(rolecall::model::Refusal::JustificationRequired),
         ApiError::ConsistencyTimeout("behind".to_owned()),
         ApiError::IssuerUnavailable("no current signing keys for issuer `x`".to_owned()),
         ApiError::NotReady {
@@ -1199,6 +1200,7 @@ fn every_error() -> Vec<(ApiError, u16, &'static str)> {
                 ApiError::PayloadTooLarge(_) => (413, "payload-too-large"),
                 ApiError::UnsupportedMediaType(_) => (415, "unsupported-media-type"),
                 ApiError::Unprocessable(_) => (422, "unprocessable"),
+                ApiError::Refused(_) => (422, "activation-refused"),
                 ApiError::ConsistencyTimeout(_) => (503, "consistency-timeout"),
                 ApiError::NotReady { .. } => (503, "not-ready"),
                 ApiError::Unavailable(_) => (503, "store-unavailable"),

@@ -503,6 +503,39 @@ fn disabled_role_grants_nothing() {
 }
 
 #[test]
+fn an_activation_grants_within_its_window_and_the_explanation_says_so() {
+    let request = id(0x9001);
+    let mut a = assignment(id(0x301), id(ALICE), id(READER), "/");
+    a.start_date_time = Some(base() - Duration::hours(1));
+    a.end_date_time = Some(base() + Duration::hours(1));
+    a.activation_request_id = Some(request);
+    let dir = Dir::new().role(reader()).assign(a.clone());
+    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/apps/a1", true);
+    assert!(decision.allowed);
+    let grant = grants_of(&decision)[0];
+    assert_eq!(grant.activation_request_id, Some(request));
+    assert_eq!(grant.end_date_time, a.end_date_time);
+    // Ended: it grants nothing, and the miss names its window.
+    a.end_date_time = Some(base());
+    let dir = Dir::new().role(reader()).assign(a);
+    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/apps/a1", true);
+    assert!(!decision.allowed);
+    assert!(
+        matches!(&decision.reasons[0], Reason::NotGranted(m) if matches!(m.why, Miss::OutsideTimeWindow { .. }))
+    );
+    // A standing assignment's allow names no activation and no end.
+    let dir = Dir::new()
+        .role(reader())
+        .assign(assignment(id(0x302), id(ALICE), id(READER), "/"));
+    let decision = dir.decide(Subject::new(id(ALICE)), "ns/apps/read", "/apps/a1", true);
+    let grant = grants_of(&decision)[0];
+    assert_eq!(
+        (grant.activation_request_id, grant.end_date_time),
+        (None, None)
+    );
+}
+
+#[test]
 fn assignment_outside_its_time_window_grants_nothing_and_the_end_is_exclusive() {
     let mut a = assignment(id(0x301), id(ALICE), id(READER), "/");
     a.start_date_time = Some(base() - Duration::days(2));
@@ -2185,6 +2218,11 @@ fn build_tenant(tenant: TenantId, r: &DirRecipe) -> TenantDump {
         let mut a = with_condition(a, condition);
         a.principal_type = principal_type(p);
         (a.start_date_time, a.end_date_time) = window(w);
+        // Some bounded windows are PIM activations: time-bound assignments that name their
+        // request (an eligibility never reaches the engine, so it grants nothing).
+        if matches!(w % 8, 3 | 4 | 5) && i % 2 == 0 {
+            a.activation_request_id = Some(id(0x900 + i as u128));
+        }
         t.role_assignments.push(a);
     }
     for (i, (p, actions, excluded, res)) in r.denies.iter().enumerate() {
@@ -2357,6 +2395,18 @@ fn compare(
             Reason::Grant(g) => {
                 grants.insert((g.assignment_id, g.role_definition_id));
                 prop_assert!(reference::pattern_matches(&g.matched_pattern, &action));
+                // An allow says when its grant ends and whether it is an activation.
+                let assigned = g
+                    .assignment_id
+                    .and_then(|aid| t.role_assignments.iter().find(|a| a.id == aid));
+                prop_assert_eq!(g.end_date_time, assigned.and_then(|a| a.end_date_time));
+                prop_assert_eq!(
+                    g.activation_request_id,
+                    assigned.and_then(|a| a.activation_request_id)
+                );
+                if g.activation_request_id.is_some() {
+                    prop_assert!(g.end_date_time.is_some_and(|end| now < end));
+                }
                 assert_chain(t, &subject, g.principal_id, &g.via, g.via_token_groups);
             }
             Reason::Deny(d) => {
@@ -2776,6 +2826,9 @@ impl Log {
                 let mut a = with_condition(a, condition);
                 a.principal_type = principal_type(p);
                 (a.start_date_time, a.end_date_time) = window(w);
+                if matches!(w % 8, 3 | 4 | 5) && fresh % 2 == 0 {
+                    a.activation_request_id = Some(id(0x9000 + fresh));
+                }
                 self.t.role_assignments.push(a.clone());
                 self.record(EntityType::RoleAssignment, ChangeOp::Create, None, Some(&a));
             }

@@ -8,15 +8,19 @@ use std::collections::BTreeSet;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rolecall::engine::{Delta, Snapshot};
+use rolecall::model::pim::Length;
 use rolecall::model::{
     encode_segment, ActionPattern, ChangeOp, CloneRole, DenyAssignmentPatch, EntityType,
     NamedObjectPatch, NewDenyAssignment, NewGroupMember, NewNamedObject, NewPrincipal, NewResource,
     NewRoleAssignment, NewRoleDefinition, Principal, PrincipalPatch, PrincipalType, ResourcePatch,
     Revision, RoleDefinitionPatch, RolePermission, Scope, TenantId,
 };
+use rolecall::model::{
+    NewRoleEligibility, NewScheduleRequest, RequestStatus, RoleManagementPolicy, ScheduleAction,
+};
 use rolecall::store::{
-    Actor, Backend, ChangeFeed, DirectoryStore, PageRequest, PrincipalFilter, RoleAssignmentFilter,
-    RoleDefinitionFilter, SqlStore, Store, StoreError, Upsert,
+    Actor, Backend, ChangeFeed, DirectoryStore, PageRequest, PrincipalFilter, Review,
+    RoleAssignmentFilter, RoleDefinitionFilter, SqlStore, Store, StoreError, Upsert,
 };
 use rolecall::sync::decode;
 use uuid::Uuid;
@@ -3699,6 +3703,215 @@ async fn an_assignment_stored_before_conditions_reads_as_unconditional(sql: &Sql
     assert_eq!(dump.tenants[0].role_assignments, vec![assignment]);
 }
 
+fn activation(principal: Uuid, role: Uuid, hours: i64) -> NewScheduleRequest {
+    NewScheduleRequest {
+        action: ScheduleAction::SelfActivate,
+        principal_id: principal,
+        role_definition_id: role,
+        directory_scope_id: Scope::root(),
+        justification: Some("incident 7".to_owned()),
+        start: None,
+        length: Length::For(chrono::Duration::hours(hours)),
+        schedule_info: None,
+        ticket_info: None,
+    }
+}
+
+fn refusal(error: StoreError) -> &'static str {
+    match error {
+        StoreError::Refused(refusal) => refusal.reason(),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// PIM in the store: an activation is one write (request and assignment), a refusal writes
+/// nothing, expiry run by many replicas at once ends an activation exactly once, and a
+/// review is judged against the request's state in the same write.
+async fn pim_activation_expiry_and_review_are_single_writes(store: &dyn Store) {
+    let t = tenant();
+    let admin = actor();
+    let who = Uuid::new_v4();
+    let me = Actor::new(who.to_string());
+    let role = store
+        .create_role_definition(t, &admin, new_role("Elevated", &["contoso.pim/act"]))
+        .await
+        .unwrap()
+        .value;
+    let t0: chrono::DateTime<chrono::Utc> = "2026-06-01T10:00:00Z".parse().unwrap();
+
+    // Not eligible: refused, and no revision is taken.
+    let before = store.current_revision().await.unwrap();
+    let refused = store
+        .submit_schedule_request(t, &me, activation(who, role.id, 1), t0)
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(refused), "not-eligible");
+    assert_eq!(store.current_revision().await.unwrap(), before);
+
+    store
+        .create_eligibility(
+            t,
+            &admin,
+            NewRoleEligibility {
+                principal_id: who,
+                principal_type: PrincipalType::User,
+                role_definition_id: role.id,
+                directory_scope_id: Scope::root(),
+                start_date_time: None,
+                end_date_time: None,
+                justification: Some("on call".to_owned()),
+            },
+        )
+        .await
+        .unwrap();
+    let activated = store
+        .submit_schedule_request(t, &me, activation(who, role.id, 1), t0)
+        .await
+        .unwrap();
+    assert_eq!(activated.value.status, RequestStatus::Provisioned);
+    let assignment_id = activated.value.target_schedule_id.unwrap();
+    let assignment = store
+        .get_role_assignment(t, assignment_id)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(assignment.activation_request_id, Some(activated.value.id));
+    assert_eq!(
+        (assignment.start_date_time, assignment.end_date_time),
+        (Some(t0), Some(t0 + chrono::Duration::hours(1)))
+    );
+    // Request and assignment share the write.
+    let logged = store.changes_after(before, 100).await.unwrap();
+    let in_write: Vec<_> = logged
+        .iter()
+        .filter(|c| c.revision == activated.revision)
+        .map(|c| c.entity_type)
+        .collect();
+    assert_eq!(
+        in_write,
+        vec![
+            EntityType::RoleAssignment,
+            EntityType::RoleAssignmentScheduleRequest
+        ]
+    );
+    let again = store
+        .submit_schedule_request(t, &me, activation(who, role.id, 1), t0)
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(again), "already-active");
+
+    // Nothing has ended yet.
+    let expiry = Actor::new("rolecall-expiry");
+    assert_eq!(
+        store
+            .expire_activations(&expiry, t0 + chrono::Duration::minutes(30))
+            .await
+            .unwrap(),
+        0
+    );
+    // Four replicas at once: it ends once.
+    let later = t0 + chrono::Duration::hours(2);
+    let runs =
+        futures::future::join_all((0..4).map(|_| store.expire_activations(&expiry, later))).await;
+    let ended: usize = runs.into_iter().map(|r| r.unwrap()).sum();
+    assert_eq!(ended, 1);
+    assert!(matches!(
+        store.get_role_assignment(t, assignment_id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let request = store
+        .get_schedule_request(t, activated.value.id)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(request.status, RequestStatus::Expired);
+    let expired = store.changes_after(activated.revision, 100).await.unwrap();
+    assert!(
+        expired.iter().all(|c| c.actor == "rolecall-expiry"),
+        "{expired:?}"
+    );
+    assert_eq!(
+        expired.len(),
+        2,
+        "the assignment's delete and the request's update"
+    );
+
+    // Activating again after expiry works.
+    let second = store
+        .submit_schedule_request(t, &me, activation(who, role.id, 1), later)
+        .await
+        .unwrap();
+    assert_eq!(second.value.status, RequestStatus::Provisioned);
+
+    // With approval required, a request waits; the requester cannot approve it; an
+    // approver can, once.
+    let gated = store
+        .create_role_definition(t, &admin, new_role("Gated", &["contoso.pim/gated"]))
+        .await
+        .unwrap()
+        .value;
+    store
+        .create_eligibility(
+            t,
+            &admin,
+            NewRoleEligibility {
+                principal_id: who,
+                principal_type: PrincipalType::User,
+                role_definition_id: gated.id,
+                directory_scope_id: Scope::root(),
+                start_date_time: None,
+                end_date_time: None,
+                justification: None,
+            },
+        )
+        .await
+        .unwrap();
+    let mut policy = RoleManagementPolicy::default_for(gated.id);
+    policy.is_approval_required = true;
+    store.put_policy(t, &admin, policy, None).await.unwrap();
+    let pending = store
+        .submit_schedule_request(t, &me, activation(who, gated.id, 2), later)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(pending.status, RequestStatus::PendingApproval);
+    assert_eq!(pending.target_schedule_id, None);
+    let own = store
+        .review_schedule_request(t, &me, pending.id, Review::Approve, None, later)
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(own), "self-review");
+    let approver = Actor::new("approver");
+    let approved_at = later + chrono::Duration::minutes(10);
+    let approved = store
+        .review_schedule_request(
+            t,
+            &approver,
+            pending.id,
+            Review::Approve,
+            Some("ok".to_owned()),
+            approved_at,
+        )
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(approved.status, RequestStatus::Provisioned);
+    assert_eq!(approved.reviewed_by.as_deref(), Some("approver"));
+    // It starts on approval and keeps the length asked.
+    assert_eq!(
+        (approved.start_date_time, approved.end_date_time),
+        (
+            Some(approved_at),
+            Some(approved_at + chrono::Duration::hours(2))
+        )
+    );
+    let twice = store
+        .review_schedule_request(t, &approver, pending.id, Review::Deny, None, approved_at)
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(twice), "not-pending");
+}
+
 // ---------------------------------------------------------------------------------------
 // Both backends
 // ---------------------------------------------------------------------------------------
@@ -3754,6 +3967,7 @@ conformance!(
     an_assignment_differing_only_in_its_condition_is_a_conflict,
     parallel_creates_of_one_assignment_yield_exactly_one,
     concurrent_assignment_creates_share_commits_but_keep_their_own_outcomes,
+    pim_activation_expiry_and_review_are_single_writes,
     parallel_writes_take_consecutive_revisions,
     assignments_need_an_existing_role_assignable_at_the_scope,
     if_match_must_name_the_current_revision,

@@ -294,6 +294,7 @@ pub fn decide(
         .iter()
         .filter(|a| {
             ps.contains_key(&a.principal_id)
+                // An activation (PIM) is a time-bound assignment like any other.
                 && a.active_at(now)
                 && covers(t, a.directory_scope_id.as_str(), resource)
                 && role(t, catalog, a.role_definition_id)
