@@ -697,8 +697,14 @@ pub fn admit_activation(
     }
     let start = request.start.map_or(now, |s| s.max(now));
     let maximum = policy.maximum();
+    let too_long = |asked: chrono::Duration| Refusal::DurationExceedsMaximum {
+        maximum: policy.maximum_activation_duration.clone(),
+        asked: format!("{} minutes", asked.num_minutes()),
+    };
     let end = match request.length {
         Length::PolicyMaximum => start + maximum,
+        // Compared before it is added: a duration of years would overflow the calendar.
+        Length::For(d) if d > maximum => return Err(too_long(d)),
         Length::For(d) => start + d,
         Length::Until(end) => end,
     };
@@ -708,10 +714,7 @@ pub fn admit_activation(
         )));
     }
     if end - start > maximum {
-        return Err(Refusal::DurationExceedsMaximum {
-            maximum: policy.maximum_activation_duration.clone(),
-            asked: format!("{} minutes", (end - start).num_minutes()),
-        });
+        return Err(too_long(end - start));
     }
     if let Some(from) = eligibility.start_date_time.filter(|from| start < *from) {
         return Err(Refusal::OutsideEligibilityWindow(format!(
@@ -810,6 +813,12 @@ mod tests {
         assert_eq!(
             reason(&unjustified, Some(&e), &policy),
             Err("justification-required")
+        );
+        let huge = parse_duration("P4294967295W").expect("parses");
+        let huge = request(Length::For(huge), Some("why"));
+        assert_eq!(
+            reason(&huge, Some(&e), &policy),
+            Err("duration-exceeds-maximum")
         );
         let long = request(Length::For(chrono::Duration::hours(9)), Some("why"));
         assert_eq!(
