@@ -376,7 +376,9 @@ fn advance(
         .filter(|change| change.entity_type.affects_decisions() && !is_detailed_import(change))
         .map(decode)
         .collect::<Result<Vec<Delta>, _>>()?;
-    Ok(current.apply(&deltas)?)
+    // Through the last revision read, even when its changes (PIM's) decide nothing.
+    let through = changes.last().map(|change| change.revision);
+    Ok(current.apply_through(&deltas, through)?)
 }
 
 /// An import's summary row whose revision also logs each object it changed: those rows

@@ -138,6 +138,25 @@ impl Snapshot {
     ///
     /// On error nothing is returned; the caller should reload from a fresh dump.
     pub fn apply(&self, deltas: &[Delta]) -> Result<Snapshot, ApplyError> {
+        self.apply_through(deltas, None)
+    }
+
+    /// [`Snapshot::apply`], then at revision `through` at least: the change log's last
+    /// revision read, when its changes (or some of them) change no decision and were not
+    /// passed as deltas (PIM's requests and eligibilities). A write's waiter then sees it.
+    pub fn apply_through(
+        &self,
+        deltas: &[Delta],
+        through: Option<Revision>,
+    ) -> Result<Snapshot, ApplyError> {
+        let mut next = self.apply_deltas(deltas)?;
+        if let Some(through) = through {
+            next.revision = next.revision.max(through);
+        }
+        Ok(next)
+    }
+
+    fn apply_deltas(&self, deltas: &[Delta]) -> Result<Snapshot, ApplyError> {
         let mut next = self.clone();
         for delta in deltas {
             if delta.revision <= self.revision {

@@ -8,7 +8,7 @@
 
 use crate::common::app::{Reply, TestApp};
 use crate::common::env::{
-    assign, assignment_body, call_as, create_group, create_role, env_on, send_as,
+    assign, assignment_body, call_as, create_group, create_role, env_on, self_check, send_as,
     MANAGE_ASSIGNMENTS,
 };
 use crate::common::spec::{assert_response_matches, spec};
@@ -21,6 +21,11 @@ const DEFINITIONS: &str = "/v1.0/roleManagement/directory/roleDefinitions";
 const DEFINITION: &str = "/v1.0/roleManagement/directory/roleDefinitions/{id}";
 const ASSIGNMENTS: &str = "/v1.0/roleManagement/directory/roleAssignments";
 const ASSIGNMENT: &str = "/v1.0/roleManagement/directory/roleAssignments/{id}";
+const ELIGIBILITIES: &str = "/v1.0/roleManagement/directory/roleEligibilitySchedules";
+const ELIGIBILITY: &str = "/v1.0/roleManagement/directory/roleEligibilitySchedules/{id}";
+const REQUESTS: &str = "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests";
+const REQUEST: &str = "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests/{id}";
+const CANCEL: &str = "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests/{id}/cancel";
 
 const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
 const APPLICATION_ADMINISTRATOR: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
@@ -942,6 +947,188 @@ async fn a_caller_without_rights_gets_graphs_403_and_escalation_is_refused_as_on
     }
 }
 
+/// PIM through Graph's paths: the body of Graph's documentation example
+/// (`rbacapplication-post-roleassignmentschedulerequests.md`, "Request a user to activate
+/// their eligible role"), with this directory's ids and a current start, activates; the
+/// principal lists its own eligibility and requests with `$filter`; `selfDeactivate` ends
+/// it; a pending request is canceled (204); a refusal is Graph's envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_pim_paths_activate_list_deactivate_and_cancel() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let env = env_on(backend, |_, _, _| {}).await;
+        let app = &env.app;
+        let role = create_role(app, "Expense Approver", &["contoso.expenses/reports/read"]).await;
+        let user = Uuid::new_v4();
+        let token = env.token(user);
+        let eligible = app
+            .post(
+                "/v1/roleEligibilitySchedules",
+                &json!({"principalId": user, "principalType": "user", "roleDefinitionId": role,
+                        "directoryScopeId": "/", "justification": "on call this week"}),
+            )
+            .await;
+        assert_eq!(eligible.status, StatusCode::CREATED, "{eligible:#?}");
+        let allowed = |reply: Reply| reply.body["allowed"] == true;
+        assert!(!allowed(self_check(app, &token, user).await));
+
+        // Graph's example body, verbatim but for ids and the start.
+        let example = json!({
+            "action": "selfActivate",
+            "principalId": user,
+            "roleDefinitionId": role,
+            "directoryScopeId": "/",
+            "justification": "I need access to the Attribute Administrator role to manage attributes to be assigned to restricted AUs",
+            "scheduleInfo": {
+                "startDateTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "expiration": {"type": "AfterDuration", "duration": "PT5H"}
+            },
+            "ticketInfo": {"ticketNumber": "CONTOSO:Normal-67890", "ticketSystem": "MS Project"}
+        });
+        let reply = send_as(app, &token, Method::POST, REQUESTS, Some(example.clone())).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:#?}");
+        assert_response_matches("POST", REQUESTS, 201, &reply.body);
+        assert!(reply.body["@odata.context"].as_str().unwrap().ends_with(
+            "/v1.0/$metadata#roleManagement/directory/roleAssignmentScheduleRequests/$entity"
+        ));
+        assert_eq!(reply.body["status"], "Provisioned");
+        assert_eq!(reply.body["action"], "selfActivate");
+        assert_eq!(
+            reply.body["ticketInfo"]["ticketNumber"],
+            "CONTOSO:Normal-67890"
+        );
+        let request_id = reply.body["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            reply.header("location"),
+            Some(format!("{REQUESTS}/{request_id}").as_str())
+        );
+        assert!(allowed(self_check(app, &token, user).await));
+
+        // The principal reads its own, filtered to itself.
+        let filter = format!("$filter=principalId%20eq%20'{user}'");
+        let mine = send_as(
+            app,
+            &token,
+            Method::GET,
+            format!("{ELIGIBILITIES}?{filter}"),
+            None,
+        )
+        .await;
+        assert_eq!(mine.status, StatusCode::OK, "{mine:#?}");
+        assert_response_matches("GET", ELIGIBILITIES, 200, &mine.body);
+        assert_eq!(mine.body["value"][0]["roleDefinitionId"], json!(role));
+        let one = send_as(
+            app,
+            &token,
+            Method::GET,
+            format!(
+                "{ELIGIBILITIES}/{}?$select=id,principalId",
+                mine.body["value"][0]["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(one.status, StatusCode::OK, "{one:#?}");
+        assert_response_matches("GET", ELIGIBILITY, 200, &one.body);
+        assert_eq!(one.body["principalId"], json!(user));
+        assert!(one.body.get("roleDefinitionId").is_none(), "{one:#?}");
+        let listed = send_as(
+            app,
+            &token,
+            Method::GET,
+            format!("{REQUESTS}?{filter}&$top=1"),
+            None,
+        )
+        .await;
+        assert_eq!(listed.status, StatusCode::OK, "{listed:#?}");
+        assert_response_matches("GET", REQUESTS, 200, &listed.body);
+        assert_eq!(listed.body["value"][0]["id"], json!(request_id));
+        let got = send_as(
+            app,
+            &token,
+            Method::GET,
+            format!("{REQUESTS}/{request_id}"),
+            None,
+        )
+        .await;
+        assert_eq!(got.status, StatusCode::OK, "{got:#?}");
+        assert_response_matches("GET", REQUEST, 200, &got.body);
+        // Someone else's requests, unfiltered: refused without rights.
+        let nobody = env.token(Uuid::new_v4());
+        let reply = send_as(app, &nobody, Method::GET, REQUESTS, None).await;
+        graph_error(
+            &reply,
+            403,
+            "Authorization_RequestDenied",
+            Some(("GET", REQUESTS)),
+        );
+        // `$expand` is not served here.
+        let reply = send_as(
+            app,
+            &token,
+            Method::GET,
+            format!("{REQUESTS}?$expand=principal"),
+            None,
+        )
+        .await;
+        graph_error(
+            &reply,
+            400,
+            "Request_UnsupportedQuery",
+            Some(("GET", REQUESTS)),
+        );
+
+        // Activating again while active: Graph's PIM code, the status kept.
+        let reply = send_as(app, &token, Method::POST, REQUESTS, Some(example.clone())).await;
+        graph_error(
+            &reply,
+            422,
+            "RoleAssignmentRequestPolicyValidationFailed",
+            Some(("POST", REQUESTS)),
+        );
+
+        let deactivate = json!({"action": "selfDeactivate", "principalId": user,
+                                "roleDefinitionId": role, "directoryScopeId": "/"});
+        let reply = send_as(app, &token, Method::POST, REQUESTS, Some(deactivate)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:#?}");
+        assert!(!allowed(self_check(app, &token, user).await));
+
+        // With approval required, the request waits; its requester cancels it.
+        let policy = app
+            .call(
+                Method::PUT,
+                &format!("/v1/roleManagementPolicies/{role}"),
+                Some(&json!({"isApprovalRequired": true})),
+                &[],
+            )
+            .await;
+        assert_eq!(policy.status, StatusCode::OK, "{policy:#?}");
+        let reply = send_as(app, &token, Method::POST, REQUESTS, Some(example)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:#?}");
+        assert_eq!(reply.body["status"], "PendingApproval");
+        let pending = reply.body["id"].as_str().unwrap().to_owned();
+        let cancel = format!("{REQUESTS}/{pending}/cancel");
+        let reply = send_as(app, &nobody, Method::POST, &cancel, None).await;
+        graph_error(
+            &reply,
+            404,
+            "Request_ResourceNotFound",
+            Some(("POST", CANCEL)),
+        );
+        let reply = send_as(app, &token, Method::POST, &cancel, None).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{reply:#?}");
+        let got = send_as(
+            app,
+            &token,
+            Method::GET,
+            format!("{REQUESTS}/{pending}"),
+            None,
+        )
+        .await;
+        assert_eq!(got.body["status"], "Canceled", "{got:#?}");
+        assert!(!allowed(self_check(app, &token, user).await));
+    }
+}
+
 #[test]
 fn every_graph_operation_documents_graphs_errors_and_has_an_authorization_row() {
     let description = spec()["info"]["description"].as_str().unwrap();
@@ -992,6 +1179,6 @@ fn every_graph_operation_documents_graphs_errors_and_has_an_authorization_row() 
             }
         }
     }
-    assert_eq!(operations, 9);
+    assert_eq!(operations, 15);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
