@@ -3910,6 +3910,36 @@ async fn pim_activation_expiry_and_review_are_single_writes(store: &dyn Store) {
         .await
         .unwrap_err();
     assert_eq!(refusal(twice), "not-pending");
+
+    // A role's eligibilities hold it as its assignments do; its policy goes with it.
+    let held = store
+        .delete_role_definition(t, &admin, gated.id, false, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&held, StoreError::Conflict(m) if m.contains("1 assignment and 1 eligibility")),
+        "{held:?}"
+    );
+    store
+        .delete_role_definition(t, &admin, gated.id, true, None)
+        .await
+        .unwrap();
+    let left = store
+        .list_eligibilities(
+            t,
+            &RoleAssignmentFilter {
+                role_definition_id: Some(gated.id),
+                ..RoleAssignmentFilter::default()
+            },
+            &all(),
+        )
+        .await
+        .unwrap();
+    assert!(left.items.is_empty());
+    assert!(matches!(
+        store.get_policy(t, gated.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 // ---------------------------------------------------------------------------------------

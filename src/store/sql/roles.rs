@@ -9,13 +9,14 @@ use uuid::Uuid;
 
 use super::rows::{
     builtin_stored, decode_cursor, fetch_keyed, get_row, into_page, is_unique_violation,
-    page_limit, Arg, Filter, Key, KeyKind, ROLE_ASSIGNMENTS, ROLE_DEFINITIONS,
+    page_limit, Arg, Filter, Key, KeyKind, ELIGIBILITIES, POLICIES, ROLE_ASSIGNMENTS,
+    ROLE_DEFINITIONS,
 };
 use super::write::{Done, WriteTx};
 use super::SqlStore;
 use crate::model::{
     Catalog, CloneRole, NewRoleDefinition, Revision, RoleAssignment, RoleDefinition,
-    RoleDefinitionPatch, TenantId,
+    RoleDefinitionPatch, RoleEligibilitySchedule, TenantId,
 };
 use crate::store::{
     Actor, Page, PageRequest, RoleDefinitionFilter, RoleStore, StoreError, StoreResult, Stored,
@@ -277,15 +278,41 @@ impl WriteTx {
                 "id",
             )
             .await?;
-        if !assignments.is_empty() && !cascade {
-            let n = assignments.len();
-            let noun = if n == 1 { "assignment" } else { "assignments" };
+        // Eligibilities are grants in waiting: they hold a role as assignments do.
+        let eligibilities: Vec<RoleEligibilitySchedule> = self
+            .select_where(
+                ELIGIBILITIES,
+                Filter::Eq("role_definition_id", Arg::id(id)),
+                "id",
+            )
+            .await?;
+        if !(assignments.is_empty() && eligibilities.is_empty()) && !cascade {
+            let count = |n: usize, one: &str, many: &str| {
+                (n > 0).then(|| format!("{n} {}", if n == 1 { one } else { many }))
+            };
+            let held: Vec<String> = [
+                count(assignments.len(), "assignment", "assignments"),
+                count(eligibilities.len(), "eligibility", "eligibilities"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             return Err(StoreError::Conflict(format!(
-                "role `{id}` still has {n} {noun}; delete them first or pass cascade=true"
+                "role `{id}` still has {}; delete them first or pass cascade=true",
+                held.join(" and ")
             )));
         }
         for assignment in &assignments {
             self.delete_assignment_row(assignment).await?;
+        }
+        for eligibility in &eligibilities {
+            self.delete_by_id(ELIGIBILITIES, eligibility.id, eligibility)
+                .await?;
+        }
+        let policy_key = [("id", Arg::id(id))];
+        if let Some(policy) = self.get(POLICIES, &policy_key).await? {
+            self.delete_logged(POLICIES, &policy_key, id.to_string(), &policy.value)
+                .await?;
         }
         self.delete_logged(
             ROLE_DEFINITIONS,
