@@ -1830,10 +1830,20 @@ fn decision(answer: &Value) -> String {
         };
         match kind.as_str() {
             "grant" | "notGranted" => {
-                let assignment = match reason["assignmentId"].as_str() {
+                let mut assignment = match reason["assignmentId"].as_str() {
                     Some(id) => format!("assignment <code>{}</code>", esc(id)),
                     None => "token's wids claim".to_owned(),
                 };
+                if let Some(request) = reason["activationRequestId"].as_str() {
+                    let _ = write!(
+                        assignment,
+                        ", activated by request <code>{}</code>",
+                        esc(request)
+                    );
+                }
+                if let Some(end) = reason["endDateTime"].as_str() {
+                    let _ = write!(assignment, ", until <time>{}</time>", esc(end));
+                }
                 let pattern = match reason["matchedPattern"].as_str() {
                     Some(p) => format!("<li>pattern <code>{}</code></li>", esc(p)),
                     None => format!(
