@@ -449,7 +449,11 @@ async fn deactivate(
     let assignment = w
         .get(ROLE_ASSIGNMENTS, &key)
         .await?
-        .filter(|a| a.value.activation_request_id.is_some() && a.value.active_at(now))
+        .filter(|a| {
+            // Running, or scheduled to start later: either may be ended now.
+            a.value.activation_request_id.is_some()
+                && a.value.end_date_time.is_none_or(|end| now < end)
+        })
         .ok_or_else(not_active)?
         .value;
     w.delete_by_id(ROLE_ASSIGNMENTS, assignment.id, &assignment)
