@@ -2220,7 +2220,7 @@ fn build_tenant(tenant: TenantId, r: &DirRecipe) -> TenantDump {
         (a.start_date_time, a.end_date_time) = window(w);
         // Some bounded windows are PIM activations: time-bound assignments that name their
         // request (an eligibility never reaches the engine, so it grants nothing).
-        if matches!(w % 8, 3 | 4 | 5) && i % 2 == 0 {
+        if matches!(w % 8, 3..=5) && i % 2 == 0 {
             a.activation_request_id = Some(id(0x900 + i as u128));
         }
         t.role_assignments.push(a);
@@ -2826,7 +2826,7 @@ impl Log {
                 let mut a = with_condition(a, condition);
                 a.principal_type = principal_type(p);
                 (a.start_date_time, a.end_date_time) = window(w);
-                if matches!(w % 8, 3 | 4 | 5) && fresh % 2 == 0 {
+                if matches!(w % 8, 3..=5) && fresh % 2 == 0 {
                     a.activation_request_id = Some(id(0x9000 + fresh));
                 }
                 self.t.role_assignments.push(a.clone());

@@ -286,7 +286,7 @@ impl WriteTx {
                 "id",
             )
             .await?;
-        if !(assignments.is_empty() && eligibilities.is_empty()) && !cascade {
+        if !cascade && (!assignments.is_empty() || !eligibilities.is_empty()) {
             let count = |n: usize, one: &str, many: &str| {
                 (n > 0).then(|| format!("{n} {}", if n == 1 { one } else { many }))
             };
