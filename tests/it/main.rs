@@ -27,6 +27,7 @@ mod idp_selftest;
 mod import;
 mod logs;
 mod metrics;
+mod pim;
 mod principals;
 mod replicas;
 mod resources;
