@@ -3842,6 +3842,17 @@ async fn pim_activation_expiry_and_review_are_single_writes(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(second.value.status, RequestStatus::Provisioned);
+    // An administrator removing the activation's assignment revokes its request.
+    store
+        .delete_role_assignment(t, &admin, second.value.target_schedule_id.unwrap(), None)
+        .await
+        .unwrap();
+    let revoked = store
+        .get_schedule_request(t, second.value.id)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(revoked.status, RequestStatus::Revoked);
 
     // With approval required, a request waits; the requester cannot approve it; an
     // approver can, once.

@@ -72,7 +72,14 @@ impl AssignmentStore for SqlStore {
         if_match: Option<Revision>,
     ) -> StoreResult<Written<RoleAssignment>> {
         let mut w = self.begin_write(tenant, actor).await?;
-        let result = w.delete_checked(ROLE_ASSIGNMENTS, id, if_match).await;
+        let result = async {
+            let done = w.delete_checked(ROLE_ASSIGNMENTS, id, if_match).await?;
+            if let Done::Changed(assignment) = &done {
+                super::pim::revoke_deleted(&mut w, assignment).await?;
+            }
+            Ok(done)
+        }
+        .await;
         w.finish(result).await
     }
 

@@ -521,6 +521,16 @@ async fn provision(
                         .map_or_else(|| "it is removed".to_owned(), |e| e.to_rfc3339())
                 ))))
             }
+            None if existing.end_date_time.is_some_and(|e| e <= now) => {
+                return Err(StoreError::Refused(Refusal::AlreadyActive(format!(
+                    "assignment `{}` of this role at this scope ended at {} but is still \
+                     stored; an administrator deletes it before this role can be activated here",
+                    existing.id,
+                    existing
+                        .end_date_time
+                        .map_or_else(String::new, |e| e.to_rfc3339())
+                ))))
+            }
             None => {
                 return Err(StoreError::Refused(Refusal::AlreadyActive(format!(
                     "the principal already holds this role at this scope by assignment `{}`",
@@ -564,6 +574,30 @@ async fn end_activation(
             let after = RoleAssignmentScheduleRequest {
                 status,
                 completed_date_time: assignment.end_date_time,
+                ..before.value.clone()
+            };
+            save_request(w, Some(&before.value), &after).await?;
+        }
+    }
+    Ok(())
+}
+
+/// An activation's assignment was deleted directly (`DELETE /v1/roleAssignments/{id}`):
+/// its request, if still running, is `Revoked` in the same write.
+pub(super) async fn revoke_deleted(
+    w: &mut WriteTx,
+    assignment: &RoleAssignment,
+) -> StoreResult<()> {
+    let Some(origin) = assignment.activation_request_id else {
+        return Ok(());
+    };
+    if let Some(before) = w.get(SCHEDULE_REQUESTS, &[("id", Arg::id(origin))]).await? {
+        if before.value.status == RequestStatus::Provisioned {
+            let now = w.now;
+            let after = RoleAssignmentScheduleRequest {
+                status: RequestStatus::Revoked,
+                end_date_time: Some(now),
+                completed_date_time: Some(now),
                 ..before.value.clone()
             };
             save_request(w, Some(&before.value), &after).await?;
