@@ -21,10 +21,13 @@ use rolecall::engine::{
     Access, DenyReason, EffectiveDeny, EffectivePermission, EffectivePermissions, GrantReason,
     GrantSource, Miss, MissReason, Reason,
 };
+use rolecall::model::pim::{Expiration, ScheduleInfo, TicketInfo};
 use rolecall::model::{
     ActionPattern, AdministrativeUnit, AdministrativeUnitMember, Catalog, Change, ChangeOp,
-    DenyAssignment, EntityType, Group, GroupMember, PrincipalType, Revision, RoleAssignment,
-    RoleDefinition, Scope, TenantId, ValidationErrors,
+    DenyAssignment, EntityType, Group, GroupMember, PrincipalType, Refusal, RequestStatus,
+    Revision, RoleAssignment, RoleAssignmentScheduleRequest, RoleDefinition,
+    RoleEligibilitySchedule, RoleManagementPolicy, ScheduleAction, Scope, TenantId,
+    ValidationErrors,
 };
 use rolecall::store::{Page, Stored, Written};
 use serde::Serialize;
@@ -1128,6 +1131,338 @@ fn decision_explanations_are_written_as_the_spec_says() {
     assert_response_matches("GET", "/v1/access", 200, &body);
 }
 
+// --- PIM ---
+
+fn eligibility(window: bool) -> RoleEligibilitySchedule {
+    RoleEligibilitySchedule {
+        id: Uuid::new_v4(),
+        principal_id: Uuid::new_v4(),
+        principal_type: PrincipalType::User,
+        role_definition_id: Uuid::new_v4(),
+        directory_scope_id: scope("/applications/a1"),
+        start_date_time: window.then(now),
+        end_date_time: window.then(|| now() + chrono::Duration::days(30)),
+        justification: window.then(|| "on call for Q3".to_owned()),
+        member_type: "Direct".to_owned(),
+        created_date_time: now(),
+    }
+}
+
+/// An activation request in `status`; with `full`, every optional field it can carry is set.
+fn activation_request(status: RequestStatus, full: bool) -> RoleAssignmentScheduleRequest {
+    let start = now();
+    let end = start + chrono::Duration::hours(2);
+    let decided = status != RequestStatus::PendingApproval;
+    let ran = matches!(
+        status,
+        RequestStatus::Provisioned | RequestStatus::Revoked | RequestStatus::Expired
+    );
+    RoleAssignmentScheduleRequest {
+        id: Uuid::new_v4(),
+        action: ScheduleAction::SelfActivate,
+        principal_id: Uuid::new_v4(),
+        role_definition_id: Uuid::new_v4(),
+        directory_scope_id: scope("/applications/a1"),
+        justification: full.then(|| "incident 42".to_owned()),
+        schedule_info: full.then(|| ScheduleInfo {
+            start_date_time: Some(start),
+            expiration: Some(Expiration {
+                kind: "AfterDuration".to_owned(),
+                duration: Some("PT2H".to_owned()),
+                end_date_time: None,
+            }),
+        }),
+        ticket_info: full.then(|| TicketInfo {
+            ticket_number: Some("INC-42".to_owned()),
+            ticket_system: None,
+        }),
+        status,
+        start_date_time: Some(start),
+        end_date_time: Some(end),
+        target_schedule_id: ran.then(Uuid::new_v4),
+        reviewed_by: (full && decided).then(|| "admin-key".to_owned()),
+        review_justification: (full && decided).then(|| "approved for the incident".to_owned()),
+        created_date_time: start,
+        completed_date_time: decided.then_some(end),
+    }
+}
+
+fn deactivation_request() -> RoleAssignmentScheduleRequest {
+    RoleAssignmentScheduleRequest {
+        id: Uuid::new_v4(),
+        action: ScheduleAction::SelfDeactivate,
+        principal_id: Uuid::new_v4(),
+        role_definition_id: Uuid::new_v4(),
+        directory_scope_id: scope("/applications/a1"),
+        justification: None,
+        schedule_info: None,
+        ticket_info: None,
+        status: RequestStatus::Provisioned,
+        start_date_time: None,
+        end_date_time: None,
+        target_schedule_id: Some(Uuid::new_v4()),
+        reviewed_by: None,
+        review_justification: None,
+        created_date_time: now(),
+        completed_date_time: Some(now()),
+    }
+}
+
+/// A `/v1` object as the Graph-compatible paths answer it, one object on its own.
+fn graph_entity<T: Serialize>(value: &T, entity_set: &str) -> Value {
+    let mut object = json_of(value);
+    object["@odata.context"] = json!(format!(
+        "http://localhost/v1.0/$metadata#roleManagement/directory/{entity_set}/$entity"
+    ));
+    object
+}
+
+#[test]
+fn pim_objects_are_written_as_the_spec_says() {
+    const REQUESTS: &str = "/v1/roleAssignmentScheduleRequests";
+    const GRAPH_ELIGIBILITIES: &str = "/v1.0/roleManagement/directory/roleEligibilitySchedules";
+    const GRAPH_REQUESTS: &str = "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests";
+    for window in [false, true] {
+        let e = eligibility(window);
+        Kind {
+            collection: "/v1/roleEligibilitySchedules",
+            item: "/v1/roleEligibilitySchedules/{id}",
+            value: e.clone(),
+            can_patch: false,
+            idempotent_create: true,
+        }
+        .check();
+        let entity = graph_entity(&e, "roleEligibilitySchedules");
+        assert_response_matches(
+            "GET",
+            &format!("{GRAPH_ELIGIBILITIES}/{{id}}"),
+            200,
+            &entity,
+        );
+        let page = json!({"@odata.context": "http://localhost/v1.0/$metadata#roleManagement/directory/roleEligibilitySchedules", "value": [json_of(&e)]});
+        assert_response_matches("GET", GRAPH_ELIGIBILITIES, 200, &page);
+    }
+
+    // A role's policy: the default (revision 0) until one is set.
+    let default = RoleManagementPolicy::default_for(Uuid::new_v4());
+    let got = render(One(Stored {
+        value: default.clone(),
+        revision: Revision(0),
+    }));
+    assert_eq!(got.headers["etag"], "\"0\"");
+    assert_eq!(got.body["lastModifiedDateTime"], Value::Null);
+    assert_documented("GET", "/v1/roleManagementPolicies/{id}", &got);
+    let set = RoleManagementPolicy {
+        maximum_activation_duration: "PT2H".to_owned(),
+        is_ticketing_required: true,
+        is_approval_required: true,
+        last_modified_date_time: Some(now()),
+        ..default.clone()
+    };
+    assert_documented(
+        "GET",
+        "/v1/roleManagementPolicies/{id}",
+        &render(One(stored(set.clone()))),
+    );
+    assert_documented(
+        "PUT",
+        "/v1/roleManagementPolicies/{id}",
+        &render(Updated(written(set.clone(), true))),
+    );
+
+    // Requests, in every status, bare and with every optional field; and a deactivation.
+    let mut requests = vec![deactivation_request()];
+    for status in [
+        RequestStatus::PendingApproval,
+        RequestStatus::Provisioned,
+        RequestStatus::Denied,
+        RequestStatus::Canceled,
+        RequestStatus::Revoked,
+        RequestStatus::Expired,
+    ] {
+        for full in [false, true] {
+            requests.push(activation_request(status, full));
+        }
+    }
+    for r in &requests {
+        assert_documented(
+            "GET",
+            &format!("{REQUESTS}/{{id}}"),
+            &render(One(stored(r.clone()))),
+        );
+        let created = render(Created {
+            written: written(r.clone(), true),
+            location: format!("{REQUESTS}/{}", r.id),
+        });
+        assert_eq!(created.status, 201);
+        assert_documented("POST", REQUESTS, &created);
+        for review in ["approve", "deny", "cancel"] {
+            assert_documented(
+                "POST",
+                &format!("{REQUESTS}/{{id}}/{review}"),
+                &render(Updated(written(r.clone(), false))),
+            );
+        }
+        let entity = graph_entity(r, "roleAssignmentScheduleRequests");
+        assert_response_matches("POST", GRAPH_REQUESTS, 201, &entity);
+        assert_response_matches("GET", &format!("{GRAPH_REQUESTS}/{{id}}"), 200, &entity);
+        let mut with_revision = entity.clone();
+        with_revision["revision"] = json!("8");
+        assert!(
+            check_response("POST", GRAPH_REQUESTS, 201, &with_revision).is_err(),
+            "Graph's request has no revision"
+        );
+    }
+    assert!(
+        response_object("POST", REQUESTS, 200).is_err(),
+        "a request is recorded anew each time"
+    );
+    let uri: Uri = format!("{REQUESTS}?status=PendingApproval&limit=2")
+        .parse()
+        .expect("a uri");
+    let list = render(List::of_stored(
+        &uri,
+        Page {
+            items: requests.iter().cloned().map(stored).collect(),
+            next: Some("opaque".to_owned()),
+        },
+    ));
+    assert_documented("GET", REQUESTS, &list);
+    let page = json!({
+        "@odata.context": "http://localhost/v1.0/$metadata#roleManagement/directory/roleAssignmentScheduleRequests(id,status)",
+        "@odata.nextLink": "http://localhost/v1.0/roleManagement/directory/roleAssignmentScheduleRequests?%24select=id%2Cstatus&%24skiptoken=x",
+        "value": [{"id": requests[0].id, "status": "Provisioned"}]});
+    assert_response_matches("GET", GRAPH_REQUESTS, 200, &page);
+
+    // An activation is a time-bound role assignment naming its request; explanations say so.
+    let activation = RoleAssignment {
+        start_date_time: Some(now()),
+        end_date_time: Some(now() + chrono::Duration::hours(2)),
+        activation_request_id: Some(requests[1].id),
+        ..role_assignment(false)
+    };
+    assert_documented(
+        "GET",
+        "/v1/roleAssignments/{id}",
+        &render(One(stored(activation.clone()))),
+    );
+    let verdict = Verdict {
+        allowed: true,
+        reasons: vec![Reason::Grant(GrantReason {
+            assignment_id: Some(activation.id),
+            source: GrantSource::Assignment,
+            principal_id: activation.principal_id,
+            role_definition_id: activation.role_definition_id,
+            role_display_name: "Application credential manager".to_owned(),
+            matched_pattern: "microsoft.directory/applications/credentials/update".to_owned(),
+            scope: "/applications/a1".to_owned(),
+            via: vec![],
+            via_token_groups: false,
+            end_date_time: activation.end_date_time,
+            activation_request_id: activation.activation_request_id,
+        })],
+        groups_overage: false,
+        withheld: 0,
+    };
+    let reasons = serde_json::to_value(wire::reasons(verdict, true)).expect("serializes");
+    assert!(
+        reasons[0].get("endDateTime").is_some() && reasons[0].get("activationRequestId").is_some()
+    );
+    let check = json!({"allowed": true, "decision": "allow", "revision": "3", "reasons": reasons});
+    assert_response_matches("POST", "/v1/check", 200, &check);
+
+    // The change log: each PIM kind, and the expiry ending an activation.
+    let mut expired = requests[1].clone();
+    expired.status = RequestStatus::Expired;
+    let row =
+        |sequence, entity_type, op, before: Option<Value>, after: Option<Value>, actor: &str| {
+            Change {
+                revision: Revision(21),
+                sequence,
+                tenant_id: TenantId(Uuid::new_v4()),
+                entity_type,
+                entity_id: Uuid::new_v4().to_string(),
+                op,
+                before,
+                after,
+                actor: actor.to_owned(),
+                at: now(),
+            }
+        };
+    let changes = vec![
+        row(
+            0,
+            EntityType::RoleEligibilitySchedule,
+            ChangeOp::Create,
+            None,
+            Some(json_of(&eligibility(true))),
+            "admin-key",
+        ),
+        row(
+            1,
+            EntityType::RoleManagementPolicy,
+            ChangeOp::Create,
+            None,
+            Some(json_of(&set)),
+            "admin-key",
+        ),
+        row(
+            2,
+            EntityType::RoleAssignment,
+            ChangeOp::Delete,
+            Some(json_of(&activation)),
+            None,
+            "rolecall-expiry",
+        ),
+        row(
+            3,
+            EntityType::RoleAssignmentScheduleRequest,
+            ChangeOp::Update,
+            Some(json_of(&requests[1])),
+            Some(json_of(&expired)),
+            "rolecall-expiry",
+        ),
+    ];
+    let uri = Uri::from_static("/v1/changes?since=20");
+    let list = List::new(
+        &uri,
+        Page {
+            items: changes,
+            next: None,
+        },
+        |c| c,
+    );
+    let mut body = serde_json::to_value(&list).expect("serializes");
+    body["revision"] = json!(Revision(21));
+    assert_response_matches("GET", "/v1/changes", 200, &body);
+
+    // `activation-refused` carries its rule, and only it does.
+    let refused = render(ApiError::Refused(Refusal::NotPending {
+        id: Uuid::new_v4(),
+        status: "Denied",
+    }));
+    assert_eq!(refused.status, 422);
+    assert_eq!(refused.body["reason"], "not-pending");
+    for path in ["", "/{id}/approve", "/{id}/deny", "/{id}/cancel"] {
+        assert_documented("POST", &format!("{REQUESTS}{path}"), &refused);
+    }
+    let mut without_reason = refused.body.clone();
+    without_reason.as_object_mut().unwrap().remove("reason");
+    assert!(check_response("POST", REQUESTS, 422, &without_reason).is_err());
+    let mut unprocessable = render(ApiError::Unprocessable(ValidationErrors::single(
+        "/roleDefinitionId",
+        "no such role",
+    )))
+    .body;
+    assert_response_matches("POST", REQUESTS, 422, &unprocessable);
+    unprocessable["reason"] = json!("not-eligible");
+    assert!(check_response("POST", REQUESTS, 422, &unprocessable).is_err());
+    assert!(
+        check_response("POST", "/v1/roleEligibilitySchedules", 422, &refused.body).is_err(),
+        "making someone eligible is not refused by PIM's rules"
+    );
+}
+
 // --- errors ---
 
 /// One of every `ApiError` variant, with the (status, problem kind) the contract's table
@@ -1376,14 +1711,19 @@ fn every_v1_operation_may_answer_401_and_403_and_operations_routes_need_no_crede
                 }
             }
         }
-        // Escalation is refused exactly where assignments are handed out, directly or
-        // through a group's membership.
+        // Escalation is refused exactly where assignments are handed out, directly,
+        // through a group's membership, or through PIM (an eligibility, a role's activation
+        // policy, a review of an activation).
         let escalates = matches!(
             (method.as_str(), path.as_str()),
             ("POST", "/v1/roleAssignments")
                 | ("PATCH", "/v1/roleDefinitions/{id}")
                 | ("POST", "/v1/groups/{id}/members")
                 | ("DELETE", "/v1/groups/{id}/members/{memberId}")
+                | ("POST", "/v1/roleEligibilitySchedules")
+                | ("PUT", "/v1/roleManagementPolicies/{id}")
+                | ("POST", "/v1/roleAssignmentScheduleRequests/{id}/approve")
+                | ("POST", "/v1/roleAssignmentScheduleRequests/{id}/deny")
         );
         if documented_types(&method, &path, 403).contains(&problem("escalation-refused"))
             != escalates
@@ -1469,6 +1809,10 @@ fn authorization_problems_are_written_as_the_spec_says() {
         ("PATCH", "/v1/roleDefinitions/{id}"),
         ("POST", "/v1/groups/{id}/members"),
         ("DELETE", "/v1/groups/{id}/members/{memberId}"),
+        ("POST", "/v1/roleEligibilitySchedules"),
+        ("PUT", "/v1/roleManagementPolicies/{id}"),
+        ("POST", "/v1/roleAssignmentScheduleRequests/{id}/approve"),
+        ("POST", "/v1/roleAssignmentScheduleRequests/{id}/deny"),
     ] {
         assert_documented(method, path, &escalation);
     }

@@ -622,7 +622,7 @@ async fn paging_follows_odata_next_link_to_the_last_page(app: &TestApp) {
 async fn graph_paths_answer_graphs_envelope_and_v1_keeps_problem_documents(app: &TestApp) {
     // A route under `/v1.0/` that does not exist, and a method a route does not take.
     let reply = app
-        .get("/v1.0/roleManagement/directory/roleEligibilitySchedules")
+        .get("/v1.0/roleManagement/directory/roleEligibilityScheduleInstances")
         .await;
     graph_error(&reply, 404, "Request_ResourceNotFound", None);
     let reply = app

@@ -201,8 +201,8 @@ pub(crate) async fn delete_role(
     caller.authorize(app, MANAGE_ROLES, &Scope::root())?;
     let cascade = parse_bool("cascade", cascade)?.unwrap_or(false);
     if cascade {
-        // The cascade deletes every assignment of the role: each needs the right to delete
-        // it directly, at its own scope.
+        // The cascade deletes every assignment and eligibility of the role: each needs the
+        // right to delete it directly, at its own scope.
         for scope in assignment_scopes(app, tenant, id).await? {
             caller.authorize(app, MANAGE_ASSIGNMENTS, &scope)?;
         }
@@ -272,6 +272,23 @@ async fn assignment_scopes(
         let listed = app
             .store()
             .list_role_assignments(tenant, &filter, &page)
+            .await?;
+        for stored in listed.items {
+            if !scopes.contains(&stored.value.directory_scope_id) {
+                scopes.push(stored.value.directory_scope_id);
+            }
+        }
+        match listed.next {
+            Some(next) => page.cursor = Some(next),
+            None => break,
+        }
+    }
+    // The cascade removes the role's eligibilities too: each is held at its own scope.
+    page.cursor = None;
+    loop {
+        let listed = app
+            .store()
+            .list_eligibilities(tenant, &filter, &page)
             .await?;
         for stored in listed.items {
             if !scopes.contains(&stored.value.directory_scope_id) {
