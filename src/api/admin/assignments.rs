@@ -33,14 +33,7 @@ pub async fn list(
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<List<RoleAssignment>, ApiError> {
-    let directory_scope_id = q
-        .directory_scope_id
-        .map(|s| {
-            Scope::parse(&s).map_err(|e| {
-                ApiError::invalid("?directoryScopeId", format!("`{s}` is not a scope: {e}"))
-            })
-        })
-        .transpose()?;
+    let directory_scope_id = scope_query(q.directory_scope_id)?;
     authorize_listing(&app, &caller, directory_scope_id.as_ref())?;
     let filter = RoleAssignmentFilter {
         principal_id: parse_uuid("principalId", q.principal_id.as_deref())?,
@@ -53,6 +46,16 @@ pub async fn list(
         .list_role_assignments(tenant, &filter, &page)
         .await?;
     Ok(List::of_stored(&uri, page))
+}
+
+/// The `directoryScopeId` query parameter of a listing.
+pub(crate) fn scope_query(raw: Option<String>) -> Result<Option<Scope>, ApiError> {
+    raw.map(|s| {
+        Scope::parse(&s).map_err(|e| {
+            ApiError::invalid("?directoryScopeId", format!("`{s}` is not a scope: {e}"))
+        })
+    })
+    .transpose()
 }
 
 /// Listing role assignments: filtered to one scope, reading there suffices; unfiltered
@@ -247,7 +250,7 @@ pub async fn delete_deny(
 
 /// The 404 an unknown id gets, word for word, also given for an object the caller may not
 /// read.
-fn not_found(entity: EntityType, id: uuid::Uuid) -> ApiError {
+pub(crate) fn not_found(entity: EntityType, id: uuid::Uuid) -> ApiError {
     crate::store::StoreError::NotFound {
         kind: entity.as_str(),
         id: id.to_string(),

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::parse_uuid;
-use crate::api::admin::assignments::authorize_listing;
+use crate::api::admin::assignments::{authorize_listing, not_found, scope_query};
 use crate::api::authz::{Caller, READ_ASSIGNMENTS};
 use crate::api::extract::{page_request, ApiJson, ApiQuery, IdPath, IfMatch, Tenant};
 use crate::api::respond::{Created, Deleted, List, One, Updated};
@@ -41,7 +41,7 @@ pub struct EligibilityQuery {
 }
 
 /// The caller's own principal id, when it is a token holder.
-fn own_id(caller: &Caller) -> Option<Uuid> {
+pub(crate) fn own_id(caller: &Caller) -> Option<Uuid> {
     caller.identity().map(|i| i.principal_id)
 }
 
@@ -52,14 +52,7 @@ pub async fn list_eligibilities(
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<EligibilityQuery>,
 ) -> Result<List<RoleEligibilitySchedule>, ApiError> {
-    let directory_scope_id = q
-        .directory_scope_id
-        .map(|s| {
-            Scope::parse(&s).map_err(|e| {
-                ApiError::invalid("?directoryScopeId", format!("`{s}` is not a scope: {e}"))
-            })
-        })
-        .transpose()?;
+    let directory_scope_id = scope_query(q.directory_scope_id)?;
     let filter = RoleAssignmentFilter {
         principal_id: parse_uuid("principalId", q.principal_id.as_deref())?,
         role_definition_id: parse_uuid("roleDefinitionId", q.role_definition_id.as_deref())?,
@@ -411,15 +404,6 @@ pub(crate) async fn review(
         .await?;
     app.wait_for(written.revision).await?;
     Ok(written)
-}
-
-/// The 404 an unknown id gets, also given for an object the caller may not read.
-fn not_found(entity: EntityType, id: Uuid) -> ApiError {
-    crate::store::StoreError::NotFound {
-        kind: entity.as_str(),
-        id: id.to_string(),
-    }
-    .into()
 }
 
 /// How often each replica ends activations that have run out. An activation stops granting

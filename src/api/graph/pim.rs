@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::odata::{self, Options};
 use super::{Failure, GraphError};
 use crate::api::admin::assignments::authorize_listing;
-use crate::api::admin::pim as v1;
+use crate::api::admin::pim::{self as v1, own_id};
 use crate::api::authz::{Caller, READ_ASSIGNMENTS};
 use crate::api::extract::{ApiJson, IdPath, Tenant};
 use crate::api::AppState;
@@ -197,10 +197,6 @@ fn page_request(options: &Options) -> PageRequest {
         limit: options.top.unwrap_or(crate::api::extract::DEFAULT_LIMIT),
         cursor: options.skip_token.clone(),
     }
-}
-
-fn own_id(caller: &Caller) -> Option<Uuid> {
-    caller.identity().map(|i| i.principal_id)
 }
 
 pub async fn list_eligibilities(

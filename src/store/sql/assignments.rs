@@ -27,20 +27,7 @@ impl AssignmentStore for SqlStore {
         filter: &RoleAssignmentFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Stored<RoleAssignment>>> {
-        let mut filters: Vec<Filter> = Vec::new();
-        if let Some(principal) = filter.principal_id {
-            filters.push(Filter::Eq("principal_id", Arg::id(principal)));
-        }
-        if let Some(role) = filter.role_definition_id {
-            filters.push(Filter::Eq("role_definition_id", Arg::id(role)));
-        }
-        if let Some(scope) = &filter.directory_scope_id {
-            filters.push(Filter::Eq(
-                "directory_scope_id",
-                Arg::Text(scope.to_string()),
-            ));
-        }
-        self.list_by_id(ROLE_ASSIGNMENTS, tenant, &filters, page)
+        self.list_by_id(ROLE_ASSIGNMENTS, tenant, &filters_of(filter), page)
             .await
     }
 
@@ -153,6 +140,25 @@ impl AssignmentStore for SqlStore {
         let result = w.delete_checked(DENY_ASSIGNMENTS, id, if_match).await;
         w.finish(result).await
     }
+}
+
+/// A listing filter on (principal, role, scope) columns, shared by role assignments and
+/// eligibilities.
+pub(super) fn filters_of(filter: &RoleAssignmentFilter) -> Vec<Filter> {
+    let mut filters: Vec<Filter> = Vec::new();
+    if let Some(principal) = filter.principal_id {
+        filters.push(Filter::Eq("principal_id", Arg::id(principal)));
+    }
+    if let Some(role) = filter.role_definition_id {
+        filters.push(Filter::Eq("role_definition_id", Arg::id(role)));
+    }
+    if let Some(scope) = &filter.directory_scope_id {
+        filters.push(Filter::Eq(
+            "directory_scope_id",
+            Arg::Text(scope.to_string()),
+        ));
+    }
+    filters
 }
 
 /// The columns that make an assignment unique in its tenant: (principal, role, scope).

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::Row as _;
 use uuid::Uuid;
 
-use super::assignments::natural_key;
+use super::assignments::{filters_of, natural_key};
 use super::rows::{
     parse_tenant, time_text, unprocessable, Arg, Filter, ELIGIBILITIES, POLICIES, ROLE_ASSIGNMENTS,
     SCHEDULE_REQUESTS,
@@ -33,20 +33,8 @@ impl PimStore for SqlStore {
         filter: &RoleAssignmentFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Stored<RoleEligibilitySchedule>>> {
-        let mut filters: Vec<Filter> = Vec::new();
-        if let Some(principal) = filter.principal_id {
-            filters.push(Filter::Eq("principal_id", Arg::id(principal)));
-        }
-        if let Some(role) = filter.role_definition_id {
-            filters.push(Filter::Eq("role_definition_id", Arg::id(role)));
-        }
-        if let Some(scope) = &filter.directory_scope_id {
-            filters.push(Filter::Eq(
-                "directory_scope_id",
-                Arg::Text(scope.to_string()),
-            ));
-        }
-        self.list_by_id(ELIGIBILITIES, tenant, &filters, page).await
+        self.list_by_id(ELIGIBILITIES, tenant, &filters_of(filter), page)
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(%tenant))]
