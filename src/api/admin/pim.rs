@@ -45,6 +45,18 @@ pub(crate) fn own_id(caller: &Caller) -> Option<Uuid> {
     caller.identity().map(|i| i.principal_id)
 }
 
+/// True when a listing is filtered to the caller itself: a principal lists its own PIM
+/// objects without further rights.
+pub(crate) fn lists_own(caller: &Caller, principal_filter: Option<Uuid>) -> bool {
+    principal_filter.is_some() && principal_filter == own_id(caller)
+}
+
+/// True when the caller may see a PIM object of `principal` at `scope`: its own, or one
+/// where it reads assignments.
+fn visible(app: &AppState, caller: &Caller, principal: Uuid, scope: &Scope) -> bool {
+    Some(principal) == own_id(caller) || caller.holds(app, READ_ASSIGNMENTS, scope)
+}
+
 pub async fn list_eligibilities(
     State(app): State<AppState>,
     caller: Caller,
@@ -58,7 +70,7 @@ pub async fn list_eligibilities(
         role_definition_id: parse_uuid("roleDefinitionId", q.role_definition_id.as_deref())?,
         directory_scope_id,
     };
-    if filter.principal_id.is_none() || filter.principal_id != own_id(&caller) {
+    if !lists_own(&caller, filter.principal_id) {
         authorize_listing(&app, &caller, filter.directory_scope_id.as_ref())?;
     }
     let page = page_request(q.limit.as_deref(), q.cursor)?;
@@ -88,9 +100,7 @@ pub(crate) async fn read_eligibility(
 ) -> Result<Stored<RoleEligibilitySchedule>, ApiError> {
     let stored = app.store().get_eligibility(tenant, id).await?;
     let e = &stored.value;
-    if Some(e.principal_id) != own_id(caller)
-        && !caller.holds(app, READ_ASSIGNMENTS, &e.directory_scope_id)
-    {
+    if !visible(app, caller, e.principal_id, &e.directory_scope_id) {
         return Err(not_found(EntityType::RoleEligibilitySchedule, id));
     }
     Ok(stored)
@@ -207,7 +217,7 @@ pub async fn list_requests(
         principal_id: parse_uuid("principalId", q.principal_id.as_deref())?,
         status,
     };
-    if filter.principal_id.is_none() || filter.principal_id != own_id(&caller) {
+    if !lists_own(&caller, filter.principal_id) {
         caller.authorize(&app, READ_ASSIGNMENTS, &Scope::root())?;
     }
     let page = page_request(q.limit.as_deref(), q.cursor)?;
@@ -237,9 +247,7 @@ pub(crate) async fn read_request(
 ) -> Result<Stored<RoleAssignmentScheduleRequest>, ApiError> {
     let stored = app.store().get_schedule_request(tenant, id).await?;
     let r = &stored.value;
-    if Some(r.principal_id) != own_id(caller)
-        && !caller.holds(app, READ_ASSIGNMENTS, &r.directory_scope_id)
-    {
+    if !visible(app, caller, r.principal_id, &r.directory_scope_id) {
         return Err(not_found(EntityType::RoleAssignmentScheduleRequest, id));
     }
     Ok(stored)

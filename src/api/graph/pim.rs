@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::odata::{self, Options};
 use super::{Failure, GraphError};
 use crate::api::admin::assignments::authorize_listing;
-use crate::api::admin::pim::{self as v1, own_id};
+use crate::api::admin::pim as v1;
 use crate::api::authz::{Caller, READ_ASSIGNMENTS};
 use crate::api::extract::{ApiJson, IdPath, Tenant};
 use crate::api::AppState;
@@ -219,7 +219,7 @@ pub async fn list_eligibilities(
         role_definition_id: f.role_definition_id,
         directory_scope_id: f.directory_scope_id,
     };
-    if filter.principal_id.is_none() || filter.principal_id != own_id(&caller) {
+    if !v1::lists_own(&caller, filter.principal_id) {
         authorize_listing(&app, &caller, filter.directory_scope_id.as_ref())?;
     }
     let listed = app
@@ -284,7 +284,7 @@ pub async fn list_requests(
         principal_id: f.principal_id,
         status: f.status,
     };
-    if filter.principal_id.is_none() || filter.principal_id != own_id(&caller) {
+    if !v1::lists_own(&caller, filter.principal_id) {
         caller.authorize(&app, READ_ASSIGNMENTS, &Scope::root())?;
     }
     let listed = app
