@@ -165,21 +165,29 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
     });
     // The web console (HTML, so outside `routes()` and the OpenAPI contract).
     let app = app.merge(console::router(&state)?);
-    Ok(app
-        .fallback(fallback)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body))
+    // One `layer` call with the whole stack: axum boxes each `Router::layer` separately
+    // around every route and clones each box per request, so six calls cost six boxed
+    // services and futures, each cloned down the nest, on every check (issue 16). As one
+    // `ServiceBuilder` the stack is one concrete service. Listed outermost first.
+    let stack = tower::ServiceBuilder::new()
+        // Outermost, so a request is timed whole and counted with the status it got.
+        .layer(HttpMetricsLayer::of(state.metrics()))
+        // Sets and echoes `x-request-id` around everything that can answer.
+        .layer(request_id::RequestIdLayer::new())
+        // Graph's error envelope, not problem+json, under `/v1.0/` (whichever layer failed).
+        .layer(graph::EnvelopeLayer)
+        // The readiness gate, the body limits, the time limit and the request's span.
+        .layer(admit::AdmitLayer::new(state.clone()))
+        // tower-http's answers have their own body type.
+        .map_response(IntoResponse::into_response)
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
-        // The readiness gate, the body limits, the time limit and the request's span.
-        .layer(admit::AdmitLayer::new(state.clone()))
-        // Graph's error envelope, not problem+json, under `/v1.0/` (whichever layer failed).
-        .layer(graph::EnvelopeLayer)
-        // Sets and echoes `x-request-id` around everything that can answer.
-        .layer(request_id::RequestIdLayer::new())
-        // Outermost, so a request is timed whole and counted with the status it got.
-        .layer(HttpMetricsLayer::of(state.metrics()))
+        .layer(DefaultBodyLimit::max(max_body));
+    Ok(app
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(stack)
         .with_state(state))
 }
 
