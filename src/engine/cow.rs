@@ -62,16 +62,28 @@ pub(crate) fn hash_uuid(id: &Uuid) -> u64 {
     mix((v as u64) ^ mix((v >> 64) as u64 ^ 0x2545_f491_4f6c_dd1d))
 }
 
-/// A key that knows its hash.
+/// A key that knows its hash. Slots do not store the hash beside the key (8 bytes in every
+/// slot of every map, issue 16): a key that carries its hash ([`Key`]) answers from it, a
+/// uuid recomputes it (a few multiplications) when a table is rebuilt.
 pub(crate) trait MapKey: Clone + Eq {
     /// The key's hash, as [`hash_str`] or [`hash_uuid`] computes it.
     fn key_hash(&self) -> u64;
+
+    /// False when this key certainly does not have `hash`: a cheap test run before the
+    /// caller's equality on every probed slot.
+    fn may_have_hash(&self, hash: u64) -> bool;
 }
 
 impl MapKey for Uuid {
     #[inline]
     fn key_hash(&self) -> u64 {
         hash_uuid(self)
+    }
+
+    /// Comparing two uuids costs no more than comparing hashes.
+    #[inline]
+    fn may_have_hash(&self, _hash: u64) -> bool {
+        true
     }
 }
 
@@ -107,11 +119,15 @@ impl MapKey for Key {
     fn key_hash(&self) -> u64 {
         self.hash
     }
+
+    #[inline]
+    fn may_have_hash(&self, hash: u64) -> bool {
+        self.hash == hash
+    }
 }
 
 #[derive(Clone)]
 struct Slot<K, V> {
-    hash: u64,
     key: K,
     value: V,
 }
@@ -159,7 +175,7 @@ impl<K: MapKey, V: Clone> Bucket<K, V> {
         loop {
             match &self.slots[i] {
                 None => return None,
-                Some(s) if s.hash == hash && eq(&s.key) => return Some(i),
+                Some(s) if s.key.may_have_hash(hash) && eq(&s.key) => return Some(i),
                 Some(_) => i = (i + 1) & mask,
             }
         }
@@ -173,7 +189,7 @@ impl<K: MapKey, V: Clone> Bucket<K, V> {
         }
         let mask = self.slots.len() - 1;
         let slots = Arc::make_mut(&mut self.slots);
-        let mut i = slot.hash as usize & mask;
+        let mut i = slot.key.key_hash() as usize & mask;
         while slots[i].is_some() {
             i = (i + 1) & mask;
         }
@@ -192,7 +208,7 @@ impl<K: MapKey, V: Clone> Bucket<K, V> {
         loop {
             j = (j + 1) & mask;
             let Some(s) = &slots[j] else { break };
-            let home = s.hash as usize & mask;
+            let home = s.key.key_hash() as usize & mask;
             // Move `j` into the hole at `i` unless its home lies cyclically in (i, j].
             let stays = if i <= j {
                 i < home && home <= j
@@ -218,7 +234,7 @@ impl<K: MapKey, V: Clone> Bucket<K, V> {
         let mut slots: Vec<Option<Slot<K, V>>> = (0..capacity).map(|_| None).collect();
         let mut len = 0;
         for s in self.slots.iter().flatten().filter(|s| keep(s)) {
-            let mut i = s.hash as usize & mask;
+            let mut i = s.key.key_hash() as usize & mask;
             while slots[i].is_some() {
                 i = (i + 1) & mask;
             }
@@ -368,7 +384,7 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
             return Some(std::mem::replace(&mut slot.value, value));
         }
         let bucket = self.bucket_mut(b);
-        bucket.insert_new(Slot { hash, key, value });
+        bucket.insert_new(Slot { key, value });
         let full = bucket.len as usize > BUCKET_MAX && bucket.depth < MAX_DEPTH;
         self.len += 1;
         if full {
@@ -410,8 +426,12 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
         }
         let old = self.bucket(b).clone();
         let half = old.len as usize / 2 + 1;
-        let low = old.rebuilt(local + 1, half, |s| (dir_bits(s.hash) >> local) & 1 == 0);
-        let high = old.rebuilt(local + 1, half, |s| (dir_bits(s.hash) >> local) & 1 == 1);
+        let low = old.rebuilt(local + 1, half, |s| {
+            (dir_bits(s.key.key_hash()) >> local) & 1 == 0
+        });
+        let high = old.rebuilt(local + 1, half, |s| {
+            (dir_bits(s.key.key_hash()) >> local) & 1 == 1
+        });
         *self.bucket_mut(b) = low;
         let nb = self.count as u32;
         let chunks = Arc::make_mut(&mut self.buckets);

@@ -216,37 +216,49 @@ impl Grants {
     }
 }
 
-/// Who holds assignments at one scope: (assignment, principal) pairs, in an array while
-/// few, in a map past [`FEW_MAX`].
+/// Who holds assignments at one scope: (assignment, principal) pairs. Most scopes have
+/// one holder (an object-level assignment), kept inline: no allocation of its own, which at
+/// a million such scopes is most of the who-can index (issue 16). A few more are kept in an
+/// array, past [`FEW_MAX`] in a map.
 #[derive(Clone)]
 pub(crate) enum Holders {
+    One(Uuid, Uuid),
     Few(Arc<[(Uuid, Uuid)]>),
     Many(Box<CowMap<Uuid, Uuid>>),
 }
 
 impl Holders {
+    /// `pairs` (assignment ids distinct), in the smallest form that holds them.
+    fn of(pairs: Vec<(Uuid, Uuid)>) -> Option<Holders> {
+        match pairs.as_slice() {
+            [] => None,
+            [(a, p)] => Some(Holders::One(*a, *p)),
+            _ if pairs.len() <= FEW_MAX => Some(Holders::Few(pairs.into())),
+            _ => {
+                let mut map = CowMap::new();
+                for (a, p) in pairs {
+                    map.insert(a, p);
+                }
+                Some(Holders::Many(Box::new(map)))
+            }
+        }
+    }
+
     pub(super) fn insert(this: &mut Option<Holders>, assignment: Uuid, principal: Uuid) {
         match this {
-            None => *this = Some(Holders::Few(Arc::from(vec![(assignment, principal)]))),
-            Some(Holders::Few(list)) => {
-                let mut next: Vec<(Uuid, Uuid)> = list
-                    .iter()
-                    .copied()
-                    .filter(|(a, _)| *a != assignment)
-                    .collect();
-                next.push((assignment, principal));
-                if next.len() > FEW_MAX {
-                    let mut map = CowMap::new();
-                    for (a, p) in next {
-                        map.insert(a, p);
-                    }
-                    *this = Some(Holders::Many(Box::new(map)));
-                } else {
-                    *list = next.into();
-                }
-            }
+            None => *this = Some(Holders::One(assignment, principal)),
             Some(Holders::Many(map)) => {
                 map.insert(assignment, principal);
+            }
+            Some(held) => {
+                let mut next: Vec<(Uuid, Uuid)> = Vec::with_capacity(held.len() + 1);
+                held.for_each(|a, p| {
+                    if a != assignment {
+                        next.push((a, p));
+                    }
+                });
+                next.push((assignment, principal));
+                *this = Holders::of(next);
             }
         }
     }
@@ -254,35 +266,37 @@ impl Holders {
     pub(super) fn remove(this: &mut Option<Holders>, assignment: Uuid) {
         match this {
             None => {}
-            Some(Holders::Few(list)) => {
-                let next: Vec<(Uuid, Uuid)> = list
-                    .iter()
-                    .copied()
-                    .filter(|(a, _)| *a != assignment)
-                    .collect();
-                *this = if next.is_empty() {
-                    None
-                } else {
-                    Some(Holders::Few(next.into()))
-                };
-            }
             Some(Holders::Many(map)) => {
                 map.remove(&assignment);
                 if map.len() <= FEW_MAX / 2 {
-                    let list: Vec<(Uuid, Uuid)> = map.iter().map(|(a, p)| (*a, *p)).collect();
-                    *this = if list.is_empty() {
-                        None
-                    } else {
-                        Some(Holders::Few(list.into()))
-                    };
+                    *this = Holders::of(map.iter().map(|(a, p)| (*a, *p)).collect());
                 }
             }
+            Some(held) => {
+                let mut next = Vec::with_capacity(held.len());
+                held.for_each(|a, p| {
+                    if a != assignment {
+                        next.push((a, p));
+                    }
+                });
+                *this = Holders::of(next);
+            }
+        }
+    }
+
+    /// How many pairs.
+    fn len(&self) -> usize {
+        match self {
+            Holders::One(..) => 1,
+            Holders::Few(list) => list.len(),
+            Holders::Many(map) => map.len(),
         }
     }
 
     /// Every (assignment, principal) pair.
     pub fn for_each(&self, mut f: impl FnMut(Uuid, Uuid)) {
         match self {
+            Holders::One(a, p) => f(*a, *p),
             Holders::Few(list) => list.iter().for_each(|(a, p)| f(*a, *p)),
             Holders::Many(map) => map.iter().for_each(|(a, p)| f(*a, *p)),
         }
