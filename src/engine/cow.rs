@@ -157,14 +157,10 @@ impl<K, V> Clone for Bucket<K, V> {
 
 impl<K: MapKey, V: Clone> Bucket<K, V> {
     fn with_capacity(depth: u32, entries: usize) -> Self {
-        let mut capacity = MIN_CAPACITY;
-        while capacity * 3 / 4 < entries {
-            capacity *= 2;
-        }
         Bucket {
             depth,
             len: 0,
-            slots: (0..capacity).map(|_| None).collect(),
+            slots: (0..capacity_for(entries)).map(|_| None).collect(),
         }
     }
 
@@ -181,20 +177,29 @@ impl<K: MapKey, V: Clone> Bucket<K, V> {
         }
     }
 
-    /// Places a slot known to be absent (the caller checked), growing first if needed.
-    fn insert_new(&mut self, slot: Slot<K, V>) {
+    /// Places a slot known to be absent (the caller checked), growing first if needed;
+    /// returns its index.
+    fn insert_new(&mut self, slot: Slot<K, V>) -> usize {
         if (self.len as usize + 1) * 4 > self.slots.len() * 3 {
-            let grown = self.rebuilt(self.depth, self.len as usize + 1, |_| true);
-            *self = grown;
+            let entries = self.len as usize + 1;
+            let mut grown = Table::for_entries(entries);
+            self.drain(|s| grown.place(s));
+            *self = grown.into_bucket(self.depth);
         }
-        let mask = self.slots.len() - 1;
-        let slots = Arc::make_mut(&mut self.slots);
-        let mut i = slot.key.key_hash() as usize & mask;
-        while slots[i].is_some() {
-            i = (i + 1) & mask;
-        }
-        slots[i] = Some(slot);
+        let i = place(Arc::make_mut(&mut self.slots), slot);
         self.len += 1;
+        i
+    }
+
+    /// Hands every entry to `f`, emptying this bucket: moved out when no other snapshot
+    /// shares the table (a build, or the second change to a bucket in one batch), cloned
+    /// otherwise. The caller replaces the bucket.
+    fn drain(&mut self, f: impl FnMut(Slot<K, V>)) {
+        match Arc::get_mut(&mut self.slots) {
+            Some(slots) => slots.iter_mut().filter_map(Option::take).for_each(f),
+            None => self.slots.iter().flatten().cloned().for_each(f),
+        }
+        self.len = 0;
     }
 
     /// Removes slot `i`, shifting later entries of its probe run back (no tombstones).
@@ -223,28 +228,54 @@ impl<K: MapKey, V: Clone> Bucket<K, V> {
         self.len -= 1;
         removed
     }
+}
 
-    /// A fresh table of this bucket's entries that satisfy `keep`, sized for `entries`.
-    fn rebuilt(&self, depth: u32, entries: usize, keep: impl Fn(&Slot<K, V>) -> bool) -> Self {
-        let mut capacity = MIN_CAPACITY;
-        while capacity * 3 / 4 < entries {
-            capacity *= 2;
+/// The smallest table (a power of two, at least [`MIN_CAPACITY`]) at most 3/4 full with
+/// `entries`.
+fn capacity_for(entries: usize) -> usize {
+    let mut capacity = MIN_CAPACITY;
+    while capacity * 3 / 4 < entries {
+        capacity *= 2;
+    }
+    capacity
+}
+
+/// Linear probing from `slot`'s home to the first free place, which is filled; returns its
+/// index. The table has a free slot (tables are at most 3/4 full).
+fn place<K: MapKey, V>(slots: &mut [Option<Slot<K, V>>], slot: Slot<K, V>) -> usize {
+    let mask = slots.len() - 1;
+    let mut i = slot.key.key_hash() as usize & mask;
+    while slots[i].is_some() {
+        i = (i + 1) & mask;
+    }
+    slots[i] = Some(slot);
+    i
+}
+
+/// A table being filled, before it is shared.
+struct Table<K, V> {
+    slots: Vec<Option<Slot<K, V>>>,
+    len: u32,
+}
+
+impl<K: MapKey, V> Table<K, V> {
+    fn for_entries(entries: usize) -> Self {
+        Table {
+            slots: (0..capacity_for(entries)).map(|_| None).collect(),
+            len: 0,
         }
-        let mask = capacity - 1;
-        let mut slots: Vec<Option<Slot<K, V>>> = (0..capacity).map(|_| None).collect();
-        let mut len = 0;
-        for s in self.slots.iter().flatten().filter(|s| keep(s)) {
-            let mut i = s.key.key_hash() as usize & mask;
-            while slots[i].is_some() {
-                i = (i + 1) & mask;
-            }
-            slots[i] = Some(s.clone());
-            len += 1;
-        }
+    }
+
+    fn place(&mut self, slot: Slot<K, V>) {
+        place(&mut self.slots, slot);
+        self.len += 1;
+    }
+
+    fn into_bucket(self, depth: u32) -> Bucket<K, V> {
         Bucket {
             depth,
-            len,
-            slots: slots.into(),
+            len: self.len,
+            slots: self.slots.into(),
         }
     }
 }
@@ -383,25 +414,53 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
             let slot = Arc::make_mut(&mut bucket.slots)[i].as_mut().expect("found");
             return Some(std::mem::replace(&mut slot.value, value));
         }
-        let bucket = self.bucket_mut(b);
-        bucket.insert_new(Slot { key, value });
-        let full = bucket.len as usize > BUCKET_MAX && bucket.depth < MAX_DEPTH;
-        self.len += 1;
-        if full {
-            self.split(hash);
-        }
+        self.insert_absent(b, hash, key, value);
         None
     }
 
-    /// The value under `key`, inserting `make()` first when absent.
+    /// Inserts `key`, known absent, into bucket `b` (its bucket); returns where it went:
+    /// its bucket and index (the bucket may have split).
+    fn insert_absent(&mut self, b: usize, hash: u64, key: K, value: V) -> (usize, usize) {
+        let bucket = self.bucket_mut(b);
+        let i = bucket.insert_new(Slot { key, value });
+        let full = bucket.len as usize > BUCKET_MAX && bucket.depth < MAX_DEPTH;
+        self.len += 1;
+        if !full {
+            return (b, i);
+        }
+        // INVARIANT: `insert_new` placed the entry at `i`.
+        #[allow(clippy::expect_used)]
+        let key = self.bucket(b).slots[i]
+            .as_ref()
+            .map(|slot| slot.key.clone())
+            .expect("placed just above");
+        self.split(hash);
+        let b = self.bucket_of(hash);
+        // INVARIANT: splitting moves entries between buckets, never drops one.
+        #[allow(clippy::expect_used)]
+        let i = self
+            .bucket(b)
+            .find(hash, |k| *k == key)
+            .expect("kept by the split");
+        (b, i)
+    }
+
+    /// The value under `key`, inserting `make()` first when absent. One probe when present,
+    /// and no second lookup after an insert (building a snapshot calls this per row).
     #[allow(clippy::expect_used)] // see the INVARIANT below
     pub fn get_or_insert_with(&mut self, key: &K, make: impl FnOnce() -> V) -> &mut V {
         let hash = key.key_hash();
-        if self.find(hash, |k| k == key).is_none() {
-            self.insert(key.clone(), make());
-        }
-        // INVARIANT: the key is present: found, or inserted just above.
-        self.get_mut(key).expect("inserted above")
+        let b = self.bucket_of(hash);
+        let (b, i) = match self.bucket(b).find(hash, |k| k == key) {
+            Some(i) => (b, i),
+            None => self.insert_absent(b, hash, key.clone(), make()),
+        };
+        let bucket = self.bucket_mut(b);
+        // INVARIANT: slot `i` of bucket `b` holds the key: found, or just inserted there.
+        Arc::make_mut(&mut bucket.slots)[i]
+            .as_mut()
+            .map(|s| &mut s.value)
+            .expect("present")
     }
 
     /// Removes `key`; returns its value.
@@ -424,15 +483,19 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
             slots.extend_from_within(..);
             self.depth += 1;
         }
-        let old = self.bucket(b).clone();
+        // Moves the entries when the table is not shared (a build), copies them otherwise.
+        let old = self.bucket_mut(b);
         let half = old.len as usize / 2 + 1;
-        let low = old.rebuilt(local + 1, half, |s| {
-            (dir_bits(s.key.key_hash()) >> local) & 1 == 0
+        let (mut low, mut high) = (Table::for_entries(half), Table::for_entries(half));
+        old.drain(|s| {
+            if (dir_bits(s.key.key_hash()) >> local) & 1 == 0 {
+                low.place(s);
+            } else {
+                high.place(s);
+            }
         });
-        let high = old.rebuilt(local + 1, half, |s| {
-            (dir_bits(s.key.key_hash()) >> local) & 1 == 1
-        });
-        *self.bucket_mut(b) = low;
+        *old = low.into_bucket(local + 1);
+        let high = high.into_bucket(local + 1);
         let nb = self.count as u32;
         let chunks = Arc::make_mut(&mut self.buckets);
         if self.count % CHUNK == 0 {
