@@ -46,18 +46,37 @@ struct SubjectInput {
     token: Option<String>,
 }
 
-/// Parses a subject's wire form, recording errors under `{base}/subject`; `None` when
+/// Where a question sits in its request body, for error pointers: the whole body of a
+/// check, or one batch item. Pointers are written only for errors, so a valid batch item
+/// formats nothing (issue 16).
+#[derive(Clone, Copy)]
+enum At {
+    Body,
+    Item(usize),
+}
+
+impl At {
+    /// The JSON pointer of `field` (`/subject`, `/action`...) in this question.
+    fn pointer(self, field: &str) -> String {
+        match self {
+            At::Body => field.to_owned(),
+            At::Item(i) => format!("/checks/{i}{field}"),
+        }
+    }
+}
+
+/// Parses a subject's wire form, recording errors under `{at}/subject`; `None` when
 /// invalid. Uuids are checked here; the token, if any, by the decision layer.
 fn subject_spec(
     errors: &mut ValidationErrors,
-    base: &str,
+    at: At,
     subject: SubjectInput,
 ) -> Option<SubjectSpec> {
     if let Some(token) = subject.token {
         if subject.principal_id.is_some() || !subject.groups.is_empty() || !subject.wids.is_empty()
         {
             errors.push(
-                format!("{base}/subject"),
+                at.pointer("/subject"),
                 "give either `token` or `principalId` (with `groups` and `wids`), not both",
             );
             return None;
@@ -65,16 +84,16 @@ fn subject_spec(
         return Some(SubjectSpec::Token(token));
     }
     let id = match subject.principal_id.as_deref() {
-        Some(raw) => uuid_at(errors, format!("{base}/subject/principalId"), raw),
+        Some(raw) => uuid_at(errors, || at.pointer("/subject/principalId"), raw),
         None => {
-            errors.push(format!("{base}/subject"), "give `principalId` or `token`");
+            errors.push(at.pointer("/subject"), "give `principalId` or `token`");
             None
         }
     };
     let mut uuids = |name: &str, raw: &[String]| -> Vec<Uuid> {
         raw.iter()
             .enumerate()
-            .filter_map(|(i, g)| uuid_at(errors, format!("{base}/subject/{name}/{i}"), g))
+            .filter_map(|(i, g)| uuid_at(errors, || at.pointer(&format!("/subject/{name}/{i}")), g))
             .collect()
     };
     let groups = uuids("groups", &subject.groups);
@@ -86,24 +105,24 @@ fn subject_spec(
     }))
 }
 
-/// Validates one question (subject, action, resource), recording errors under `base`
-/// (`""` or `/checks/{i}`). Only a token subject needs IO.
+/// Validates one question (subject, action, resource), recording errors under `at`. Only
+/// a token subject needs IO.
 async fn question(
     app: &AppState,
     caller: &Caller,
     errors: &mut ValidationErrors,
-    base: &str,
+    at: At,
     subject: SubjectInput,
     action: &str,
     resource: &str,
 ) -> Result<Option<Question>, ApiError> {
-    let spec = subject_spec(errors, base, subject);
-    let action = errors.check(
-        format!("{base}/action"),
+    let spec = subject_spec(errors, at, subject);
+    let action = errors.check_at(
+        || at.pointer("/action"),
         Action::parse(action).map_err(|e| format!("`{action}` is not an action: {e}")),
     );
-    let resource = errors.check(
-        format!("{base}/resource"),
+    let resource = errors.check_at(
+        || at.pointer("/resource"),
         Scope::parse(resource).map_err(|e| format!("`{resource}` is not a resource path: {e}")),
     );
     let subject = match spec {
@@ -111,7 +130,7 @@ async fn question(
         Some(spec) => match app.decider().resolve(caller, spec).await {
             Ok(subject) => Some(subject),
             Err(SubjectError::InvalidToken(reason)) => {
-                errors.push(format!("{base}/subject/token"), reason);
+                errors.push(at.pointer("/subject/token"), reason);
                 None
             }
             Err(SubjectError::KeysUnavailable(reason)) => {
@@ -272,8 +291,12 @@ struct BatchBody {
     results: Vec<DecisionBody>,
 }
 
-fn uuid_at(errors: &mut ValidationErrors, pointer: String, raw: &str) -> Option<Uuid> {
-    errors.check(
+fn uuid_at(
+    errors: &mut ValidationErrors,
+    pointer: impl FnOnce() -> String,
+    raw: &str,
+) -> Option<Uuid> {
+    errors.check_at(
         pointer,
         Uuid::parse_str(raw).map_err(|_| format!("`{raw}` is not a uuid")),
     )
@@ -290,7 +313,7 @@ async fn check(
         &app,
         &caller,
         &mut errors,
-        "",
+        At::Body,
         body.subject,
         &body.action,
         &body.resource,
@@ -334,12 +357,11 @@ async fn check_batch(
     let mut items = Vec::with_capacity(body.checks.len());
     for (i, item) in body.checks.into_iter().enumerate() {
         let explain = item.explain.unwrap_or(body.explain);
-        let base = format!("/checks/{i}");
         let asked = question(
             &app,
             &caller,
             &mut errors,
-            &base,
+            At::Item(i),
             item.subject,
             &item.action,
             &item.resource,

@@ -55,6 +55,22 @@ impl ValidationErrors {
         }
     }
 
+    /// [`ValidationErrors::check`] with the pointer written only on failure (for hot paths:
+    /// a batch of valid checks formats no pointers).
+    pub fn check_at<T, E: std::fmt::Display>(
+        &mut self,
+        pointer: impl FnOnce() -> String,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.push(pointer(), error.to_string());
+                None
+            }
+        }
+    }
+
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.errors.is_empty()
