@@ -157,11 +157,7 @@ impl<K, V> Clone for Bucket<K, V> {
 
 impl<K: MapKey, V: Clone> Bucket<K, V> {
     fn with_capacity(depth: u32, entries: usize) -> Self {
-        Bucket {
-            depth,
-            len: 0,
-            slots: (0..capacity_for(entries)).map(|_| None).collect(),
-        }
+        Table::for_entries(entries).into_bucket(depth)
     }
 
     #[inline]

@@ -251,12 +251,7 @@ impl Holders {
                 map.insert(assignment, principal);
             }
             Some(held) => {
-                let mut next: Vec<(Uuid, Uuid)> = Vec::with_capacity(held.len() + 1);
-                held.for_each(|a, p| {
-                    if a != assignment {
-                        next.push((a, p));
-                    }
-                });
+                let mut next = held.without(assignment);
                 next.push((assignment, principal));
                 *this = Holders::of(next);
             }
@@ -272,16 +267,19 @@ impl Holders {
                     *this = Holders::of(map.iter().map(|(a, p)| (*a, *p)).collect());
                 }
             }
-            Some(held) => {
-                let mut next = Vec::with_capacity(held.len());
-                held.for_each(|a, p| {
-                    if a != assignment {
-                        next.push((a, p));
-                    }
-                });
-                *this = Holders::of(next);
-            }
+            Some(held) => *this = Holders::of(held.without(assignment)),
         }
+    }
+
+    /// Every pair but `assignment`'s, with room for one more.
+    fn without(&self, assignment: Uuid) -> Vec<(Uuid, Uuid)> {
+        let mut pairs = Vec::with_capacity(self.len() + 1);
+        self.for_each(|a, p| {
+            if a != assignment {
+                pairs.push((a, p));
+            }
+        });
+        pairs
     }
 
     /// How many pairs.

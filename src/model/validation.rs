@@ -46,13 +46,7 @@ impl ValidationErrors {
         pointer: impl Into<String>,
         result: Result<T, E>,
     ) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(error) => {
-                self.push(pointer, error.to_string());
-                None
-            }
-        }
+        self.check_at(|| pointer.into(), result)
     }
 
     /// [`ValidationErrors::check`] with the pointer written only on failure (for hot paths:
