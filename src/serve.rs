@@ -207,10 +207,20 @@ async fn connection(
         let Some((deadline, timeout)) = activity.deadline() else {
             return Poll::Pending;
         };
-        if timer.deadline() != deadline {
+        // The timer is re-armed only when the deadline moved earlier. A kept-alive
+        // connection's idle deadline moves later with every response, and re-arming for
+        // each would touch the timer wheel once per request (issue 16): instead, a timer
+        // that fires before the current deadline is pushed out to it then.
+        if deadline < timer.deadline() {
             timer.as_mut().reset(deadline);
         }
-        timer.as_mut().poll(cx).map(|()| Ended::TimedOut(timeout))
+        loop {
+            std::task::ready!(timer.as_mut().poll(cx));
+            if timer.deadline() >= deadline {
+                return Poll::Ready(Ended::TimedOut(timeout));
+            }
+            timer.as_mut().reset(deadline);
+        }
     })
     .await;
     match ended {

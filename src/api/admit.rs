@@ -116,13 +116,12 @@ where
             .and_then(|v| v.trim().parse::<u64>().ok());
         if announced.is_some_and(|length| length > max_body as u64) {
             return Admitted::answered(
-                ApiError::PayloadTooLarge(format!("a request body is at most {max_body} bytes"))
-                    .into_response(),
+                super::body::too_large(import, max_body).into_response(),
                 span,
                 started,
             );
         }
-        let request = request.map(|body| Body::new(Deadline::new(body, body_timeout)));
+        let request = request.map(|body| Body::new(Deadline::new(body, body_timeout, max_body)));
         let inner = {
             let _entered = span.enter();
             self.inner.call(request)

@@ -7,60 +7,106 @@
 //! learns it at once instead of uploading first.
 
 use std::error::Error as StdError;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
 use hyper::body::{Body as HttpBody, Bytes, Frame, SizeHint};
 use tokio::time::Sleep;
 
-use super::{ApiError, AppState};
+use super::ApiError;
 
 /// The body did not arrive within `body_read_timeout`.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive within {0:?}")]
 pub struct BodyTimedOut(pub Duration);
 
-/// The [`ApiError`] for a body that could not be read: 413 over the limit, 408 too slow,
-/// else 400 (the client closed early or sent broken chunked framing).
-pub(crate) fn unreadable(rejection: &BytesRejection, app: &AppState) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::PayloadTooLarge(format!(
-            "a request body is at most {} bytes",
-            app.config().max_body_bytes
-        ));
+/// The body went over its route's limit (`max_body_bytes`, `max_import_bytes` for an
+/// import): a body without a `Content-Length`, or longer than it said.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is over {0} bytes")]
+pub struct BodyTooLarge(pub usize);
+
+/// Reads a whole request body, within the size and time limits [`super::admit`] set on it.
+/// Errors: 413 over the limit, 408 too slow, else 400 (the client closed early or sent
+/// broken chunked framing).
+///
+/// A body that arrived in one piece (every small request with a `Content-Length`, in
+/// practice) is returned as that piece, copying nothing; axum's `Bytes` extractor buffered
+/// every body through three boxed layers and a queue (issue 16).
+pub(crate) async fn read(mut body: Body) -> Result<Bytes, ApiError> {
+    let mut whole = Bytes::new();
+    let mut pieces: Vec<u8> = Vec::new();
+    while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        // Trailers carry no body bytes.
+        let Ok(data) = frame.map_err(|error| unreadable(&error))?.into_data() else {
+            continue;
+        };
+        if pieces.is_empty() && whole.is_empty() {
+            whole = data;
+        } else {
+            if pieces.is_empty() {
+                pieces.extend_from_slice(&std::mem::take(&mut whole));
+            }
+            pieces.extend_from_slice(&data);
+        }
     }
-    let mut cause: Option<&(dyn StdError + 'static)> = rejection.source();
+    Ok(if pieces.is_empty() {
+        whole
+    } else {
+        pieces.into()
+    })
+}
+
+/// The 413 for a body over `limit` bytes; a directory file's names its own setting.
+pub(crate) fn too_large(import: bool, limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(if import {
+        format!("a directory file is at most {limit} bytes (`max_import_bytes`)")
+    } else {
+        format!("a request body is at most {limit} bytes")
+    })
+}
+
+/// The [`ApiError`] for a body that could not be read.
+fn unreadable(error: &axum::Error) -> ApiError {
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(error) = cause {
+        if let Some(too_large) = error.downcast_ref::<BodyTooLarge>() {
+            return self::too_large(false, too_large.0);
+        }
         if let Some(timed_out) = error.downcast_ref::<BodyTimedOut>() {
             return ApiError::RequestTimeout(timed_out.to_string());
         }
         cause = error.source();
     }
-    ApiError::MalformedBody(format!("cannot read the body: {rejection}"))
+    ApiError::MalformedBody(format!("cannot read the body: {error}"))
 }
 
 /// A body that fails with [`BodyTimedOut`] unless it ends within `timeout` of the first
-/// poll that has to wait for it.
+/// poll that has to wait for it, and with [`BodyTooLarge`] once it passes `limit` bytes.
 pub(crate) struct Deadline {
     inner: Body,
     timeout: Duration,
     /// Started by the first poll that has to wait: time spent authenticating before the
     /// handler reads the body is not the client's.
     timer: Option<Pin<Box<Sleep>>>,
+    limit: usize,
+    /// Bytes that may still arrive.
+    left: usize,
 }
 
 impl Deadline {
-    /// `inner`, failing once it has kept its reader waiting for `timeout`.
-    pub(crate) fn new(inner: Body, timeout: Duration) -> Self {
+    /// `inner`, failing once it has kept its reader waiting for `timeout` or has gone over
+    /// `limit` bytes.
+    pub(crate) fn new(inner: Body, timeout: Duration, limit: usize) -> Self {
         Deadline {
             inner,
             timeout,
             timer: None,
+            limit,
+            left: limit,
         }
     }
 }
@@ -74,6 +120,14 @@ impl HttpBody for Deadline {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            let arrived = match &frame {
+                Some(Ok(frame)) => frame.data_ref().map_or(0, Bytes::len),
+                _ => 0,
+            };
+            let Some(left) = self.left.checked_sub(arrived) else {
+                return Poll::Ready(Some(Err(axum::Error::new(BodyTooLarge(self.limit)))));
+            };
+            self.left = left;
             return Poll::Ready(frame);
         }
         // The clock starts the first time the body keeps the handler waiting: a body that

@@ -1,7 +1,6 @@
 //! Extractors whose rejections are [`ApiError`]s, so every bad input becomes a problem
 //! document with a stable type.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
 use serde::de::DeserializeOwned;
@@ -45,15 +44,13 @@ pub struct ApiJson<T>(pub T);
 impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _: &AppState) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
             return Err(ApiError::UnsupportedMediaType(
                 "send the body as `application/json`".to_owned(),
             ));
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| super::body::unreadable(&rejection, state))?;
+        let bytes = super::body::read(req.into_body()).await?;
         parse_json(&bytes).map(ApiJson)
     }
 }

@@ -21,7 +21,6 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
@@ -152,17 +151,9 @@ pub fn routes() -> Vec<Route> {
 
 /// The whole HTTP surface with its middleware.
 pub fn router(state: AppState) -> anyhow::Result<Router> {
-    let max_body = state.config().max_body_bytes;
-    let app = routes().into_iter().fold(Router::new(), |app, r| {
-        // A directory file may be far larger than any other body.
-        let handler = if r.path == admin::IMPORT_PATH {
-            r.handler
-                .layer(DefaultBodyLimit::max(state.config().max_import_bytes))
-        } else {
-            r.handler
-        };
-        app.route(r.path, handler)
-    });
+    let app = routes()
+        .into_iter()
+        .fold(Router::new(), |app, r| app.route(r.path, r.handler));
     // The web console (HTML, so outside `routes()` and the OpenAPI contract).
     let app = app.merge(console::router(&state)?);
     // One `layer` call with the whole stack: axum boxes each `Router::layer` separately
@@ -176,14 +167,15 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .layer(request_id::RequestIdLayer::new())
         // Graph's error envelope, not problem+json, under `/v1.0/` (whichever layer failed).
         .layer(graph::EnvelopeLayer)
-        // The readiness gate, the body limits, the time limit and the request's span.
+        // The readiness gate, the body limits (size and time), the request's time limit and
+        // its span. Bodies are read by `body::read`, never by axum's extractors, whose
+        // own limit is not set.
         .layer(admit::AdmitLayer::new(state.clone()))
         // tower-http's answers have their own body type.
         .map_response(IntoResponse::into_response)
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
-        }))
-        .layer(DefaultBodyLimit::max(max_body));
+        }));
     Ok(app
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)

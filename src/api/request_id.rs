@@ -118,28 +118,41 @@ where
     }
 }
 
+/// The length of a generated id's per-process prefix (hex digits).
+const PREFIX_LEN: usize = 12;
+
 /// Request ids `<process prefix>-<counter>`: unique across replicas (random prefix per
-/// process) and far cheaper per request than a random uuid.
+/// process) and far cheaper per request than a random uuid: written into a stack buffer,
+/// so the header value is the only allocation.
 #[derive(Clone)]
 struct SequentialRequestId {
-    prefix: Arc<str>,
+    prefix: [u8; PREFIX_LEN],
     next: Arc<AtomicU64>,
 }
 
 impl SequentialRequestId {
     fn new() -> Self {
-        let prefix = uuid::Uuid::new_v4().simple().to_string();
+        let mut prefix = [0; PREFIX_LEN];
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        prefix.copy_from_slice(&random.as_bytes()[..PREFIX_LEN]);
         SequentialRequestId {
-            prefix: prefix[..12].into(),
+            prefix,
             next: Arc::new(AtomicU64::new(1)),
         }
     }
 
     fn next(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}-{n}", self.prefix);
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(n).as_bytes();
+        // The prefix, `-`, and at most 20 decimal digits.
+        let mut id = [0; PREFIX_LEN + 1 + 20];
+        id[..PREFIX_LEN].copy_from_slice(&self.prefix);
+        id[PREFIX_LEN] = b'-';
+        let len = PREFIX_LEN + 1 + digits.len();
+        id[PREFIX_LEN + 1..len].copy_from_slice(digits);
         // INVARIANT: hex digits, `-` and decimal digits are valid header bytes.
-        HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+        HeaderValue::from_bytes(&id[..len]).unwrap_or_else(|_| HeaderValue::from_static("-"))
     }
 }
 
@@ -165,5 +178,10 @@ mod tests {
         let (a, b) = (ids.next(), ids.next());
         assert_ne!(a, b);
         assert!(acceptable(a.as_bytes()), "{a:?}");
+        let prefix = std::str::from_utf8(&ids.prefix).unwrap();
+        assert_eq!(a, format!("{prefix}-1").as_str());
+        assert_eq!(b, format!("{prefix}-2").as_str());
+        ids.next.store(u64::MAX, Ordering::Relaxed);
+        assert_eq!(ids.next(), format!("{prefix}-{}", u64::MAX).as_str());
     }
 }

@@ -675,3 +675,35 @@ async fn a_bulk_import_logs_one_row_and_replicas_reload(backend: Backend) {
         assert_eq!(r.body["allowed"], true, "{r:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_file_over_max_import_bytes_is_a_413_and_imports_nothing() {
+    let env = env_on(Backend::Sqlite, |_, _, config| {
+        config.max_import_bytes = 64 * 1024;
+        // Any other body stays under the smaller general limit.
+        config.max_body_bytes = 16 * 1024;
+    })
+    .await;
+    let app = &env.app;
+    let before = change_count(app).await;
+    // Above the general limit but within the import limit: read, then refused as YAML.
+    let file = format!("groups:\n{}", "  - not a group\n".repeat(2_000));
+    assert!(file.len() > 16 * 1024 && file.len() < 64 * 1024);
+    let read = import(app, &file, "application/yaml", "").await;
+    assert_eq!(read.status, StatusCode::BAD_REQUEST, "{}", read.body);
+    // Over the import limit.
+    let file = format!("groups:\n{}", "  - not a group\n".repeat(5_000));
+    let refused = import(app, &file, "application/yaml", "").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.problem(), "payload-too-large");
+    assert_eq!(
+        refused.body["detail"],
+        "a directory file is at most 65536 bytes (`max_import_bytes`)"
+    );
+    assert_eq!(change_count(app).await, before, "nothing was imported");
+}

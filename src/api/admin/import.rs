@@ -6,8 +6,7 @@
 //! validation and the diff run off the async workers, so a replica keeps answering checks
 //! while it imports a million assignments.
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -155,17 +154,13 @@ pub async fn import(
     let dry_run = flag("dryRun", query.dry_run.as_deref())?;
     let prune = flag("prune", query.prune.as_deref())?;
     check_media_type(request.headers())?;
-    let bytes = Bytes::from_request(request, &app)
+    let bytes = crate::api::body::read(request.into_body())
         .await
-        .map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(format!(
-                    "a directory file is at most {} bytes (`max_import_bytes`)",
-                    app.config().max_import_bytes
-                ))
-            } else {
-                crate::api::body::unreadable(&rejection, &app)
+        .map_err(|error| match error {
+            ApiError::PayloadTooLarge(_) => {
+                crate::api::body::too_large(true, app.config().max_import_bytes)
             }
+            other => other,
         })?;
     let digest = digest_of(&bytes);
     let started = std::time::Instant::now();

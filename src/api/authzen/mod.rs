@@ -11,7 +11,6 @@
 //! subject's `id` is an object id or any alias in the principal directory; an id naming no
 //! one is a principal with no assignments (deny).
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::routing::{get, post};
@@ -88,15 +87,13 @@ struct AuthzenBody(Map<String, Value>);
 impl FromRequest<AppState> for AuthzenBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _: &AppState) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
             return Err(ApiError::MalformedBody(
                 "send the body as `application/json`".to_owned(),
             ));
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| crate::api::body::unreadable(&rejection, state))?;
+        let bytes = crate::api::body::read(req.into_body()).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::MalformedBody("the body is empty".to_owned()));
         }
