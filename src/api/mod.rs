@@ -16,6 +16,7 @@ mod graph;
 mod ops;
 pub mod request_id;
 pub mod respond;
+mod unwind;
 pub mod wire;
 
 use std::sync::Arc;
@@ -25,7 +26,6 @@ use axum::http::{HeaderName, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
-use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::ApiError;
 pub(crate) use ops::metrics_router;
@@ -171,11 +171,8 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         // its span. Bodies are read by `body::read`, never by axum's extractors, whose
         // own limit is not set.
         .layer(admit::AdmitLayer::new(state.clone()))
-        // tower-http's answers have their own body type.
-        .map_response(IntoResponse::into_response)
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
-        }));
+        // A panicking handler is answered 500.
+        .layer(unwind::UnwindLayer);
     Ok(app
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)

@@ -54,7 +54,8 @@ impl std::str::FromStr for Revision {
 
 impl Serialize for Revision {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
+        // Every decision carries one: written without the formatting machinery.
+        serializer.serialize_str(itoa::Buffer::new().format(self.0))
     }
 }
 
