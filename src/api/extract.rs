@@ -4,6 +4,7 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::{ApiError, AppState};
 use crate::model::{Revision, TenantId};
@@ -44,14 +45,27 @@ pub struct ApiJson<T>(pub T);
 impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// The bytes of a JSON body (media type checked, not yet parsed), for a handler that parses
+/// into types borrowing from them with [`parse_json`]: a check's action and resource are
+/// read in place instead of copied into strings of their own (issue 16).
+pub struct JsonBytes(pub axum::body::Bytes);
+
+impl FromRequest<AppState> for JsonBytes {
+    type Rejection = ApiError;
+
     async fn from_request(req: Request, _: &AppState) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
             return Err(ApiError::UnsupportedMediaType(
                 "send the body as `application/json`".to_owned(),
             ));
         }
-        let bytes = super::body::read(req.into_body()).await?;
-        parse_json(&bytes).map(ApiJson)
+        super::body::read(req.into_body()).await.map(JsonBytes)
     }
 }
 
@@ -60,7 +74,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 /// A body that parses is read once by plain serde_json; only a failed one is read again
 /// through `serde_path_to_error` to locate the field, whose tracking costs every request
 /// otherwise. Both reads run the same `Deserialize`, so they fail alike.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     if let Ok(value) = T::deserialize(&mut deserializer) {
         if deserializer.end().is_ok() {
@@ -71,7 +85,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// [`parse_json`]'s second read: the error, with the pointer of the field at fault.
-fn located<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+fn located<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ApiError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut *deserializer).map_err(|error| {
         let inner = error.inner();

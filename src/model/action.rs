@@ -56,7 +56,7 @@ fn check_common(raw: &str, allow_star: bool) -> Result<(), ActionError> {
                 if !allow_star {
                     return Err(ActionError::Wildcard);
                 }
-            } else if !(c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            } else if !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
                 return Err(ActionError::BadCharacter(c));
             }
         }

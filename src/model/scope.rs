@@ -91,7 +91,9 @@ impl Scope {
                     if !(hex(i + 1) && hex(i + 2)) {
                         return Err(ScopeError::BadEscape);
                     }
-                } else if !(c.is_ascii_alphanumeric() || "-._~:@".contains(c)) {
+                } else if !(c.is_ascii_alphanumeric()
+                    || matches!(c, '-' | '.' | '_' | '~' | ':' | '@'))
+                {
                     return Err(ScopeError::BadCharacter(c));
                 }
             }
