@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, MatchedPath};
-use axum::http::{header, request::Parts};
+use axum::http::{header, request::Parts, HeaderValue};
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
@@ -33,13 +33,11 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
-    // Set by the request-id layer before any handler runs.
-    let request_id: Arc<str> = parts
-        .headers
-        .get(&super::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .into();
+    // Set by the request-id layer before any handler runs; the task-local is the same
+    // value, without a header lookup.
+    let request_id = crate::telemetry::request_id()
+        .or_else(|| parts.headers.get(&super::REQUEST_ID).cloned())
+        .unwrap_or_else(|| HeaderValue::from_static("-"));
     let endpoint = crate::metrics::endpoint(parts.extensions.get::<MatchedPath>());
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::Unauthorized(

@@ -289,13 +289,13 @@ fn allowed(caller: &Caller) -> Response {
     let values = [
         (&PRINCIPAL, caller.principal_id().map(|id| id.to_string())),
         (&TENANT, Some(caller.tenant.to_string())),
-        (&DECISION_ID, Some(caller.request_id.to_string())),
     ];
     for (name, value) in values {
         if let Some(value) = value.and_then(|v| HeaderValue::try_from(v).ok()) {
             headers.insert(name.clone(), value);
         }
     }
+    headers.insert(DECISION_ID.clone(), caller.request_id.clone());
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

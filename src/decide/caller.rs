@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::http::HeaderValue;
 use uuid::Uuid;
 
 use crate::auth::Identity;
@@ -40,11 +41,20 @@ pub struct CallerInfo {
     pub tenant: TenantId,
     /// How it authenticated.
     pub kind: CallerKind,
-    /// The request's id (`x-request-id`), for the decision record.
-    pub request_id: Arc<str>,
+    /// The request's id (`x-request-id`), for the decision record: the request-id layer's
+    /// value, shared (no copy per request).
+    pub request_id: HeaderValue,
     /// The route template the request matched (`/v1/check`), for the decision record: a
     /// `'static` label, so counting decisions by endpoint allocates nothing.
     pub endpoint: &'static str,
+}
+
+impl CallerInfo {
+    /// The request's id as text (`-` if it was not; the request-id layer accepts only
+    /// visible ASCII, so it always is).
+    pub fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or("-")
+    }
 }
 
 impl Caller {

@@ -281,7 +281,7 @@ impl Decider {
         let decision = snapshot.check(caller.tenant, &question.request, now, explain);
         let latency = started.elapsed();
         self.hook.record(&DecisionRecord {
-            request_id: &caller.request_id,
+            request_id: caller.request_id(),
             endpoint: caller.endpoint,
             tenant: caller.tenant,
             caller: &caller.actor,
