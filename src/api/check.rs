@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 
 use axum::extract::{OriginalUri, State};
-use axum::http::Method;
+use axum::http::{header, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -303,6 +304,47 @@ impl DecisionBody {
     }
 }
 
+/// A check's answer. Most carry no reasons: those are written from fixed fragments and the
+/// revision's digits, without a serializer walking the struct and escaping its keys
+/// (issue 16). The `fragments_are_what_serde_writes` test holds the two to the same bytes.
+impl IntoResponse for DecisionBody {
+    fn into_response(self) -> Response {
+        let Some(json) = self.fragments() else {
+            return Json(self).into_response();
+        };
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            json,
+        )
+            .into_response()
+    }
+}
+
+impl DecisionBody {
+    /// The JSON text of a body without reasons; `None` for one with reasons.
+    fn fragments(&self) -> Option<Vec<u8>> {
+        if !self.reasons.is_empty() {
+            return None;
+        }
+        let mut json = Vec::with_capacity(80);
+        json.extend_from_slice(if self.allowed {
+            br#"{"allowed":true,"decision":"allow","#
+        } else {
+            br#"{"allowed":false,"decision":"deny","#
+        });
+        if let Some(revision) = self.revision {
+            json.extend_from_slice(br#""revision":""#);
+            json.extend_from_slice(itoa::Buffer::new().format(revision.0).as_bytes());
+            json.extend_from_slice(br#"","#);
+        }
+        json.extend_from_slice(br#""reasons":[]}"#);
+        Some(json)
+    }
+}
+
 #[derive(Serialize)]
 struct BatchBody {
     revision: Revision,
@@ -324,7 +366,7 @@ async fn check(
     State(app): State<AppState>,
     caller: Caller,
     JsonBytes(bytes): JsonBytes,
-) -> Result<Json<DecisionBody>, ApiError> {
+) -> Result<DecisionBody, ApiError> {
     let body: CheckInput<'_> = parse_json(&bytes)?;
     let mut errors = ValidationErrors::new();
     let consistency = ConsistencyInput::parse(body.consistency)?;
@@ -352,11 +394,11 @@ async fn check(
     let decider = app.decider();
     let snapshot = decider.snapshot_at(consistency).await?;
     let verdict = decider.decide(&caller, &snapshot, &question, body.explain);
-    Ok(Json(DecisionBody::new(
+    Ok(DecisionBody::new(
         verdict,
         body.explain,
         Some(snapshot.revision()),
-    )))
+    ))
 }
 
 async fn check_batch(
@@ -539,4 +581,59 @@ async fn access(
         next_link: next,
         revision: snapshot.revision(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(allowed: bool, revision: Option<i64>, reasons: Vec<wire::Reason>) -> DecisionBody {
+        DecisionBody {
+            allowed,
+            decision: if allowed { "allow" } else { "deny" },
+            revision: revision.map(Revision),
+            reasons,
+        }
+    }
+
+    #[test]
+    fn fragments_are_what_serde_writes() {
+        for allowed in [true, false] {
+            for revision in [None, Some(0), Some(7), Some(i64::MAX)] {
+                let answer = body(allowed, revision, Vec::new());
+                let fast = answer
+                    .fragments()
+                    .expect("no reasons: written from fragments");
+                let serde = serde_json::to_vec(&answer).expect("serializes");
+                assert_eq!(
+                    String::from_utf8_lossy(&fast),
+                    String::from_utf8_lossy(&serde)
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_decision_is_a_json_response_either_way() {
+        let verdict = Verdict {
+            allowed: false,
+            reasons: vec![crate::engine::Reason::NoAssignments {
+                principals: vec![Uuid::nil()],
+            }],
+            groups_overage: false,
+            withheld: 0,
+        };
+        let explained = DecisionBody::new(verdict, true, Some(Revision(3)));
+        assert!(explained.fragments().is_none(), "reasons go through serde");
+        for answer in [explained, body(true, Some(3), Vec::new())] {
+            let expected = serde_json::to_value(&answer).expect("serializes");
+            let response = answer.into_response();
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .expect("a body");
+            let sent: Value = serde_json::from_slice(&bytes).expect("JSON");
+            assert_eq!(sent, expected);
+        }
+    }
 }

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::action::is_slash;
+
 /// The longest scope path accepted, in bytes.
 pub const MAX_SCOPE_LEN: usize = 512;
 /// The deepest scope path accepted, in segments.
@@ -73,7 +75,7 @@ impl Scope {
             return Ok(Self::root());
         }
         let mut depth = 0;
-        for segment in path[1..].split('/') {
+        for segment in path[1..].split(is_slash) {
             depth += 1;
             if depth > MAX_SCOPE_DEPTH {
                 return Err(ScopeError::TooDeep);
@@ -152,7 +154,7 @@ fn canonical_form(path: &str) -> String {
     let in_unit = path.starts_with("/administrativeUnits/");
     let mut out = String::with_capacity(path.len() + 4);
     let mut buf = uuid::Uuid::encode_buffer();
-    for (i, segment) in path[1..].split('/').enumerate() {
+    for (i, segment) in path[1..].split(is_slash).enumerate() {
         out.push('/');
         if in_unit && i == 1 {
             if let Ok(id) = uuid::Uuid::parse_str(segment) {
