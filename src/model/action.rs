@@ -35,6 +35,14 @@ pub enum ActionError {
     Wildcard,
 }
 
+/// The character starting at byte `i` of `s`. Checks that scan bytes and stop at the first
+/// byte they refuse call it: every byte before was ASCII, so `i` starts a character.
+pub(crate) fn char_at(s: &str, i: usize) -> char {
+    s.get(i..)
+        .and_then(|rest| rest.chars().next())
+        .unwrap_or(char::REPLACEMENT_CHARACTER)
+}
+
 /// Splits paths at `/` char by char: `split('/')` searches with memchr, whose set-up costs
 /// more than these short strings do (every check parses an action and a resource).
 pub(crate) fn is_slash(c: char) -> bool {
@@ -57,13 +65,14 @@ fn check_common(raw: &str, allow_star: bool) -> Result<(), ActionError> {
         if segment.is_empty() {
             return Err(ActionError::EmptySegment);
         }
-        for c in segment.chars() {
-            if c == '*' {
+        // Byte by byte: every allowed character is ASCII (issue 16: every check parses one).
+        for (i, &b) in segment.as_bytes().iter().enumerate() {
+            if b == b'*' {
                 if !allow_star {
                     return Err(ActionError::Wildcard);
                 }
-            } else if !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
-                return Err(ActionError::BadCharacter(c));
+            } else if !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+                return Err(ActionError::BadCharacter(char_at(segment, i)));
             }
         }
     }
@@ -173,6 +182,14 @@ mod tests {
         assert_eq!(
             ActionPattern::parse("a/b c"),
             Err(ActionError::BadCharacter(' '))
+        );
+        assert_eq!(
+            Action::parse("contoso.expenses/caf\u{e9}s/read"),
+            Err(ActionError::BadCharacter('\u{e9}'))
+        );
+        assert_eq!(
+            ActionPattern::parse("contoso/\u{1F600}/*"),
+            Err(ActionError::BadCharacter('\u{1F600}'))
         );
         assert_eq!(
             ActionPattern::parse("a/".repeat(13).trim_end_matches('/')),

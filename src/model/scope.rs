@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::action::is_slash;
+use super::action::{char_at, is_slash};
 
 /// The longest scope path accepted, in bytes.
 pub const MAX_SCOPE_LEN: usize = 512;
@@ -86,17 +86,19 @@ impl Scope {
             if segment == "." || segment == ".." {
                 return Err(ScopeError::DotSegment);
             }
+            // Byte by byte: every allowed character is ASCII (issue 16: every check parses
+            // a resource path).
             let bytes = segment.as_bytes();
-            for (i, c) in segment.char_indices() {
-                if c == '%' {
+            for (i, &b) in bytes.iter().enumerate() {
+                if b == b'%' {
                     let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
                     if !(hex(i + 1) && hex(i + 2)) {
                         return Err(ScopeError::BadEscape);
                     }
-                } else if !(c.is_ascii_alphanumeric()
-                    || matches!(c, '-' | '.' | '_' | '~' | ':' | '@'))
+                } else if !(b.is_ascii_alphanumeric()
+                    || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'@'))
                 {
-                    return Err(ScopeError::BadCharacter(c));
+                    return Err(ScopeError::BadCharacter(char_at(segment, i)));
                 }
             }
         }
@@ -271,6 +273,14 @@ mod tests {
         assert_eq!(Scope::parse("/a/"), Err(ScopeError::EmptySegment));
         assert_eq!(Scope::parse("/a/../b"), Err(ScopeError::DotSegment));
         assert_eq!(Scope::parse("/a b"), Err(ScopeError::BadCharacter(' ')));
+        assert_eq!(
+            Scope::parse("/reports/caf\u{e9}"),
+            Err(ScopeError::BadCharacter('\u{e9}'))
+        );
+        assert_eq!(
+            Scope::parse("/a%41/\u{1F600}x"),
+            Err(ScopeError::BadCharacter('\u{1F600}'))
+        );
         assert_eq!(
             Scope::parse(&format!("/{}", "a".repeat(600))),
             Err(ScopeError::TooLong)
