@@ -4,7 +4,11 @@
 //! the store were down. Here a body must arrive within `body_read_timeout` of the handler's
 //! first read (a 408, the client's fault), and a `Content-Length` over `max_body_bytes` is
 //! answered 413 before any of the body is read, so a client sending `Expect: 100-continue`
-//! learns it at once instead of uploading first.
+//! learns it at once instead of uploading first. A body without a `Content-Length` (chunked)
+//! is held to the same limit as it arrives.
+//!
+//! Every handler reads its body through [`read`]; none uses axum's body extractors, so no
+//! `DefaultBodyLimit` layer is set.
 
 use std::error::Error as StdError;
 use std::future::{poll_fn, Future};
