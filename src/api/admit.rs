@@ -121,7 +121,8 @@ where
                 started,
             );
         }
-        let request = request.map(|body| Body::new(Deadline::new(body, body_timeout, max_body)));
+        let request =
+            request.map(|body| Body::new(Deadline::new(body, body_timeout, max_body, import)));
         let inner = {
             let _entered = span.enter();
             self.inner.call(request)

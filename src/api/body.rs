@@ -30,8 +30,13 @@ pub struct BodyTimedOut(pub Duration);
 /// The body went over its route's limit (`max_body_bytes`, `max_import_bytes` for an
 /// import): a body without a `Content-Length`, or longer than it said.
 #[derive(Debug, thiserror::Error)]
-#[error("the request body is over {0} bytes")]
-pub struct BodyTooLarge(pub usize);
+#[error("the request body is over {limit} bytes")]
+pub struct BodyTooLarge {
+    /// The limit it passed.
+    pub limit: usize,
+    /// Whether it is a directory file (`POST /v1/import`), whose 413 names its own setting.
+    pub import: bool,
+}
 
 /// Reads a whole request body, within the size and time limits [`super::admit`] set on it.
 /// Errors: 413 over the limit, 408 too slow, else 400 (the client closed early or sent
@@ -78,7 +83,7 @@ fn unreadable(error: &axum::Error) -> ApiError {
     let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(error) = cause {
         if let Some(too_large) = error.downcast_ref::<BodyTooLarge>() {
-            return self::too_large(false, too_large.0);
+            return self::too_large(too_large.import, too_large.limit);
         }
         if let Some(timed_out) = error.downcast_ref::<BodyTimedOut>() {
             return ApiError::RequestTimeout(timed_out.to_string());
@@ -99,18 +104,21 @@ pub(crate) struct Deadline {
     limit: usize,
     /// Bytes that may still arrive.
     left: usize,
+    /// A directory file's body (for the 413's wording).
+    import: bool,
 }
 
 impl Deadline {
     /// `inner`, failing once it has kept its reader waiting for `timeout` or has gone over
-    /// `limit` bytes.
-    pub(crate) fn new(inner: Body, timeout: Duration, limit: usize) -> Self {
+    /// `limit` bytes; `import` for a directory file.
+    pub(crate) fn new(inner: Body, timeout: Duration, limit: usize, import: bool) -> Self {
         Deadline {
             inner,
             timeout,
             timer: None,
             limit,
             left: limit,
+            import,
         }
     }
 }
@@ -129,7 +137,10 @@ impl HttpBody for Deadline {
                 _ => 0,
             };
             let Some(left) = self.left.checked_sub(arrived) else {
-                return Poll::Ready(Some(Err(axum::Error::new(BodyTooLarge(self.limit)))));
+                return Poll::Ready(Some(Err(axum::Error::new(BodyTooLarge {
+                    limit: self.limit,
+                    import: self.import,
+                }))));
             };
             self.left = left;
             return Poll::Ready(frame);

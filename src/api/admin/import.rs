@@ -154,14 +154,7 @@ pub async fn import(
     let dry_run = flag("dryRun", query.dry_run.as_deref())?;
     let prune = flag("prune", query.prune.as_deref())?;
     check_media_type(request.headers())?;
-    let bytes = crate::api::body::read(request.into_body())
-        .await
-        .map_err(|error| match error {
-            ApiError::PayloadTooLarge(_) => {
-                crate::api::body::too_large(true, app.config().max_import_bytes)
-            }
-            other => other,
-        })?;
+    let bytes = crate::api::body::read(request.into_body()).await?;
     let digest = digest_of(&bytes);
     let started = std::time::Instant::now();
     let now = app.decider().now();
