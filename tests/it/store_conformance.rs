@@ -1467,8 +1467,12 @@ async fn concurrent_assignment_creates_share_commits_but_keep_their_own_outcomes
     #[derive(Debug, Clone, Copy, PartialEq)]
     enum Expect {
         Created,
-        /// Found: the request at this index was created (or `usize::MAX`: `existing`).
-        SameAs(usize),
+        /// One of identical concurrent requests (from both actors): exactly one of them
+        /// creates, the others find what it created. Which one wins is not theirs to
+        /// know: the writer groups by actor, so one actor's request may overtake another's.
+        Twin,
+        /// Found: `existing`.
+        Existing,
         Conflict,
         Unprocessable(&'static str),
     }
@@ -1482,15 +1486,16 @@ async fn concurrent_assignment_creates_share_commits_but_keep_their_own_outcomes
         let new = new_assignment(Uuid::new_v4(), role.id, &format!("/applications/a{i}"));
         requests.push((who, new, Expect::Created));
     }
+    requests[5].2 = Expect::Twin;
     let twin = requests[5].1.clone();
-    requests.push((alice.clone(), twin.clone(), Expect::SameAs(5)));
-    requests.push((bob.clone(), twin.clone(), Expect::SameAs(5)));
+    requests.push((alice.clone(), twin.clone(), Expect::Twin));
+    requests.push((bob.clone(), twin.clone(), Expect::Twin));
     requests.push((
         alice.clone(),
         with_condition(twin, "@Resource[x] == 'y'"),
         Expect::Conflict,
     ));
-    requests.push((alice.clone(), taken.clone(), Expect::SameAs(usize::MAX)));
+    requests.push((alice.clone(), taken.clone(), Expect::Existing));
     requests.push((
         alice.clone(),
         new_assignment(Uuid::new_v4(), Uuid::new_v4(), "/"),
@@ -1515,23 +1520,29 @@ async fn concurrent_assignment_creates_share_commits_but_keep_their_own_outcomes
     .await;
 
     let mut revisions = BTreeSet::new();
+    // The requests that created their assignment.
+    let mut creators = Vec::new();
+    let mut twins = Vec::new();
     for (i, ((_, new, expect), result)) in requests.iter().zip(&results).enumerate() {
         match (expect, result) {
-            (Expect::Created, Ok(written)) => {
-                assert!(written.created, "request {i} creates");
+            (Expect::Created | Expect::Twin, Ok(written)) => {
                 assert_eq!(written.value.principal_id, new.principal_id);
                 assert_eq!(written.value.directory_scope_id, new.directory_scope_id);
+                if *expect == Expect::Twin {
+                    twins.push(written);
+                    if !written.created {
+                        continue;
+                    }
+                }
+                assert!(written.created, "request {i} creates");
                 assert!(written.revision > before, "request {i}: a new revision");
                 revisions.insert(written.revision);
+                creators.push(i);
             }
-            (Expect::SameAs(j), Ok(written)) => {
+            (Expect::Existing, Ok(written)) => {
                 assert!(!written.created, "request {i} finds");
-                let first = match results.get(*j) {
-                    Some(Ok(first)) => first,
-                    _ => &existing,
-                };
-                assert_eq!(written.value, first.value, "request {i}");
-                assert_eq!(written.revision, first.revision, "request {i}");
+                assert_eq!(written.value, existing.value, "request {i}");
+                assert_eq!(written.revision, existing.revision, "request {i}");
             }
             (Expect::Conflict, Err(StoreError::Conflict(_))) => {}
             (Expect::Unprocessable(pointer), Err(StoreError::Unprocessable(errors))) => {
@@ -1543,10 +1554,21 @@ async fn concurrent_assignment_creates_share_commits_but_keep_their_own_outcomes
             (expect, got) => panic!("request {i}: expected {expect:?}, got {got:?}"),
         }
     }
+    let winners: Vec<_> = twins.iter().filter(|w| w.created).collect();
+    assert_eq!(winners.len(), 1, "one of the twins creates: {twins:?}");
+    for twin in &twins {
+        assert_eq!(
+            twin.value, winners[0].value,
+            "the twins find what one created"
+        );
+        assert_eq!(twin.revision, winners[0].revision);
+    }
     let created = requests
         .iter()
         .filter(|(_, _, expect)| *expect == Expect::Created)
-        .count();
+        .count()
+        + 1;
+    assert_eq!(creators.len(), created);
     assert!(
         revisions.len() < created,
         "{created} concurrent creates committed in {} revisions: none were grouped",
@@ -1561,11 +1583,8 @@ async fn concurrent_assignment_creates_share_commits_but_keep_their_own_outcomes
     );
     let changes = store.changes_after(before, 1000).await.unwrap();
     assert_eq!(changes.len(), created, "one change per created assignment");
-    for ((who, new, expect), result) in requests.iter().zip(&results) {
-        if *expect != Expect::Created {
-            continue;
-        }
-        let Ok(written) = result else {
+    for &i in &creators {
+        let ((who, new, _), Ok(written)) = (&requests[i], &results[i]) else {
             unreachable!("checked above")
         };
         let logged: Vec<_> = changes
