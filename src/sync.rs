@@ -4,7 +4,11 @@
 //! after it, in order. One loop wakes on a local write (a kick), on PostgreSQL's
 //! `NOTIFY rolecall_changes` (another replica wrote), or on a poll tick that covers lost
 //! notifications and reconnects. Notification payloads are never trusted: waking only
-//! makes the loop read `changes` after the revision it has applied.
+//! makes the loop read `changes` after the revision it has applied. A wake-up that can
+//! change nothing reads nothing: a notification naming a revision the snapshot already
+//! holds (this replica's own write; a forged one can only cancel itself), or a kick from a
+//! request whose revision is applied (a group commit's callers each kick once). A read
+//! that reached the end of the log does not read again until the next wake-up.
 //!
 //! Sync also decodes each change's JSON `before`/`after` bodies into the engine's typed
 //! [`Delta`]s, so the engine never parses; a change that does not decode, like one the
@@ -14,7 +18,7 @@
 //! snapshot is loaded, when the last successful sync began (so how stale the snapshot may
 //! be), and whether the last attempt reached the store. Reading it costs two atomic loads.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +43,12 @@ pub struct Published {
     applied: watch::Sender<Revision>,
     /// Wakes the sync loop (a local write, or a NOTIFY from another replica).
     kick: Notify,
+    /// The highest revision a request has waited for: a kick for a revision already
+    /// applied (many waiters of one group commit kick once each) reads nothing.
+    wanted: AtomicI64,
+    /// Set by a wake-up from the database that this snapshot does not hold yet (or whose
+    /// revision is unknown); cleared by the read it causes.
+    stale: AtomicBool,
     /// The instant `synced_at` counts from.
     origin: Instant,
     /// When the last successful sync began, in milliseconds after `origin`, plus one; 0
@@ -120,6 +130,8 @@ impl Published {
             current: ArcSwap::from_pointee(snapshot),
             applied: watch::Sender::new(revision),
             kick: Notify::new(),
+            wanted: AtomicI64::new(revision.0),
+            stale: AtomicBool::new(false),
             origin: Instant::now(),
             synced_at: AtomicU64::new(0),
             reachable: AtomicBool::new(false),
@@ -186,6 +198,7 @@ impl Published {
             return Ok(snapshot);
         }
         let mut applied = self.applied.subscribe();
+        self.wanted.fetch_max(revision.0, Ordering::AcqRel);
         self.kick.notify_one();
         let reached = tokio::time::timeout(timeout, applied.wait_for(|r| *r >= revision)).await;
         match reached {
@@ -195,6 +208,24 @@ impl Published {
                 reached: self.snapshot().revision(),
             }),
         }
+    }
+
+    /// Whether a kick calls for a read: a wake-up from the database this snapshot may not
+    /// hold, or a request waiting for a revision it does not hold. Clears the first.
+    fn needs_read(&self) -> bool {
+        self.stale.swap(false, Ordering::AcqRel)
+            || self.wanted.load(Ordering::Acquire) > self.snapshot().revision().0
+    }
+
+    /// A wake-up from the database: a read is due unless it names a revision this
+    /// snapshot already holds (this replica's own writes, applied before their NOTIFY
+    /// arrives).
+    fn notified(&self, revision: Option<Revision>) {
+        if revision.is_some_and(|r| r <= self.snapshot().revision()) {
+            return;
+        }
+        self.stale.store(true, Ordering::Release);
+        self.kick.notify_one();
     }
 
     /// Publishes a snapshot loaded in full while following, and counts the reload.
@@ -317,12 +348,18 @@ async fn follow(
     directory: Arc<Published>,
     poll: Duration,
 ) {
+    let mut next_poll = Instant::now() + poll;
     loop {
         tokio::select! {
-            _ = directory.kick.notified() => {}
-            _ = tokio::time::sleep(poll) => {}
+            _ = directory.kick.notified() => {
+                if !directory.needs_read() {
+                    continue;
+                }
+            }
+            _ = tokio::time::sleep_until(next_poll) => {}
         }
         let began = Instant::now();
+        next_poll = began + poll;
         match catch_up(store.as_ref(), &catalog, &directory).await {
             Ok(()) => directory.synced(began),
             Err(error) => {
@@ -343,12 +380,20 @@ async fn catch_up(
 ) -> Result<(), StoreError> {
     loop {
         let current = directory.snapshot();
-        let changes = store.changes_after(current.revision(), BATCH).await?;
+        let read = store.changes_after_read(current.revision(), BATCH).await?;
+        let (changes, complete) = (read.changes, read.complete);
         if changes.is_empty() {
             return Ok(());
         }
         match advance(&current, &changes) {
-            Ok(next) => directory.publish(next),
+            Ok(next) => {
+                directory.publish(next);
+                // The read held every change committed when it ran: what commits later
+                // kicks the loop again.
+                if complete {
+                    return Ok(());
+                }
+            }
             Err(error)
                 if error
                     .downcast_ref::<DecodeError>()
@@ -510,7 +555,45 @@ fn object<T: DeserializeOwned>(
 /// Kicks the loop on each of the store's wake-ups (another replica wrote, or notifications
 /// may have been lost).
 async fn listen(mut wakeups: Wakeups, directory: Arc<Published>) {
-    while futures::StreamExt::next(&mut wakeups).await.is_some() {
-        directory.kick.notify_one();
+    while let Some(revision) = futures::StreamExt::next(&mut wakeups).await {
+        directory.notified(revision);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn published() -> Published {
+        #[allow(clippy::expect_used)]
+        let catalog = Catalog::builtin().expect("the built-in catalog parses");
+        Published::unloaded(&catalog)
+    }
+
+    #[test]
+    fn a_notification_of_a_held_revision_reads_nothing_and_any_other_reads_once() {
+        let p = published();
+        // The snapshot is at revision 0: a notification of it is this replica's own.
+        p.notified(Some(Revision(0)));
+        assert!(!p.needs_read(), "a revision already held");
+        p.notified(Some(Revision(1)));
+        assert!(p.needs_read(), "a revision not held yet");
+        assert!(!p.needs_read(), "the read it caused clears it");
+        p.notified(None);
+        assert!(
+            p.needs_read(),
+            "a wake-up without a revision (a reconnect) always reads"
+        );
+        assert!(!p.needs_read());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_kicks_a_read_until_its_revision_is_applied() {
+        let p = published();
+        assert!(!p.needs_read(), "nobody waits");
+        let waited = p.at_least(Revision(3), Duration::from_millis(1)).await;
+        assert!(waited.is_err(), "nothing applies revision 3 here");
+        assert!(p.needs_read(), "revision 3 is wanted and not held");
+        assert!(p.needs_read(), "and stays wanted until applied");
     }
 }

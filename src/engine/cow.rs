@@ -15,8 +15,11 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-/// A bucket splits once it holds more entries than this (3/4 of a 256-slot table).
-pub(crate) const BUCKET_MAX: usize = 192;
+/// A bucket splits once it holds more entries than this (3/4 of a 64-slot table). Small
+/// buckets keep a write cheap: each snapshot that changes a bucket clones every entry in
+/// it, and drops the old copies once no check holds the previous snapshot (at 192, that
+/// was a third of the server's CPU in bulk assignment creation).
+pub(crate) const BUCKET_MAX: usize = 48;
 /// Buckets never split past this local depth (a pathological hash then just grows a bucket).
 const MAX_DEPTH: u32 = 24;
 

@@ -35,10 +35,22 @@ impl Deref for LoggedChange {
     }
 }
 
-/// Wake-ups from the database: each item means only "something may have been committed;
-/// read [`ChangeFeed::changes_after`] again". It carries no data, so a lost or duplicated
-/// item only delays or repeats a read.
-pub type Wakeups = BoxStream<'static, ()>;
+/// What one read of the change log returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangesRead {
+    /// The changes, whole revisions in order.
+    pub changes: Vec<Change>,
+    /// They are every change committed after the revision asked for when the read ran
+    /// (false when the limit left some out).
+    pub complete: bool,
+}
+
+/// Wake-ups from the database: each item means "something may have been committed; read
+/// [`ChangeFeed::changes_after`] again", with the revision the notification names when it
+/// names one. A lost or duplicated item only delays or repeats a read. The revision is
+/// never trusted as data: it only lets a replica skip the read for a revision it already
+/// holds (its own writes), so a forged one can at most cancel its own wake-up.
+pub type Wakeups = BoxStream<'static, Option<Revision>>;
 
 /// Which changes an audit query selects (every field that is set must match).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,7 +143,13 @@ pub trait ChangeFeed: Send + Sync {
 
     /// Up to `limit` changes of every tenant with revision > `after`, in order. Only whole
     /// revisions are returned (a revision's changes are never split across calls).
-    async fn changes_after(&self, after: Revision, limit: u32) -> StoreResult<Vec<Change>>;
+    async fn changes_after(&self, after: Revision, limit: u32) -> StoreResult<Vec<Change>> {
+        Ok(self.changes_after_read(after, limit).await?.changes)
+    }
+
+    /// As [`ChangeFeed::changes_after`], also saying whether the read reached the end of
+    /// the log: sync then need not read again until something new is committed.
+    async fn changes_after_read(&self, after: Revision, limit: u32) -> StoreResult<ChangesRead>;
 
     /// Wake-ups when any process commits, or `None` where the backend cannot send them
     /// (SQLite: polling alone finds other processes' writes). On PostgreSQL the stream

@@ -29,7 +29,9 @@ use crate::model::{Refusal, Revision, ValidationErrors};
 
 pub use assignments::{AssignmentStore, RoleAssignmentFilter};
 pub use directory::{Container, ContainerStore, DirectoryStore};
-pub use feed::{ChangeFeed, ChangeFilter, LoggedChange, Wakeups, DUMP_BATCHES_IN_FLIGHT};
+pub use feed::{
+    ChangeFeed, ChangeFilter, ChangesRead, LoggedChange, Wakeups, DUMP_BATCHES_IN_FLIGHT,
+};
 pub use import::{ImportRecord, ImportStore, DETAILED_CHANGES_LIMIT};
 pub use pim::{PimStore, Review, ScheduleRequestFilter};
 pub use principals::{PrincipalFilter, PrincipalStore};

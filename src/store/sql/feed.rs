@@ -17,10 +17,10 @@ use super::rows::{
     ROLE_ASSIGNMENTS, ROLE_DEFINITIONS, UNITS, UNIT_MEMBERS,
 };
 use super::{SqlStore, NOTIFY_CHANNEL};
-use crate::model::{Change, Revision, TenantId};
+use crate::model::{Revision, TenantId};
 use crate::store::{
-    Backend, ChangeFeed, ChangeFilter, DumpBatch, DumpRow, LoggedChange, Page, PageRequest,
-    StoreError, StoreResult, Wakeups,
+    Backend, ChangeFeed, ChangeFilter, ChangesRead, DumpBatch, DumpRow, LoggedChange, Page,
+    PageRequest, StoreError, StoreResult, Wakeups,
 };
 use tokio::sync::mpsc;
 
@@ -203,7 +203,7 @@ impl ChangeFeed for SqlStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn changes_after(&self, after: Revision, limit: u32) -> StoreResult<Vec<Change>> {
+    async fn changes_after_read(&self, after: Revision, limit: u32) -> StoreResult<ChangesRead> {
         // INVARIANT: a revision's rows commit together, and revisions commit in order (the
         // revision row lock), so whatever is visible is a prefix of whole revisions.
         let limit = limit.max(1) as usize;
@@ -219,14 +219,20 @@ impl ChangeFeed for SqlStore {
             .map(change_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
         if changes.len() <= limit {
-            return Ok(changes);
+            return Ok(ChangesRead {
+                changes,
+                complete: true,
+            });
         }
         // The limit cut into the revision of the first row left out: drop its partial rows.
         let cut = changes[limit].revision;
         changes.truncate(limit);
         changes.retain(|change| change.revision != cut);
         if !changes.is_empty() {
-            return Ok(changes);
+            return Ok(ChangesRead {
+                changes,
+                complete: false,
+            });
         }
         // The first revision alone is larger than the limit: return it whole.
         let mut sql = Sql::new("SELECT ");
@@ -235,7 +241,13 @@ impl ChangeFeed for SqlStore {
             .push_bind(Arg::Int(cut.0))
             .push(" ORDER BY sequence");
         let rows = sql.query().fetch_all(&self.pool).await?;
-        rows.iter().map(change_from_row).collect()
+        Ok(ChangesRead {
+            changes: rows
+                .iter()
+                .map(change_from_row)
+                .collect::<StoreResult<_>>()?,
+            complete: false,
+        })
     }
 
     fn subscribe(&self) -> Option<Wakeups> {
@@ -250,23 +262,33 @@ impl ChangeFeed for SqlStore {
 }
 
 /// `LISTEN rolecall_changes` on a connection of its own: a wake-up once listening, on each
-/// notification, and after each reconnect (notifications may have been lost meanwhile).
-/// Each connection attempt may take `connect_timeout`.
+/// notification (with the revision its payload names), and after each reconnect
+/// (notifications may have been lost meanwhile). Each connection attempt may take
+/// `connect_timeout`.
 fn listen(url: String, connect_timeout: Duration) -> Wakeups {
     futures::stream::unfold((url, None), move |(url, mut listener)| async move {
-        next_wakeup(&url, connect_timeout, &mut listener).await;
-        Some(((), (url, listener)))
+        let wakeup = next_wakeup(&url, connect_timeout, &mut listener).await;
+        Some((wakeup, (url, listener)))
     })
     .boxed()
 }
 
-/// Waits for the next reason to read `changes`, (re)connecting `listener` as needed.
-async fn next_wakeup(url: &str, connect_timeout: Duration, listener: &mut Option<PgListener>) {
+/// Waits for the next reason to read `changes`, (re)connecting `listener` as needed: the
+/// notified revision, or `None` when it is unknown (a reconnect, or a payload that is not
+/// a revision).
+async fn next_wakeup(
+    url: &str,
+    connect_timeout: Duration,
+    listener: &mut Option<PgListener>,
+) -> Option<Revision> {
     loop {
         match listener {
             Some(connected) => match connected.try_recv().await {
-                // A notification, or None after a reconnect: read `changes` either way.
-                Ok(_) => return,
+                Ok(Some(notification)) => {
+                    return notification.payload().parse().ok().map(Revision);
+                }
+                // Reconnected: notifications may have been lost.
+                Ok(None) => return None,
                 Err(error) => {
                     tracing::warn!(%error, "LISTEN connection failed");
                     *listener = None;
@@ -276,7 +298,7 @@ async fn next_wakeup(url: &str, connect_timeout: Duration, listener: &mut Option
                 Ok(Ok(connected)) => {
                     tracing::debug!("listening for changes");
                     *listener = Some(connected);
-                    return;
+                    return None;
                 }
                 Ok(Err(error)) => tracing::warn!(%error, "cannot LISTEN for changes"),
                 Err(_) => tracing::warn!(?connect_timeout, "cannot LISTEN for changes: timed out"),
