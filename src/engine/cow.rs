@@ -473,13 +473,16 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
     }
 
     /// Splits the bucket that `hash` falls in, doubling the directory when the bucket is
-    /// already as deep as the directory. Copies the directory and that bucket's entries.
+    /// already as deep as the directory. Copies the directory when it doubles or another
+    /// snapshot shares it, and that bucket's entries.
     fn split(&mut self, hash: u64) {
         let b = self.bucket_of(hash);
         let local = self.bucket(b).depth;
-        let mut slots = self.slots.to_vec();
         if local == self.depth {
-            slots.extend_from_within(..);
+            let mut doubled = Vec::with_capacity(self.slots.len() * 2);
+            doubled.extend_from_slice(&self.slots);
+            doubled.extend_from_slice(&self.slots);
+            self.slots = doubled.into();
             self.depth += 1;
         }
         // Moves the entries when the table is not shared (a build), copies them otherwise.
@@ -510,6 +513,9 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
             *last = grown.into();
         }
         self.count += 1;
+        // Changed in place when no other snapshot shares the directory (a build, or the
+        // second split in one batch of changes), copied once otherwise.
+        let slots = Arc::make_mut(&mut self.slots);
         let base = dir_bits(hash) & ((1usize << local) - 1);
         let mut j = base;
         while j < slots.len() {
@@ -518,7 +524,6 @@ impl<K: MapKey, V: Clone> CowMap<K, V> {
             }
             j += 1 << local;
         }
-        self.slots = slots.into();
     }
 
     /// Every entry, in no particular order.
