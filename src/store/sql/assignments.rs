@@ -163,12 +163,18 @@ pub(super) fn filters_of(filter: &RoleAssignmentFilter) -> Vec<Filter> {
 
 /// The columns that make an assignment unique in its tenant: (principal, role, scope).
 pub(super) fn natural_key(principal_id: Uuid, role_definition_id: Uuid, scope: &Scope) -> [Key; 3] {
+    let [principal, role, scope_column] = NATURAL_KEY_COLUMNS;
     [
-        ("principal_id", Arg::id(principal_id)),
-        ("role_definition_id", Arg::id(role_definition_id)),
-        ("directory_scope_id", Arg::Text(scope.to_string())),
+        (principal, Arg::id(principal_id)),
+        (role, Arg::id(role_definition_id)),
+        (scope_column, Arg::Text(scope.to_string())),
     ]
 }
+
+/// The columns of [`natural_key`], as the unique constraint on `role_assignments` names them
+/// after `tenant_id`.
+pub(super) const NATURAL_KEY_COLUMNS: [&str; 3] =
+    ["principal_id", "role_definition_id", "directory_scope_id"];
 
 /// Whether `new` may be created, given the assignment already stored under its natural key
 /// (`existing`) and the role it names as this write read it (`role`; `None`: no such role).

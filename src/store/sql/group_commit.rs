@@ -24,12 +24,12 @@
 //! latency of a lone write does not change.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::assignments::{admit_assignment, natural_key};
+use super::assignments::{admit_assignment, natural_key, NATURAL_KEY_COLUMNS};
 use super::rows::{stored_from_row, to_json, Arg, Key, Sql, ROLE_ASSIGNMENTS};
 use super::write::{LogRow, WriteTx};
 use super::SqlStore;
@@ -170,11 +170,11 @@ impl SqlStore {
             })
             .collect();
         let revision = if created.is_empty() {
-            // Nothing to write: consume no revision.
+            // Nothing written: consume no revision.
             w.rollback().await;
             None
         } else {
-            match insert_created(&mut w, &created).await {
+            match log_created(&mut w, &created).await {
                 Ok(()) => Some(w.commit().await?),
                 Err(error) => {
                     w.rollback().await;
@@ -210,7 +210,14 @@ impl SqlStore {
             .collect())
     }
 
-    /// Judges each request in order against the database and the requests before it.
+    /// Judges each request in order against the database and the requests before it, and
+    /// inserts the assignments it creates (not yet logged).
+    ///
+    /// The first request of each key that its role admits is inserted, in one statement
+    /// that skips a key already stored; only the keys it skipped, and those of refused
+    /// requests (an identical assignment already stored is found even when the role would
+    /// now refuse it), are read back. A batch of new assignments, bulk provisioning's
+    /// case, is one statement and no lookup.
     async fn judge(
         &self,
         w: &mut WriteTx,
@@ -226,30 +233,77 @@ impl SqlStore {
                 );
             }
         }
-        let mut stored = existing(w, news).await?;
-        let mut outcomes = Vec::with_capacity(news.len());
-        for new in news {
-            let key = key_of(
-                new.principal_id,
-                new.role_definition_id,
-                &new.directory_scope_id,
-            );
-            let role = roles.get(&new.role_definition_id).and_then(Option::as_ref);
-            let outcome = match admit_assignment(new, stored.get(&key).cloned(), role) {
-                Err(error) => Outcome::Refused(error),
-                Ok(Some(found)) => Outcome::Found(found.value, found.revision),
-                Ok(None) => {
-                    let assignment = RoleAssignment::new(Uuid::new_v4(), (*new).clone(), w.now);
+        let role_of =
+            |new: &NewRoleAssignment| roles.get(&new.role_definition_id).and_then(Option::as_ref);
+        let keys: Vec<NaturalKey> = news
+            .iter()
+            .map(|new| {
+                key_of(
+                    new.principal_id,
+                    new.role_definition_id,
+                    &new.directory_scope_id,
+                )
+            })
+            .collect();
+        // The first request of each key; what it would create, when its role admits it.
+        let mut first_of: HashMap<&NaturalKey, usize> = HashMap::with_capacity(news.len());
+        let mut planned: Vec<Option<RoleAssignment>> = Vec::with_capacity(news.len());
+        for (i, (new, key)) in news.iter().zip(&keys).enumerate() {
+            let first = *first_of.entry(key).or_insert(i) == i;
+            let admitted = first && matches!(admit_assignment(new, None, role_of(new)), Ok(None));
+            planned
+                .push(admitted.then(|| RoleAssignment::new(Uuid::new_v4(), (*new).clone(), w.now)));
+        }
+        let rows: Vec<(Vec<Key>, &RoleAssignment)> = planned
+            .iter()
+            .flatten()
+            .map(|assignment| (columns(assignment), assignment))
+            .collect();
+        let inserted: HashSet<String> = w
+            .insert_many_absent(ROLE_ASSIGNMENTS, &rows, &NATURAL_KEY_COLUMNS)
+            .await?
+            .into_iter()
+            .collect();
+        drop(rows);
+        let mut created = vec![false; news.len()];
+        let mut stored: HashMap<NaturalKey, Stored<RoleAssignment>> = HashMap::new();
+        let mut unknown: Vec<&NewRoleAssignment> = Vec::new();
+        for (&key, &i) in &first_of {
+            match &planned[i] {
+                Some(assignment) if inserted.contains(&assignment.id.to_string()) => {
+                    created[i] = true;
                     // A later request for the same key finds this one, at this revision.
                     stored.insert(
-                        key,
+                        key.clone(),
                         Stored {
                             value: assignment.clone(),
                             revision: w.revision,
                         },
                     );
-                    Outcome::Created(assignment)
                 }
+                _ => unknown.push(news[i]),
+            }
+        }
+        if !unknown.is_empty() {
+            stored.extend(existing(w, &unknown).await?);
+        }
+        let mut outcomes = Vec::with_capacity(news.len());
+        for (i, new) in news.iter().enumerate() {
+            let outcome = match planned[i].take() {
+                Some(assignment) if created[i] => Outcome::Created(assignment),
+                _ => match admit_assignment(new, stored.get(&keys[i]).cloned(), role_of(new)) {
+                    Err(error) => Outcome::Refused(error),
+                    Ok(Some(found)) => Outcome::Found(found.value, found.revision),
+                    // The insert skipped this key, yet nothing is stored under it: no
+                    // other write can run while this one holds the revision lock.
+                    Ok(None) => {
+                        return Err(StoreError::Corrupt(format!(
+                            "the assignment of principal {} to role {} at {} was neither \
+                             inserted nor found",
+                            new.principal_id, new.role_definition_id, new.directory_scope_id
+                        )))
+                    }
+                },
             };
             outcomes.push(outcome);
         }
@@ -340,18 +394,21 @@ async fn existing(
     Ok(found)
 }
 
-/// Inserts the created assignments and logs their creation, one statement each.
-async fn insert_created(w: &mut WriteTx, created: &[&RoleAssignment]) -> StoreResult<()> {
-    let mut rows: Vec<(Vec<Key>, &RoleAssignment)> = Vec::with_capacity(created.len());
+/// The columns of `assignment`'s row: its id, then its natural key.
+fn columns(assignment: &RoleAssignment) -> Vec<Key> {
+    let mut columns = vec![("id", Arg::id(assignment.id))];
+    columns.extend(natural_key(
+        assignment.principal_id,
+        assignment.role_definition_id,
+        &assignment.directory_scope_id,
+    ));
+    columns
+}
+
+/// Logs the creation of the assignments `judge` inserted, in one statement.
+async fn log_created(w: &mut WriteTx, created: &[&RoleAssignment]) -> StoreResult<()> {
     let mut log: Vec<LogRow> = Vec::with_capacity(created.len());
     for assignment in created {
-        let mut columns = vec![("id", Arg::id(assignment.id))];
-        columns.extend(natural_key(
-            assignment.principal_id,
-            assignment.role_definition_id,
-            &assignment.directory_scope_id,
-        ));
-        rows.push((columns, assignment));
         log.push((
             EntityType::RoleAssignment,
             assignment.id.to_string(),
@@ -360,6 +417,5 @@ async fn insert_created(w: &mut WriteTx, created: &[&RoleAssignment]) -> StoreRe
             Some(to_json(*assignment)?),
         ));
     }
-    w.insert_many(ROLE_ASSIGNMENTS, &rows).await?;
     w.log_many(log).await
 }

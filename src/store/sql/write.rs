@@ -317,27 +317,68 @@ impl WriteTx {
         // The tenant, the columns, the revision and the body.
         let per_row = first.len() + 3;
         for chunk in rows.chunks(BULK_ARGS / per_row) {
-            let mut sql = Sql::new("INSERT INTO ");
-            sql.push(table.name).push(" (tenant_id");
-            for (column, _) in first {
-                sql.push(", ").push(column);
-            }
-            sql.push(", revision, body) VALUES ");
-            for (i, (columns, body)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" })
-                    .push_bind(Arg::tenant(self.tenant));
-                for (_, arg) in columns {
-                    sql.push(", ").push_bind(arg.clone());
-                }
-                sql.push(", ")
-                    .push_bind(Arg::Int(self.revision.0))
-                    .push(", ")
-                    .push_bind(Arg::Text(to_json(body)?))
-                    .push(")");
-            }
+            let sql = self.insert_values(table, chunk)?;
             sql.query().execute(&mut *self.tx).await?;
         }
         Ok(())
+    }
+
+    /// As [`WriteTx::insert_many`], skipping every row whose `unique` columns (a unique
+    /// constraint of `table`, after `tenant_id`) are already taken: one statement per chunk
+    /// instead of a lookup first. Returns the ids of the rows inserted. Each row's first
+    /// column must be its `id`.
+    pub(super) async fn insert_many_absent<T: Serialize>(
+        &mut self,
+        table: Table<T>,
+        rows: &[(Vec<Key>, &T)],
+        unique: &[&'static str],
+    ) -> StoreResult<Vec<String>> {
+        let Some((first, _)) = rows.first() else {
+            return Ok(Vec::new());
+        };
+        let per_row = first.len() + 3;
+        let mut inserted = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(BULK_ARGS / per_row) {
+            let mut sql = self.insert_values(table, chunk)?;
+            sql.push(" ON CONFLICT (tenant_id");
+            for column in unique {
+                sql.push(", ").push(column);
+            }
+            sql.push(") DO NOTHING RETURNING id");
+            for row in sql.query().fetch_all(&mut *self.tx).await? {
+                inserted.push(row.try_get::<String, _>(0)?);
+            }
+        }
+        Ok(inserted)
+    }
+
+    /// `INSERT INTO table (tenant_id, columns…, revision, body) VALUES …` for `rows`.
+    fn insert_values<T: Serialize>(
+        &self,
+        table: Table<T>,
+        rows: &[(Vec<Key>, &T)],
+    ) -> StoreResult<Sql> {
+        let mut sql = Sql::new("INSERT INTO ");
+        sql.push(table.name).push(" (tenant_id");
+        if let Some((first, _)) = rows.first() {
+            for (column, _) in first {
+                sql.push(", ").push(column);
+            }
+        }
+        sql.push(", revision, body) VALUES ");
+        for (i, (columns, body)) in rows.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" })
+                .push_bind(Arg::tenant(self.tenant));
+            for (_, arg) in columns {
+                sql.push(", ").push_bind(arg.clone());
+            }
+            sql.push(", ")
+                .push_bind(Arg::Int(self.revision.0))
+                .push(", ")
+                .push_bind(Arg::Text(to_json(body)?))
+                .push(")");
+        }
+        Ok(sql)
     }
 
     /// Rewrites the row with id `id`: `columns`, this revision and the body.
