@@ -15,11 +15,13 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-/// A bucket splits once it holds more entries than this (3/4 of a 64-slot table). Small
-/// buckets keep a write cheap: each snapshot that changes a bucket clones every entry in
-/// it, and drops the old copies once no check holds the previous snapshot (at 192, that
-/// was a third of the server's CPU in bulk assignment creation).
-pub(crate) const BUCKET_MAX: usize = 48;
+/// A bucket splits once it holds more entries than this (3/4 of a 256-slot table).
+///
+/// Each snapshot that changes a bucket clones every entry in it, so smaller buckets make a
+/// write cheaper, but they cost checks more: with 48, the directory and its chunks at size
+/// L (4 times as many buckets) fell out of cache, and a check at L took 2.4 times as long
+/// at the median (`benches/check.rs`), while bulk creation gained nothing measurable.
+pub(crate) const BUCKET_MAX: usize = 192;
 /// Buckets never split past this local depth (a pathological hash then just grows a bucket).
 const MAX_DEPTH: u32 = 24;
 
