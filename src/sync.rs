@@ -552,8 +552,9 @@ fn object<T: DeserializeOwned>(
     })
 }
 
-/// Kicks the loop on each of the store's wake-ups (another replica wrote, or notifications
-/// may have been lost).
+/// Hands each of the store's wake-ups (another replica wrote, or notifications may have
+/// been lost) to [`Published::notified`], which kicks the loop unless the snapshot already
+/// holds the revision it names.
 async fn listen(mut wakeups: Wakeups, directory: Arc<Published>) {
     while let Some(revision) = futures::StreamExt::next(&mut wakeups).await {
         directory.notified(revision);
