@@ -10,6 +10,14 @@
 //! request whose revision is applied (a group commit's callers each kick once). A read
 //! that reached the end of the log does not read again until the next wake-up.
 //!
+//! This process's own writes need no read at all: the store hands each committed write's
+//! changes to the loop ([`ChangeFeed::local_commits`]), which applies it when it is the
+//! revision after the snapshot's. Revisions commit in order, one write each, so nothing
+//! else can lie between; a write that does not follow (another replica's came first, or
+//! the hand-off was missed) waits for the read its waiters or the notification cause.
+//!
+//! [`ChangeFeed::local_commits`]: crate::store::ChangeFeed::local_commits
+//!
 //! Sync also decodes each change's JSON `before`/`after` bodies into the engine's typed
 //! [`Delta`]s, so the engine never parses; a change that does not decode, like one the
 //! engine cannot apply, makes it reload a full snapshot.
@@ -18,6 +26,7 @@
 //! snapshot is loaded, when the last successful sync began (so how stale the snapshot may
 //! be), and whether the last attempt reached the store. Reading it costs two atomic loads.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,10 +39,16 @@ use tokio::time::Instant;
 
 use crate::engine::{Delta, Edit, Snapshot, SnapshotBuilder, Versions};
 use crate::model::{Catalog, Change, ChangeOp, EntityType, Revision};
-use crate::store::{DumpBatch, Store, StoreError, Wakeups, DUMP_BATCHES_IN_FLIGHT};
+use crate::store::{
+    Committed, DumpBatch, LocalCommits, Store, StoreError, Wakeups, DUMP_BATCHES_IN_FLIGHT,
+};
 
 /// How many changes one catch-up step reads at most.
 const BATCH: u32 = 5_000;
+
+/// How many of this process's committed writes sync holds while one before them is
+/// missing; beyond, it drops them and reads the change log.
+const HELD_COMMITS: usize = 1_024;
 
 /// The read side every request uses: the current snapshot and a way to wait for a revision.
 pub struct Published {
@@ -46,9 +61,10 @@ pub struct Published {
     /// The highest revision a request has waited for: a kick for a revision already
     /// applied (many waiters of one group commit kick once each) reads nothing.
     wanted: AtomicI64,
-    /// Set by a wake-up from the database that this snapshot does not hold yet (or whose
-    /// revision is unknown); cleared by the read it causes.
-    stale: AtomicBool,
+    /// The highest revision a wake-up from the database named since the last check
+    /// (`i64::MAX` when one named none): a read is due while the snapshot does not hold
+    /// it. Cleared by the check.
+    heard: AtomicI64,
     /// The instant `synced_at` counts from.
     origin: Instant,
     /// When the last successful sync began, in milliseconds after `origin`, plus one; 0
@@ -131,7 +147,7 @@ impl Published {
             applied: watch::Sender::new(revision),
             kick: Notify::new(),
             wanted: AtomicI64::new(revision.0),
-            stale: AtomicBool::new(false),
+            heard: AtomicI64::new(i64::MIN),
             origin: Instant::now(),
             synced_at: AtomicU64::new(0),
             reachable: AtomicBool::new(false),
@@ -210,11 +226,14 @@ impl Published {
         }
     }
 
-    /// Whether a kick calls for a read: a wake-up from the database this snapshot may not
-    /// hold, or a request waiting for a revision it does not hold. Clears the first.
+    /// Whether a kick calls for a read: a wake-up from the database naming a revision
+    /// this snapshot does not hold (or none), or a request waiting for a revision it does
+    /// not hold. Clears the first.
     fn needs_read(&self) -> bool {
-        self.stale.swap(false, Ordering::AcqRel)
-            || self.wanted.load(Ordering::Acquire) > self.snapshot().revision().0
+        let held = self.snapshot().revision().0;
+        // Both, so the wake-up is cleared whatever the waiters want.
+        let heard = self.heard.swap(i64::MIN, Ordering::AcqRel) > held;
+        heard || self.wanted.load(Ordering::Acquire) > held
     }
 
     /// A wake-up from the database: a read is due unless it names a revision this
@@ -224,7 +243,8 @@ impl Published {
         if revision.is_some_and(|r| r <= self.snapshot().revision()) {
             return;
         }
-        self.stale.store(true, Ordering::Release);
+        self.heard
+            .fetch_max(revision.map_or(i64::MAX, |r| r.0), Ordering::AcqRel);
         self.kick.notify_one();
     }
 
@@ -267,6 +287,9 @@ impl Follower {
         poll_interval: Duration,
     ) -> Result<Follower, StoreError> {
         let started = Instant::now();
+        // Before the load: a write committed meanwhile is either in the dump or handed
+        // over (or both, and then dropped as held).
+        let commits = store.local_commits();
         let snapshot = match load(store.as_ref(), &catalog).await {
             Ok(snapshot) => snapshot,
             Err(error) => {
@@ -286,6 +309,7 @@ impl Follower {
             catalog,
             directory.clone(),
             poll_interval,
+            commits,
         ))];
         if let Some(wakeups) = store.subscribe() {
             tasks.push(tokio::spawn(listen(wakeups, directory.clone())));
@@ -341,22 +365,42 @@ async fn load(store: &dyn Store, catalog: &Arc<Catalog>) -> Result<Snapshot, Sto
     Ok(snapshot)
 }
 
-/// The loop: wake, catch up, repeat.
+/// The loop: wake, apply this process's own commits, catch up when that is not enough,
+/// repeat.
 async fn follow(
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     directory: Arc<Published>,
     poll: Duration,
+    mut commits: Option<LocalCommits>,
 ) {
+    let mut held: BTreeMap<Revision, Vec<Change>> = BTreeMap::new();
     let mut next_poll = Instant::now() + poll;
     loop {
-        tokio::select! {
-            _ = directory.kick.notified() => {
-                if !directory.needs_read() {
-                    continue;
+        let polled = tokio::select! {
+            committed = next_commit(&mut commits) => {
+                match committed {
+                    Some(committed) => hold(&mut held, committed),
+                    // The store handed commits to a newer receiver.
+                    None => commits = None,
                 }
+                false
             }
-            _ = tokio::time::sleep_until(next_poll) => {}
+            _ = directory.kick.notified() => false,
+            _ = tokio::time::sleep_until(next_poll) => true,
+        };
+        // Commits are handed over before their callers are answered, so a waiter's kick
+        // finds its write here.
+        while let Some(receiver) = commits.as_mut() {
+            match receiver.try_recv() {
+                Ok(committed) => hold(&mut held, committed),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => commits = None,
+            }
+        }
+        apply_held(&directory, &mut held);
+        if !polled && !directory.needs_read() {
+            continue;
         }
         let began = Instant::now();
         next_poll = began + poll;
@@ -365,6 +409,45 @@ async fn follow(
             Err(error) => {
                 directory.failed(error.is_outage());
                 tracing::warn!(%error, "sync could not catch up; retrying on the next tick");
+            }
+        }
+    }
+}
+
+/// The next commit handed over, or never when there is no receiver.
+async fn next_commit(commits: &mut Option<LocalCommits>) -> Option<Committed> {
+    match commits {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Keeps a commit handed over until the snapshot reaches the revision before it.
+fn hold(held: &mut BTreeMap<Revision, Vec<Change>>, committed: Committed) {
+    if held.len() >= HELD_COMMITS {
+        // One before them never came (the queue was full): the change log has them all.
+        held.clear();
+    }
+    held.insert(committed.revision, committed.changes);
+}
+
+/// Applies the held commits that follow the snapshot, in order, and drops those it
+/// already holds. One that does not apply (a bulk import's summary) is left for the read
+/// that reloads.
+fn apply_held(directory: &Published, held: &mut BTreeMap<Revision, Vec<Change>>) {
+    loop {
+        let current = directory.snapshot();
+        let next = Revision(current.revision().0.saturating_add(1));
+        *held = held.split_off(&next);
+        let Some(changes) = held.remove(&next) else {
+            return;
+        };
+        match advance(&current, &changes) {
+            Ok(snapshot) => directory.publish(snapshot),
+            Err(error) => {
+                tracing::debug!(%error, revision = %next, "reading a local commit instead");
+                directory.heard.fetch_max(next.0, Ordering::AcqRel);
+                return;
             }
         }
     }

@@ -52,6 +52,25 @@ pub struct ChangesRead {
 /// holds (its own writes), so a forged one can at most cancel its own wake-up.
 pub type Wakeups = BoxStream<'static, Option<Revision>>;
 
+/// One write this process committed, with every change it logged, handed to this process's
+/// sync so read-your-writes need not wait for a read of the change log (see
+/// [`ChangeFeed::local_commits`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// The write's revision.
+    pub revision: Revision,
+    /// Every change the write logged, in sequence order.
+    pub changes: Vec<Change>,
+}
+
+/// This process's committed writes, in about commit order (see
+/// [`ChangeFeed::local_commits`]).
+pub type LocalCommits = mpsc::Receiver<Committed>;
+
+/// The most changes one write hands to [`ChangeFeed::local_commits`]; a larger write (a
+/// detailed import) is read from the change log instead.
+pub const LOCAL_COMMIT_CHANGES: usize = 5_000;
+
 /// Which changes an audit query selects (every field that is set must match).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeFilter {
@@ -157,4 +176,15 @@ pub trait ChangeFeed: Send + Sync {
     /// `NOTIFY`, and again after each reconnect (notifications may have been lost
     /// meanwhile), retrying a lost connection every second for as long as it is held.
     fn subscribe(&self) -> Option<Wakeups>;
+
+    /// From now on, each write this store commits with at most [`LOCAL_COMMIT_CHANGES`]
+    /// changes, sent as it commits (a full receiver misses it). `None` where the store
+    /// cannot. Only the latest receiver gets them: taking another ends the previous one.
+    ///
+    /// A replica that holds revision r - 1 may apply the write of revision r as sent
+    /// instead of reading it: revisions commit in order and each is one write, so nothing
+    /// else lies between. Anything else (a gap, a missed write) is for the change log.
+    fn local_commits(&self) -> Option<LocalCommits> {
+        None
+    }
 }

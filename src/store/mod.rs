@@ -30,7 +30,8 @@ use crate::model::{Refusal, Revision, ValidationErrors};
 pub use assignments::{AssignmentStore, RoleAssignmentFilter};
 pub use directory::{Container, ContainerStore, DirectoryStore};
 pub use feed::{
-    ChangeFeed, ChangeFilter, ChangesRead, LoggedChange, Wakeups, DUMP_BATCHES_IN_FLIGHT,
+    ChangeFeed, ChangeFilter, ChangesRead, Committed, LocalCommits, LoggedChange, Wakeups,
+    DUMP_BATCHES_IN_FLIGHT, LOCAL_COMMIT_CHANGES,
 };
 pub use import::{ImportRecord, ImportStore, DETAILED_CHANGES_LIMIT};
 pub use pim::{PimStore, Review, ScheduleRequestFilter};

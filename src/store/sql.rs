@@ -152,6 +152,10 @@ pub struct SqlStore {
     /// The queue of the task that group-commits role assignment creation, started on first
     /// use (`group_commit`).
     writer: OnceLock<group_commit::Queue>,
+    /// Where committed writes go for this process's sync ([`ChangeFeed::local_commits`]).
+    ///
+    /// [`ChangeFeed::local_commits`]: super::ChangeFeed::local_commits
+    commits: write::CommitSink,
 }
 
 impl fmt::Debug for SqlStore {
@@ -233,6 +237,7 @@ impl SqlStore {
             catalog,
             settings,
             writer: OnceLock::new(),
+            commits: write::CommitSink::default(),
         })
     }
 
@@ -291,7 +296,9 @@ impl SqlStore {
     }
 
     async fn begin_write(&self, tenant: TenantId, actor: &Actor) -> StoreResult<WriteTx> {
-        WriteTx::begin(&self.pool, self.backend(), tenant, actor).await
+        Ok(WriteTx::begin(&self.pool, self.backend(), tenant, actor)
+            .await?
+            .handing_off_to(&self.commits))
     }
 
     async fn conn(&self) -> StoreResult<sqlx::pool::PoolConnection<Any>> {

@@ -19,8 +19,8 @@ use super::rows::{
 use super::{SqlStore, NOTIFY_CHANNEL};
 use crate::model::{Revision, TenantId};
 use crate::store::{
-    Backend, ChangeFeed, ChangeFilter, ChangesRead, DumpBatch, DumpRow, LoggedChange, Page,
-    PageRequest, StoreError, StoreResult, Wakeups,
+    Backend, ChangeFeed, ChangeFilter, ChangesRead, DumpBatch, DumpRow, LocalCommits, LoggedChange,
+    Page, PageRequest, StoreError, StoreResult, Wakeups,
 };
 use tokio::sync::mpsc;
 
@@ -258,6 +258,10 @@ impl ChangeFeed for SqlStore {
             )),
             Backend::Sqlite => None,
         }
+    }
+
+    fn local_commits(&self) -> Option<LocalCommits> {
+        Some(self.commits.subscribe())
     }
 }
 

@@ -318,6 +318,7 @@ impl SqlStore {
             catalog: self.catalog.clone(),
             settings: self.settings,
             writer: std::sync::OnceLock::new(),
+            commits: self.commits.clone(),
         }
     }
 }

@@ -2,17 +2,23 @@
 //! with it the lock that serializes writers) before anything else, logs one `changes` row
 //! per object it touches, and commits or rolls back as a whole.
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::rows::{
     get_row, now, stored_from_row, time_text, to_json, Arg, Filter, Key, Sql, Table,
 };
 use super::{Backend, NOTIFY_CHANNEL};
-use crate::model::{ChangeOp, EntityType, Revision, TenantId, Timestamp};
-use crate::store::{Actor, StoreError, StoreResult, Stored, Written};
+use crate::model::{Change, ChangeOp, EntityType, Revision, TenantId, Timestamp};
+use crate::store::{
+    Actor, Committed, LocalCommits, StoreError, StoreResult, Stored, Written, LOCAL_COMMIT_CHANGES,
+};
 
 mod canonical;
 
@@ -23,6 +29,31 @@ pub(super) type LogRow = (EntityType, String, ChangeOp, Option<String>, Option<S
 
 /// The most bind arguments one multi-row statement takes (SQLite allows 32,766).
 pub(super) const BULK_ARGS: usize = 30_000;
+
+/// How many committed writes may wait for sync in [`ChangeFeed::local_commits`]'s channel;
+/// beyond, a write is left for sync to read.
+///
+/// [`ChangeFeed::local_commits`]: crate::store::ChangeFeed::local_commits
+const LOCAL_COMMITS_QUEUED: usize = 256;
+
+/// Where a store's committed writes go (`ChangeFeed::local_commits`), shared by the store
+/// and its group-commit writer: nowhere until sync takes a receiver.
+#[derive(Clone, Default)]
+pub(super) struct CommitSink(Arc<ArcSwapOption<mpsc::Sender<Committed>>>);
+
+impl CommitSink {
+    /// A new receiver of every later commit; the previous one, if any, ends.
+    pub(super) fn subscribe(&self) -> LocalCommits {
+        let (sender, receiver) = mpsc::channel(LOCAL_COMMITS_QUEUED);
+        self.0.store(Some(Arc::new(sender)));
+        receiver
+    }
+
+    /// The sender a write hands its changes to, when a receiver is listening.
+    fn sender(&self) -> Option<Arc<mpsc::Sender<Committed>>> {
+        self.0.load_full().filter(|sender| !sender.is_closed())
+    }
+}
 
 /// What a write did, before it commits.
 pub(super) enum Done<T> {
@@ -48,6 +79,11 @@ pub(super) struct WriteTx {
     pub(super) now: Timestamp,
     /// The next `changes.sequence` within this revision.
     sequence: i64,
+    /// Where this write's changes go once committed (`CommitSink`); dropped when it logs
+    /// more than [`LOCAL_COMMIT_CHANGES`].
+    sink: Option<Arc<mpsc::Sender<Committed>>>,
+    /// The changes logged so far, while `sink` is set.
+    logged: Vec<Change>,
 }
 
 impl WriteTx {
@@ -106,7 +142,56 @@ impl WriteTx {
             revision: Revision(value),
             now,
             sequence: 0,
+            sink: None,
+            logged: Vec::new(),
         })
+    }
+
+    /// Hands this write's changes to `sink`'s receiver once committed.
+    pub(super) fn handing_off_to(mut self, sink: &CommitSink) -> WriteTx {
+        self.sink = sink.sender();
+        self
+    }
+
+    /// Keeps the change about to be logged at `self.sequence` for the hand-off, when there
+    /// is one.
+    fn record(
+        &mut self,
+        entity: EntityType,
+        entity_id: &str,
+        op: ChangeOp,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) {
+        if self.sink.is_none() {
+            return;
+        }
+        let parse = |body: Option<&str>| {
+            body.map(serde_json::from_str::<serde_json::Value>)
+                .transpose()
+        };
+        match (parse(before), parse(after)) {
+            (Ok(before), Ok(after)) if self.logged.len() < LOCAL_COMMIT_CHANGES => {
+                self.logged.push(Change {
+                    revision: self.revision,
+                    sequence: self.sequence,
+                    tenant_id: self.tenant,
+                    entity_type: entity,
+                    entity_id: entity_id.to_owned(),
+                    op,
+                    before,
+                    after,
+                    actor: self.actor.id().to_owned(),
+                    at: self.now,
+                })
+            }
+            // Too many to hold (sync reads them instead), or not JSON (never: this process
+            // serialized them).
+            _ => {
+                self.sink = None;
+                self.logged = Vec::new();
+            }
+        }
     }
 
     /// PostgreSQL or SQLite.
@@ -147,9 +232,23 @@ impl WriteTx {
     }
 
     pub(super) async fn commit(self) -> StoreResult<Revision> {
+        let WriteTx {
+            tx,
+            revision,
+            sink,
+            logged,
+            ..
+        } = self;
         // PostgreSQL's `NOTIFY` went with the revision's increment (`begin`).
-        self.tx.commit().await?;
-        Ok(self.revision)
+        tx.commit().await?;
+        if let Some(sink) = sink.filter(|_| !logged.is_empty()) {
+            // A full queue (sync is reloading) drops it: sync reads it instead.
+            let _ = sink.try_send(Committed {
+                revision,
+                changes: logged,
+            });
+        }
+        Ok(revision)
     }
 
     pub(super) async fn rollback(self) {
@@ -171,6 +270,7 @@ impl WriteTx {
     ) -> StoreResult<()> {
         let before = before.map(to_json).transpose()?;
         let after = after.map(to_json).transpose()?;
+        self.record(entity, &entity_id, op, before.as_deref(), after.as_deref());
         sqlx::query(
             "INSERT INTO changes (revision, sequence, tenant_id, entity_type, entity_id, op, before, after, actor, at, actor_issuer) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -203,6 +303,7 @@ impl WriteTx {
                 "INSERT INTO changes (revision, sequence, tenant_id, entity_type, entity_id, op, before, after, actor, at, actor_issuer) VALUES ",
             );
             for (i, (entity, entity_id, op, before, after)) in chunk.iter().enumerate() {
+                self.record(*entity, entity_id, *op, before.as_deref(), after.as_deref());
                 sql.push(if i == 0 { "(" } else { ", (" })
                     .push_bind(Arg::Int(self.revision.0))
                     .push(", ")
