@@ -8,6 +8,7 @@ use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -401,6 +402,11 @@ async fn check(
     ))
 }
 
+/// A batch at least this long is decided on every core (rayon's pool), in runs of at least
+/// half of it; a shorter one on the request's own thread, where handing work over would
+/// cost more than it saves.
+const PARALLEL_BATCH: usize = 128;
+
 async fn check_batch(
     State(app): State<AppState>,
     caller: Caller,
@@ -448,16 +454,26 @@ async fn check_batch(
     }
     let decider = app.decider();
     let snapshot = decider.snapshot_at(consistency).await?;
-    let results = items
-        .iter()
-        .map(|(q, explain)| {
-            DecisionBody::new(
-                decider.decide(&caller, &snapshot, q, *explain),
-                *explain,
-                None,
-            )
-        })
-        .collect();
+    let one = |(q, explain): &(Question, bool)| {
+        DecisionBody::new(
+            decider.decide(&caller, &snapshot, q, *explain),
+            *explain,
+            None,
+        )
+    };
+    let results = if items.len() < PARALLEL_BATCH {
+        items.iter().map(one).collect()
+    } else {
+        // Over every core: at size L a check is mostly cache misses, about 1.5 µs each in a
+        // batch of random subjects, so a batch of 1,000 spends most of its time here.
+        // Each worker decides in the request's span, as the handler would.
+        let span = tracing::Span::current();
+        items
+            .par_iter()
+            .with_min_len(PARALLEL_BATCH / 2)
+            .map_init(|| span.clone().entered(), |_, item| one(item))
+            .collect()
+    };
     Ok(Json(BatchBody {
         revision: snapshot.revision(),
         results,

@@ -469,6 +469,23 @@ async fn a_batch_answers_in_order_at_one_revision(app: &TestApp) {
         .collect();
     assert_eq!(allowed, [true, false, false]);
     assert!(batch.body["revision"].is_string());
+    // A full batch is decided on every core: still one answer per item, in order.
+    let full: Vec<Value> = (0..1000)
+        .map(|i| match i % 3 {
+            0 => item("contoso.b/read", &format!("/docs/{i}")),
+            1 => item("contoso.b/write", "/docs/1"),
+            _ => item("contoso.b/read", "/"),
+        })
+        .collect();
+    let full = app.post("/v1/check/batch", &json!({"checks": full})).await;
+    expect(&full, 200, "POST", "/v1/check/batch");
+    let allowed: Vec<bool> = full.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["allowed"].as_bool().unwrap())
+        .collect();
+    assert_eq!(allowed, (0..1000).map(|i| i % 3 == 0).collect::<Vec<_>>());
     let too_many: Vec<Value> = (0..1001).map(|_| item("contoso.b/read", "/")).collect();
     let refused = app
         .post("/v1/check/batch", &json!({"checks": too_many}))
