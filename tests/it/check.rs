@@ -486,6 +486,28 @@ async fn a_batch_answers_in_order_at_one_revision(app: &TestApp) {
         .map(|r| r["allowed"].as_bool().unwrap())
         .collect();
     assert_eq!(allowed, (0..1000).map(|i| i % 3 == 0).collect::<Vec<_>>());
+    // ... and its errors come in item order, each under its item's pointer.
+    let mut bad: Vec<Value> = (0..300).map(|_| item("contoso.b/read", "/")).collect();
+    bad[250] = item("bad", "/");
+    bad[5] = item("contoso.b/read", "no-slash");
+    bad[140] = json!({"subject": {"principalId": "nope"}, "action": "bad", "resource": "/"});
+    let refused = app.post("/v1/check/batch", &json!({"checks": bad})).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let pointers: Vec<&str> = refused.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pointers,
+        [
+            "/checks/5/resource",
+            "/checks/140/subject/principalId",
+            "/checks/140/action",
+            "/checks/250/action"
+        ]
+    );
     let too_many: Vec<Value> = (0..1001).map(|_| item("contoso.b/read", "/")).collect();
     let refused = app
         .post("/v1/check/batch", &json!({"checks": too_many}))
