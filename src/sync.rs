@@ -47,8 +47,9 @@ use crate::store::{
 const BATCH: u32 = 5_000;
 
 /// How many of this process's committed writes sync holds while one before them is
-/// missing; beyond, it drops them and reads the change log.
-const HELD_COMMITS: usize = 1_024;
+/// missing (for the few milliseconds until a read brings another replica's write); beyond,
+/// it drops them and reads the change log.
+const HELD_COMMITS: usize = 64;
 
 /// The read side every request uses: the current snapshot and a way to wait for a revision.
 pub struct Published {

@@ -67,9 +67,11 @@ pub struct Committed {
 /// [`ChangeFeed::local_commits`]).
 pub type LocalCommits = mpsc::Receiver<Committed>;
 
-/// The most changes one write hands to [`ChangeFeed::local_commits`]; a larger write (a
-/// detailed import) is read from the change log instead.
-pub const LOCAL_COMMIT_CHANGES: usize = 5_000;
+/// The most changes one write hands to [`ChangeFeed::local_commits`] (a group commit logs
+/// at most 256); a larger write (a detailed import) is read from the change log instead.
+/// With the bounds on what waits in the channel and in sync, this keeps what the hand-off
+/// can hold to some tens of thousands of changes, even when sync is busy reloading.
+pub const LOCAL_COMMIT_CHANGES: usize = 1_000;
 
 /// Which changes an audit query selects (every field that is set must match).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -676,6 +676,65 @@ async fn a_bulk_import_logs_one_row_and_replicas_reload(backend: Backend) {
     }
 }
 
+/// A detailed import logs each object, more than a write hands straight to its replica's
+/// sync (`LOCAL_COMMIT_CHANGES`): the importing replica reads it from the change log
+/// instead, and still reads its own write at once.
+async fn a_detailed_import_too_large_to_hand_over_is_read_back(backend: Backend) {
+    let db = crate::common::db::fresh(backend).await;
+    let first = TestApp::spawn(db.url.clone()).await;
+    let second = TestApp::spawn(db.url.clone()).await;
+    let n = rolecall::store::LOCAL_COMMIT_CHANGES + 1;
+    assert!(n <= rolecall::store::DETAILED_CHANGES_LIMIT);
+    let users: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+    let file = json!({
+        "format": "rolecall.directory/v1",
+        "roleAssignments": users.iter().map(|user| json!({
+            "id": Uuid::new_v4(), "principalId": user, "principalType": "user",
+            "roleDefinitionId": GLOBAL_READER, "directoryScopeId": format!("/applications/{user}")
+        })).collect::<Vec<_>>()
+    })
+    .to_string();
+    let r = import(&first, &file, "application/json", "").await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(kind(&r.body, "roleAssignments")["created"], n);
+    let revision = r.body["revision"].as_str().expect("revision").to_owned();
+    assert_eq!(
+        change_count(&first).await,
+        n + 1,
+        "every object and the summary"
+    );
+    for user in [users[0], users[n - 1]] {
+        assert!(
+            check(
+                &first,
+                &user.to_string(),
+                "microsoft.directory/users/basic/read",
+                &format!("/applications/{user}")
+            )
+            .await,
+            "the importing replica reads its own write"
+        );
+        let r = second
+            .post(
+                "/v1/check",
+                &json!({"subject": {"principalId": user}, "action": "microsoft.directory/users/basic/read",
+                        "resource": format!("/applications/{user}"), "consistency": {"atLeast": revision}}),
+            )
+            .await;
+        assert_eq!(r.body["allowed"], true, "{r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detailed_import_too_large_to_hand_over_is_read_back_on_postgres() {
+    a_detailed_import_too_large_to_hand_over_is_read_back(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detailed_import_too_large_to_hand_over_is_read_back_on_sqlite() {
+    a_detailed_import_too_large_to_hand_over_is_read_back(Backend::Sqlite).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_file_over_max_import_bytes_is_a_413_and_imports_nothing() {
     let env = env_on(Backend::Sqlite, |_, _, config| {

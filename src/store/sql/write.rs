@@ -34,7 +34,7 @@ pub(super) const BULK_ARGS: usize = 30_000;
 /// beyond, a write is left for sync to read.
 ///
 /// [`ChangeFeed::local_commits`]: crate::store::ChangeFeed::local_commits
-const LOCAL_COMMITS_QUEUED: usize = 256;
+const LOCAL_COMMITS_QUEUED: usize = 64;
 
 /// Where a store's committed writes go (`ChangeFeed::local_commits`), shared by the store
 /// and its group-commit writer: nowhere until sync takes a receiver.
