@@ -69,8 +69,8 @@ pub type LocalCommits = mpsc::Receiver<Committed>;
 
 /// The most changes one write hands to [`ChangeFeed::local_commits`] (a group commit logs
 /// at most 256); a larger write (a detailed import) is read from the change log instead.
-/// With the bounds on what waits in the channel and in sync, this keeps what the hand-off
-/// can hold to some tens of thousands of changes, even when sync is busy reloading.
+/// With at most 64 writes waiting in the channel and 64 held by sync, the hand-off holds at
+/// most 128,000 changes, even while sync is busy reloading.
 pub const LOCAL_COMMIT_CHANGES: usize = 1_000;
 
 /// Which changes an audit query selects (every field that is set must match).
