@@ -425,14 +425,8 @@ async fn bad_check_requests_name_each_field(app: &TestApp) {
         )
         .await;
     expect(&r, 400, "POST", "/v1/check");
-    let pointers: Vec<&str> = r.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["pointer"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        pointers,
+        r.pointers(),
         [
             "/subject/principalId",
             "/subject/groups/0",
@@ -449,6 +443,16 @@ async fn bad_check_requests_name_each_field(app: &TestApp) {
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
 }
 
+/// Each batch result's `allowed`, in order.
+fn batch_allowed(batch: &Reply) -> Vec<bool> {
+    batch.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["allowed"].as_bool().unwrap())
+        .collect()
+}
+
 async fn a_batch_answers_in_order_at_one_revision(app: &TestApp) {
     let user = Uuid::new_v4();
     let r = simple_role(app, &["contoso.b/read"]).await;
@@ -461,12 +465,7 @@ async fn a_batch_answers_in_order_at_one_revision(app: &TestApp) {
         )
         .await;
     expect(&batch, 200, "POST", "/v1/check/batch");
-    let allowed: Vec<bool> = batch.body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["allowed"].as_bool().unwrap())
-        .collect();
+    let allowed = batch_allowed(&batch);
     assert_eq!(allowed, [true, false, false]);
     assert!(batch.body["revision"].is_string());
     // A full batch is decided on every core: still one answer per item, in order.
@@ -479,12 +478,7 @@ async fn a_batch_answers_in_order_at_one_revision(app: &TestApp) {
         .collect();
     let full = app.post("/v1/check/batch", &json!({"checks": full})).await;
     expect(&full, 200, "POST", "/v1/check/batch");
-    let allowed: Vec<bool> = full.body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["allowed"].as_bool().unwrap())
-        .collect();
+    let allowed = batch_allowed(&full);
     assert_eq!(allowed, (0..1000).map(|i| i % 3 == 0).collect::<Vec<_>>());
     // ... and its errors come in item order, each under its item's pointer.
     let mut bad: Vec<Value> = (0..300).map(|_| item("contoso.b/read", "/")).collect();
@@ -493,14 +487,8 @@ async fn a_batch_answers_in_order_at_one_revision(app: &TestApp) {
     bad[140] = json!({"subject": {"principalId": "nope"}, "action": "bad", "resource": "/"});
     let refused = app.post("/v1/check/batch", &json!({"checks": bad})).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
-    let pointers: Vec<&str> = refused.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["pointer"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        pointers,
+        refused.pointers(),
         [
             "/checks/5/resource",
             "/checks/140/subject/principalId",

@@ -634,20 +634,35 @@ async fn a_bulk_import_logs_one_row_and_replicas_reload_on_sqlite() {
     a_bulk_import_logs_one_row_and_replicas_reload(Backend::Sqlite).await;
 }
 
-async fn a_bulk_import_logs_one_row_and_replicas_reload(backend: Backend) {
-    let db = crate::common::db::fresh(backend).await;
-    let first = TestApp::spawn(db.url.clone()).await;
-    let second = TestApp::spawn(db.url.clone()).await;
-    let n = rolecall::store::DETAILED_CHANGES_LIMIT + 1;
-    let users: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
-    let file = json!({
+/// A directory file making each of `users` a global reader of its own application.
+fn readers_file(users: &[Uuid]) -> String {
+    json!({
         "format": "rolecall.directory/v1",
         "roleAssignments": users.iter().map(|user| json!({
             "id": Uuid::new_v4(), "principalId": user, "principalType": "user",
             "roleDefinitionId": GLOBAL_READER, "directoryScopeId": format!("/applications/{user}")
         })).collect::<Vec<_>>()
     })
-    .to_string();
+    .to_string()
+}
+
+/// `user`'s check on its own application through `app`, at `revision` or later.
+async fn reads_app_at(app: &TestApp, user: Uuid, revision: &str) -> Reply {
+    app.post(
+        "/v1/check",
+        &json!({"subject": {"principalId": user}, "action": "microsoft.directory/users/basic/read",
+                "resource": format!("/applications/{user}"), "consistency": {"atLeast": revision}}),
+    )
+    .await
+}
+
+async fn a_bulk_import_logs_one_row_and_replicas_reload(backend: Backend) {
+    let db = crate::common::db::fresh(backend).await;
+    let first = TestApp::spawn(db.url.clone()).await;
+    let second = TestApp::spawn(db.url.clone()).await;
+    let n = rolecall::store::DETAILED_CHANGES_LIMIT + 1;
+    let users: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+    let file = readers_file(&users);
     assert!(
         file.len() > 1 << 20,
         "bigger than max_body_bytes: {}",
@@ -664,13 +679,7 @@ async fn a_bulk_import_logs_one_row_and_replicas_reload(backend: Backend) {
     assert_eq!(rows[0]["after"]["detailed"], false);
     let last = users[n - 1];
     for app in [&first, &second] {
-        let r = app
-            .post(
-                "/v1/check",
-                &json!({"subject": {"principalId": last}, "action": "microsoft.directory/users/basic/read",
-                        "resource": format!("/applications/{last}"), "consistency": {"atLeast": revision}}),
-            )
-            .await;
+        let r = reads_app_at(app, last, &revision).await;
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
         assert_eq!(r.body["allowed"], true, "{r:?}");
     }
@@ -686,14 +695,7 @@ async fn a_detailed_import_too_large_to_hand_over_is_read_back(backend: Backend)
     let n = rolecall::store::LOCAL_COMMIT_CHANGES + 1;
     assert!(n <= rolecall::store::DETAILED_CHANGES_LIMIT);
     let users: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
-    let file = json!({
-        "format": "rolecall.directory/v1",
-        "roleAssignments": users.iter().map(|user| json!({
-            "id": Uuid::new_v4(), "principalId": user, "principalType": "user",
-            "roleDefinitionId": GLOBAL_READER, "directoryScopeId": format!("/applications/{user}")
-        })).collect::<Vec<_>>()
-    })
-    .to_string();
+    let file = readers_file(&users);
     let r = import(&first, &file, "application/json", "").await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(kind(&r.body, "roleAssignments")["created"], n);
@@ -714,13 +716,7 @@ async fn a_detailed_import_too_large_to_hand_over_is_read_back(backend: Backend)
             .await,
             "the importing replica reads its own write"
         );
-        let r = second
-            .post(
-                "/v1/check",
-                &json!({"subject": {"principalId": user}, "action": "microsoft.directory/users/basic/read",
-                        "resource": format!("/applications/{user}"), "consistency": {"atLeast": revision}}),
-            )
-            .await;
+        let r = reads_app_at(&second, user, &revision).await;
         assert_eq!(r.body["allowed"], true, "{r:?}");
     }
 }

@@ -38,16 +38,6 @@ fn ids(reply: &Reply) -> Vec<String> {
         .collect()
 }
 
-/// The problem's field pointers, in order.
-fn pointers(reply: &Reply) -> Vec<String> {
-    reply.body["errors"]
-        .as_array()
-        .unwrap_or(&Vec::new())
-        .iter()
-        .map(|e| e["pointer"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
 async fn principals_are_created_read_listed_patched_and_deleted(app: &TestApp) {
     let created = create(app, alice()).await;
     expect(&created, 201, "POST", COLLECTION);
@@ -112,7 +102,7 @@ async fn principals_are_created_read_listed_patched_and_deleted(app: &TestApp) {
     assert_eq!(ids(&app.get(&next).await), [both[1].clone()]);
     let bad_type = app.get("/v1/principals?type=group").await;
     expect(&bad_type, 400, "GET", COLLECTION);
-    assert_eq!(pointers(&bad_type), ["?type"]);
+    assert_eq!(bad_type.pointers(), ["?type"]);
 
     // PATCH replaces what it sets; attributes are replaced whole.
     let patched = app
@@ -262,7 +252,7 @@ async fn bad_input_is_located_by_json_pointer(app: &TestApp) {
         let reply = create(app, body.clone()).await;
         expect(&reply, 400, "POST", COLLECTION);
         assert_eq!(reply.problem(), "validation", "{body}");
-        assert_eq!(pointers(&reply), expected, "{body}");
+        assert_eq!(reply.pointers(), expected, "{body}");
     }
     let created = create(app, alice()).await;
     let id = created.body["id"].as_str().unwrap();
@@ -275,7 +265,7 @@ async fn bad_input_is_located_by_json_pointer(app: &TestApp) {
         .patch(&path, &json!({"attributes": {"tags": ["a", 2]}}))
         .await;
     expect(&bad, 400, "PATCH", ITEM);
-    assert_eq!(pointers(&bad), ["/attributes/tags/1"]);
+    assert_eq!(bad.pointers(), ["/attributes/tags/1"]);
     let not_an_id = app.get("/v1/principals/alice").await;
     expect(&not_an_id, 400, "GET", ITEM);
 }

@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::app::{TestApp, ADMIN_KEY};
+use crate::common::app::{Reply, TestApp, ADMIN_KEY};
 use reqwest::StatusCode;
 use rolecall::config::Config;
-use serde_json::json;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 const GLOBAL_READER: &str = "f2ef992c-3afb-46b9-b7cf-a126ee74c451";
@@ -19,13 +19,27 @@ async fn replica(url: &str) -> TestApp {
     TestApp::spawn_with(config).await
 }
 
+/// Makes `user` a global reader at `/` through `app`.
+async fn assign_reader(app: &TestApp, user: Uuid) -> Reply {
+    app.post(
+        "/v1/roleAssignments",
+        &json!({"principalId": user, "principalType": "user", "roleDefinitionId": GLOBAL_READER, "directoryScopeId": "/"}),
+    )
+    .await
+}
+
+/// Asks whether `user` may read users at `/` through `app`, with `consistency` when it is not
+/// null.
+async fn checked(app: &TestApp, user: Uuid, consistency: Value) -> Reply {
+    let mut body = json!({"subject": {"principalId": user}, "action": "microsoft.directory/users/basic/read", "resource": "/"});
+    if !consistency.is_null() {
+        body["consistency"] = consistency;
+    }
+    app.post("/v1/check", &body).await
+}
+
 async fn allowed(app: &TestApp, user: Uuid) -> bool {
-    let r = app
-        .post(
-            "/v1/check",
-            &json!({"subject": {"principalId": user}, "action": "microsoft.directory/users/basic/read", "resource": "/"}),
-        )
-        .await;
+    let r = checked(app, user, Value::Null).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     r.body["allowed"].as_bool().unwrap()
 }
@@ -39,12 +53,7 @@ async fn a_write_through_one_replica_is_visible_through_the_other() {
         let user = Uuid::new_v4();
         assert!(!allowed(&two, user).await);
         let written = Instant::now();
-        let r = one
-            .post(
-                "/v1/roleAssignments",
-                &json!({"principalId": user, "principalType": "user", "roleDefinitionId": GLOBAL_READER, "directoryScopeId": "/"}),
-            )
-            .await;
+        let r = assign_reader(&one, user).await;
         assert_eq!(r.status, StatusCode::CREATED);
         // Read-your-writes on the replica that took the write: no waiting, no consistency token.
         assert!(allowed(&one, user).await);
@@ -70,28 +79,11 @@ async fn an_at_least_token_from_one_replica_is_honoured_by_the_other() {
     let db = crate::common::db::fresh_postgres().await;
     let (one, two) = (replica(&db.url).await, replica(&db.url).await);
     let user = Uuid::new_v4();
-    let r = one
-        .post(
-            "/v1/roleAssignments",
-            &json!({"principalId": user, "principalType": "user", "roleDefinitionId": GLOBAL_READER, "directoryScopeId": "/"}),
-        )
-        .await;
+    let r = assign_reader(&one, user).await;
     let revision = r.body["revision"].as_str().unwrap();
-    let checked = two
-        .post(
-            "/v1/check",
-            &json!({"subject": {"principalId": user}, "action": "microsoft.directory/users/basic/read",
-                    "resource": "/", "consistency": {"atLeast": revision}}),
-        )
-        .await;
-    assert_eq!(checked.body["allowed"], true, "{:?}", checked.body);
-    let full = two
-        .post(
-            "/v1/check",
-            &json!({"subject": {"principalId": user}, "action": "microsoft.directory/users/basic/read",
-                    "resource": "/", "consistency": {"fullyConsistent": true}}),
-        )
-        .await;
+    let at_least = checked(&two, user, json!({"atLeast": revision})).await;
+    assert_eq!(at_least.body["allowed"], true, "{:?}", at_least.body);
+    let full = checked(&two, user, json!({"fullyConsistent": true})).await;
     assert_eq!(full.body["allowed"], true);
 }
 
@@ -100,11 +92,7 @@ async fn a_replica_started_later_loads_the_whole_directory() {
     let db = crate::common::db::fresh_postgres().await;
     let one = replica(&db.url).await;
     let user = Uuid::new_v4();
-    one.post(
-        "/v1/roleAssignments",
-        &json!({"principalId": user, "principalType": "user", "roleDefinitionId": GLOBAL_READER, "directoryScopeId": "/"}),
-    )
-    .await;
+    assign_reader(&one, user).await;
     let two = replica(&db.url).await;
     assert!(allowed(&two, user).await);
 }
@@ -128,12 +116,7 @@ async fn a_replica_applies_its_own_writes_without_reading_the_change_log() {
         sqlx::query(statement).execute(store.pool()).await.unwrap();
     }
     let user = Uuid::new_v4();
-    let r = one
-        .post(
-            "/v1/roleAssignments",
-            &json!({"principalId": user, "principalType": "user", "roleDefinitionId": GLOBAL_READER, "directoryScopeId": "/"}),
-        )
-        .await;
+    let r = assign_reader(&one, user).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let logged: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM changes")
         .fetch_one(store.pool())
@@ -165,12 +148,7 @@ async fn interleaved_writes_through_two_replicas_are_read_back_in_order() {
             (&two, &one)
         };
         let user = Uuid::new_v4();
-        let r = writer
-            .post(
-                "/v1/roleAssignments",
-                &json!({"principalId": user, "principalType": "user", "roleDefinitionId": GLOBAL_READER, "directoryScopeId": "/"}),
-            )
-            .await;
+        let r = assign_reader(writer, user).await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         assert!(
             allowed(writer, user).await,
@@ -178,15 +156,9 @@ async fn interleaved_writes_through_two_replicas_are_read_back_in_order() {
         );
         // The other replica's token-bearing read waits for the same revision.
         let revision = r.body["revision"].as_str().unwrap();
-        let checked = other
-            .post(
-                "/v1/check",
-                &json!({"subject": {"principalId": user}, "action": "microsoft.directory/users/basic/read",
-                        "resource": "/", "consistency": {"atLeast": revision}}),
-            )
-            .await;
-        assert_eq!(checked.status, StatusCode::OK, "{:?}", checked.body);
-        assert_eq!(checked.body["allowed"], json!(true), "write {i}: at least");
+        let at_least = checked(other, user, json!({"atLeast": revision})).await;
+        assert_eq!(at_least.status, StatusCode::OK, "{:?}", at_least.body);
+        assert_eq!(at_least.body["allowed"], json!(true), "write {i}: at least");
         users.push(user);
     }
     for user in users {

@@ -39,16 +39,6 @@ fn key(resource_type: &str, id: &str) -> (String, String) {
     (resource_type.to_owned(), id.to_owned())
 }
 
-/// The problem's field pointers, in order.
-fn pointers(reply: &Reply) -> Vec<String> {
-    reply.body["errors"]
-        .as_array()
-        .unwrap_or(&Vec::new())
-        .iter()
-        .map(|e| e["pointer"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
 fn revision(reply: &Reply) -> i64 {
     reply.body["revision"]
         .as_str()
@@ -162,10 +152,10 @@ async fn resources_are_created_read_listed_patched_and_deleted(app: &TestApp) {
     expect(&bad_cursor, 400, "GET", COLLECTION);
     let bad_type = app.get("/v1/resources?type=a%20b").await;
     expect(&bad_type, 400, "GET", COLLECTION);
-    assert_eq!(pointers(&bad_type), ["?type"]);
+    assert_eq!(bad_type.pointers(), ["?type"]);
     let bad_prefix = app.get("/v1/resources?pathPrefix=records").await;
     expect(&bad_prefix, 400, "GET", COLLECTION);
-    assert_eq!(pointers(&bad_prefix), ["?pathPrefix"]);
+    assert_eq!(bad_prefix.pointers(), ["?pathPrefix"]);
 
     // PATCH replaces what it sets; attributes whole; the path moves it.
     let patched = app
@@ -192,7 +182,7 @@ async fn resources_are_created_read_listed_patched_and_deleted(app: &TestApp) {
         .patch(&location, &json!({"attributes": {"tags": ["a", 2]}}))
         .await;
     expect(&bad, 400, "PATCH", ITEM);
-    assert_eq!(pointers(&bad), ["/attributes/tags/1"]);
+    assert_eq!(bad.pointers(), ["/attributes/tags/1"]);
 
     let deleted = app.delete(&location).await;
     expect(&deleted, 200, "DELETE", ITEM);
@@ -252,7 +242,7 @@ async fn bad_input_is_located_by_json_pointer(app: &TestApp) {
         let reply = app.post(COLLECTION, &body).await;
         expect(&reply, 400, "POST", COLLECTION);
         assert_eq!(reply.problem(), "validation", "{body}");
-        assert_eq!(pointers(&reply), expected, "{body}");
+        assert_eq!(reply.pointers(), expected, "{body}");
     }
     let dots = app
         .post(
@@ -403,7 +393,7 @@ async fn a_bulk_upsert_is_one_revision_and_all_or_nothing(app: &TestApp) {
     expect(&bad, 400, "POST", BULK);
     assert_eq!(bad.problem(), "validation");
     assert_eq!(
-        pointers(&bad),
+        bad.pointers(),
         [
             "/value/1/id",
             "/value/3/colour",
@@ -417,7 +407,7 @@ async fn a_bulk_upsert_is_one_revision_and_all_or_nothing(app: &TestApp) {
 
     let empty = app.post(BULK, &json!({"value": []})).await;
     expect(&empty, 400, "POST", BULK);
-    assert_eq!(pointers(&empty), ["/value"]);
+    assert_eq!(empty.pointers(), ["/value"]);
     let too_many: Vec<Value> = (0..1001)
         .map(|i| json!({"type": "t", "id": i.to_string()}))
         .collect();

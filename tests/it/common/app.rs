@@ -61,6 +61,16 @@ impl Reply {
             .and_then(|t| t.strip_prefix("https://rolecall.dev/problems/"))
             .unwrap_or_else(|| panic!("no problem type in {:?}", self.body))
     }
+
+    /// The problem's field pointers, in order.
+    pub fn pointers(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .map(|e| e["pointer"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
 }
 
 impl TestApp {
