@@ -47,6 +47,9 @@ use super::{
 };
 use crate::model::{Catalog, TenantId};
 
+/// How long a pooled connection may sit idle and still be handed out without a ping.
+const PING_AFTER_IDLE: Duration = Duration::from_millis(500);
+
 /// A PostgreSQL pool of up to `max` connections whose waits are bounded by `settings`, with
 /// `statement_timeout` set on each connection when given.
 fn postgres_pool(
@@ -56,7 +59,21 @@ fn postgres_pool(
 ) -> AnyPoolOptions {
     let options = AnyPoolOptions::new()
         .max_connections(max)
-        .acquire_timeout(settings.acquire_timeout);
+        .acquire_timeout(settings.acquire_timeout)
+        // sqlx pings a connection when it is released and, by default, again when it is
+        // acquired: one more round trip in front of every transaction (issue 16). A
+        // connection back in the pool for less than `PING_AFTER_IDLE` passed its release
+        // ping that recently and is handed out as it is (HikariCP's `aliveBypassWindowMs`
+        // does the same); one idle for longer is pinged first, and dropped if that fails.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        });
     let Some(timeout) = statement_timeout else {
         return options;
     };
@@ -217,6 +234,9 @@ impl SqlStore {
                 } else {
                     AnyPoolOptions::new().max_connections(8)
                 };
+                // A local file's connection cannot drop away while idle; sqlx's ping before
+                // each acquire would only be a round trip to the connection's thread.
+                let options = options.test_before_acquire(false);
                 options
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {

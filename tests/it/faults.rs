@@ -12,6 +12,9 @@
 //!   logged), and serves once the store is back. A bad SQLite path still fails at once.
 //! - **Lost notifications**: `pg_terminate_backend` on the `LISTEN` connections; replicas
 //!   converge within the poll interval and listen again.
+//! - **Pooled connections closed while idle**: `pg_terminate_backend` on the pool's
+//!   connections (a restart, failover or idle reaper); a connection idle past the ping
+//!   window is pinged before a write gets it, so the writes after it all succeed.
 //! - **Out-of-order commits**: concurrent writers on two replicas; afterwards each
 //!   replica's snapshot describes exactly what a fresh load from the store at the same
 //!   revision does.
@@ -478,12 +481,19 @@ async fn a_bad_sqlite_path_still_fails_at_start() {
 
 /// The backends of the test database `database` (at `url`) that hold a `LISTEN`.
 async fn listeners(url: &str, database: &str) -> Vec<i32> {
+    backends(url, database, true).await
+}
+
+/// The backends of the test database `database` (at `url`), other than the one asking:
+/// those that hold a `LISTEN` when `listening`, the others (the pool's) otherwise.
+async fn backends(url: &str, database: &str, listening: bool) -> Vec<i32> {
     let mut admin = sqlx::PgConnection::connect(url).await.expect("connects");
     let pids = sqlx::query(
-        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%' \
-         AND pid <> pg_backend_pid()",
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 \
+         AND (query ILIKE 'LISTEN%') = $2 AND pid <> pg_backend_pid()",
     )
     .bind(database)
+    .bind(listening)
     .fetch_all(&mut admin)
     .await
     .expect("pg_stat_activity")
@@ -683,4 +693,57 @@ fn first_difference(a: &str, b: &str) -> String {
         a[from..(at + 3).min(a.len())].join("\n"),
         b[from..(at + 3).min(b.len())].join("\n")
     )
+}
+
+/// A connection that was used a moment ago is handed out without a ping (one round trip
+/// less per write); one idle for longer is pinged first. So a pooled connection the server
+/// closed while it sat idle, as a restart, a failover or an idle-connection reaper does, is
+/// never handed to a write: the writes after it all succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_connections_the_server_closed_while_idle_are_never_handed_to_a_write() {
+    let db = db::fresh_postgres().await;
+    let database = url::Url::parse(&db.url).unwrap().path()[1..].to_owned();
+    let app = TestApp::spawn_with(config(db.url.clone())).await;
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let me: i32 = sqlx::query("SELECT pg_backend_pid()")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
+        .get(0);
+    for round in 0..3 {
+        // Several writes at once, so the pool holds several connections.
+        let writes = (0..8).map(|_| assign_reader(&app, Uuid::new_v4()));
+        for reply in futures::future::join_all(writes).await {
+            assert_eq!(
+                reply.status,
+                StatusCode::CREATED,
+                "round {round}: {reply:?}"
+            );
+        }
+        let mut pool = backends(&db.url, &database, false).await;
+        pool.retain(|pid| *pid != me);
+        assert!(
+            !pool.is_empty(),
+            "round {round}: the pool holds connections"
+        );
+        for pid in &pool {
+            let _: bool = sqlx::query("SELECT pg_terminate_backend($1)")
+                .bind(pid)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap()
+                .get(0);
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        for i in 0..4 {
+            let reply = assign_reader(&app, Uuid::new_v4()).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::CREATED,
+                "round {round}, write {i} after {} pooled connections were closed: {reply:?}",
+                pool.len()
+            );
+        }
+    }
+    let _ = admin.close().await;
 }
