@@ -12,9 +12,9 @@
 //!   assignable at the scope; an assignment with the same key is found, or is a conflict
 //!   when its condition differs) against the database and the batch's earlier requests, so
 //!   errors stay per request and a refused request takes nothing from the others;
-//! - the new rows and their `changes` rows go in with one statement each, then one commit:
-//!   every caller whose assignment was created gets that revision, which includes its
-//!   write, and read-your-writes waits for it as before;
+//! - the new rows and their `changes` rows go in with one statement on PostgreSQL (two on
+//!   SQLite), then one commit: every caller whose assignment was created gets that
+//!   revision, which includes its write, and read-your-writes waits for it as before;
 //! - a batch that creates nothing rolls back and consumes no revision, as a lone idempotent
 //!   create does;
 //! - when the batch's statements fail (the database, not a request), each request is
@@ -173,6 +173,9 @@ impl SqlStore {
             // Nothing written: consume no revision.
             w.rollback().await;
             None
+        } else if w.logs_with_insert() {
+            // `judge`'s insert logged them.
+            Some(w.commit().await?)
         } else {
             match log_created(&mut w, &created).await {
                 Ok(()) => Some(w.commit().await?),
@@ -259,11 +262,21 @@ impl SqlStore {
             .flatten()
             .map(|assignment| (columns(assignment), assignment))
             .collect();
-        let inserted: HashSet<String> = w
-            .insert_many_absent(ROLE_ASSIGNMENTS, &rows, &NATURAL_KEY_COLUMNS)
+        // On PostgreSQL the same statement logs each row it inserts (`try_batch` then logs
+        // nothing more); on SQLite `try_batch` logs them after.
+        let inserted = if w.logs_with_insert() {
+            w.insert_many_absent_logged(
+                ROLE_ASSIGNMENTS,
+                &rows,
+                &NATURAL_KEY_COLUMNS,
+                EntityType::RoleAssignment,
+            )
             .await?
-            .into_iter()
-            .collect();
+        } else {
+            w.insert_many_absent(ROLE_ASSIGNMENTS, &rows, &NATURAL_KEY_COLUMNS)
+                .await?
+        };
+        let inserted: HashSet<String> = inserted.into_iter().collect();
         drop(rows);
         let mut created = vec![false; news.len()];
         let mut stored: HashMap<NaturalKey, Stored<RoleAssignment>> = HashMap::new();

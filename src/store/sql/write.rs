@@ -453,13 +453,100 @@ impl WriteTx {
         Ok(inserted)
     }
 
+    /// Whether [`WriteTx::insert_many_absent_logged`] can log in the insert's statement:
+    /// PostgreSQL can (an `INSERT` in `WITH`); SQLite cannot.
+    pub(super) fn logs_with_insert(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
+    /// [`WriteTx::insert_many_absent`], each row it inserts logged in the same statement as
+    /// created (`entity`, the row's id, its body as `after`): one round trip less per write
+    /// than inserting, then logging (issue 16). Only where [`WriteTx::logs_with_insert`].
+    /// `rows` must each start with their `id` column.
+    pub(super) async fn insert_many_absent_logged<T: Serialize>(
+        &mut self,
+        table: Table<T>,
+        rows: &[(Vec<Key>, &T)],
+        unique: &[&'static str],
+        entity: EntityType,
+    ) -> StoreResult<Vec<String>> {
+        debug_assert!(self.logs_with_insert());
+        let Some((first, _)) = rows.first() else {
+            return Ok(Vec::new());
+        };
+        // Each row's own arguments and the statement's eight.
+        let per_row = first.len() + 3;
+        let mut inserted = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks((BULK_ARGS - 8) / per_row) {
+            let mut sql = Sql::new("WITH ins AS (");
+            self.push_insert_values(&mut sql, table, chunk)?;
+            sql.push(" ON CONFLICT (tenant_id");
+            for column in unique {
+                sql.push(", ").push(column);
+            }
+            // Sequences follow `ins`' order; the rows come back in sequence order, so the
+            // hand-off records exactly what was logged, as it was numbered.
+            sql.push(
+                ") DO NOTHING RETURNING id, body), logged AS (INSERT INTO changes \
+                 (revision, sequence, tenant_id, entity_type, entity_id, op, before, after, \
+                 actor, at, actor_issuer) SELECT ",
+            )
+            .push_bind(Arg::Int(self.revision.0))
+            .push(", ")
+            .push_bind(Arg::Int(self.sequence))
+            .push(" + row_number() OVER () - 1, ")
+            .push_bind(Arg::tenant(self.tenant))
+            .push(", ")
+            .push_bind(Arg::Text(entity.as_str().to_owned()))
+            .push(", id, ")
+            .push_bind(Arg::Text(ChangeOp::Create.as_str().to_owned()))
+            .push(", NULL, body, ")
+            .push_bind(Arg::Text(self.actor.id().to_owned()))
+            .push(", ")
+            .push_bind(Arg::Text(time_text(self.now)))
+            .push(", ")
+            .push_bind(Arg::OptText(self.actor.issuer().map(str::to_owned)))
+            .push(
+                " FROM ins RETURNING sequence, entity_id, after) \
+                 SELECT sequence, entity_id, after FROM logged ORDER BY sequence",
+            );
+            for row in sql.query().fetch_all(&mut *self.tx).await? {
+                let sequence: i64 = row.try_get(0)?;
+                let id: String = row.try_get(1)?;
+                let after: Option<String> = row.try_get(2)?;
+                if sequence != self.sequence {
+                    return Err(StoreError::Corrupt(format!(
+                        "change {sequence} of revision {} was logged where {} was due",
+                        self.revision.0, self.sequence
+                    )));
+                }
+                self.record(entity, &id, ChangeOp::Create, None, after.as_deref());
+                self.sequence += 1;
+                inserted.push(id);
+            }
+        }
+        Ok(inserted)
+    }
+
     /// `INSERT INTO table (tenant_id, columns…, revision, body) VALUES …` for `rows`.
     fn insert_values<T: Serialize>(
         &self,
         table: Table<T>,
         rows: &[(Vec<Key>, &T)],
     ) -> StoreResult<Sql> {
-        let mut sql = Sql::new("INSERT INTO ");
+        let mut sql = Sql::new("");
+        self.push_insert_values(&mut sql, table, rows)?;
+        Ok(sql)
+    }
+
+    /// Writes [`WriteTx::insert_values`]' statement into `sql`.
+    fn push_insert_values<T: Serialize>(
+        &self,
+        sql: &mut Sql,
+        table: Table<T>,
+        rows: &[(Vec<Key>, &T)],
+    ) -> StoreResult<()> {
+        sql.push("INSERT INTO ");
         sql.push(table.name).push(" (tenant_id");
         if let Some((first, _)) = rows.first() {
             for (column, _) in first {
@@ -479,7 +566,7 @@ impl WriteTx {
                 .push_bind(Arg::Text(to_json(body)?))
                 .push(")");
         }
-        Ok(sql)
+        Ok(())
     }
 
     /// Rewrites the row with id `id`: `columns`, this revision and the body.
