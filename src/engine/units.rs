@@ -39,21 +39,37 @@ pub(crate) struct UnitRef {
 /// One bit per member resource hash (16 to 32 bits per member, so about 5% false
 /// positives): a clear bit means "in no unit". Bits are never cleared, as a stale bit
 /// only costs a probe; the filter is rebuilt when it has grown too full.
+///
+/// It also keeps which depths (segment counts) members have. Members are usually objects
+/// at one depth (`/users/{id}`, `/applications/{id}`), so a check probes the filter for
+/// those of a resource's ancestors only, not for each: at size L the filter spans 64 pages,
+/// and each probe was one more random page and cache line per check (issue 16).
 #[derive(Clone)]
 pub(crate) struct UnitFilter {
     mask: u64,
     words: Vec<u64>,
+    /// Bit `d` (at most 63) set when some member has `d` segments.
+    depths: u64,
+}
+
+/// The segment count of a canonical scope path (`/` has none), capped at 63.
+pub(super) fn depth_of(path: &str) -> usize {
+    if path == "/" {
+        return 0;
+    }
+    path.bytes().filter(|&b| b == b'/').count().min(63)
 }
 
 impl UnitFilter {
-    /// Sized for `members` resources, holding each of `hashes`.
-    fn sized(members: usize, hashes: impl Iterator<Item = u64>) -> UnitFilter {
+    /// Sized for `members` resources, holding each of `members_at` (hash, depth).
+    fn sized(members: usize, members_at: impl Iterator<Item = (u64, usize)>) -> UnitFilter {
         let bits = (members * 32).next_power_of_two().clamp(1 << 12, 1 << 24);
         let mut filter = UnitFilter {
             mask: bits as u64 - 1,
             words: vec![0; bits / 64],
+            depths: 0,
         };
-        hashes.for_each(|h| filter.set(h));
+        members_at.for_each(|(hash, depth)| filter.set(hash, depth));
         filter
     }
 
@@ -61,15 +77,22 @@ impl UnitFilter {
         self.words.len() * 64
     }
 
-    fn set(&mut self, hash: u64) {
+    fn set(&mut self, hash: u64, depth: usize) {
         let bit = hash & self.mask;
         self.words[(bit / 64) as usize] |= 1 << (bit % 64);
+        self.depths |= 1 << depth.min(63);
     }
 
     #[inline]
     pub(super) fn may_hold(&self, hash: u64) -> bool {
         let bit = hash & self.mask;
         self.words[(bit / 64) as usize] & (1 << (bit % 64)) != 0
+    }
+
+    /// False when no member has `depth` segments.
+    #[inline]
+    fn may_hold_at(&self, depth: usize) -> bool {
+        self.depths & (1 << depth.min(63)) != 0
     }
 }
 
@@ -92,7 +115,9 @@ impl TenantIndex {
         let paths = out.len();
         for i in 0..paths {
             let c = out[i];
-            if c.text == "/" || !filter.may_hold(c.hash) {
+            // `ancestors` yields the resource first and `/` last: `out[i]` has
+            // `paths - 1 - i` segments.
+            if c.text == "/" || !filter.may_hold_at(paths - 1 - i) || !filter.may_hold(c.hash) {
                 continue;
             }
             if let Some((_, units)) = self.units_of.find(c.hash, |k| &*k.text == c.text) {
@@ -127,15 +152,19 @@ impl TenantIndex {
         let members = self.units_of.len();
         match &mut self.unit_filter {
             Some(filter) if members * 16 <= filter.bits() || filter.bits() >= 1 << 24 => {
-                if !filter.may_hold(key.hash) {
-                    Arc::make_mut(filter).set(key.hash);
+                let depth = depth_of(&key.text);
+                if !filter.may_hold(key.hash) || !filter.may_hold_at(depth) {
+                    Arc::make_mut(filter).set(key.hash, depth);
                 }
             }
             _ => {
                 // Grown too full (or first member): rebuild from every member, amortized
                 // over the doubling.
-                let hashes = self.units_of.iter().map(|(k, _)| k.hash);
-                self.unit_filter = Some(Arc::new(UnitFilter::sized(members, hashes)));
+                let members_at = self
+                    .units_of
+                    .iter()
+                    .map(|(k, _)| (k.hash, depth_of(&k.text)));
+                self.unit_filter = Some(Arc::new(UnitFilter::sized(members, members_at)));
             }
         }
         self.unit_members
