@@ -53,7 +53,7 @@ pub(crate) struct UnitFilter {
 }
 
 /// The segment count of a canonical scope path (`/` has none), capped at 63.
-pub(super) fn depth_of(path: &str) -> usize {
+fn depth_of(path: &str) -> usize {
     if path == "/" {
         return 0;
     }

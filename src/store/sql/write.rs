@@ -462,7 +462,6 @@ impl WriteTx {
     /// [`WriteTx::insert_many_absent`], each row it inserts logged in the same statement as
     /// created (`entity`, the row's id, its body as `after`): one round trip less per write
     /// than inserting, then logging (issue 16). Only where [`WriteTx::logs_with_insert`].
-    /// `rows` must each start with their `id` column.
     pub(super) async fn insert_many_absent_logged<T: Serialize>(
         &mut self,
         table: Table<T>,
