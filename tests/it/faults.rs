@@ -504,6 +504,16 @@ async fn backends(url: &str, database: &str, listening: bool) -> Vec<i32> {
     pids
 }
 
+/// `pg_terminate_backend(pid)` through `admin`: whether a backend was signalled.
+async fn terminate(admin: &mut sqlx::PgConnection, pid: i32) -> bool {
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(admin)
+        .await
+        .expect("pg_terminate_backend")
+        .get(0)
+}
+
 async fn allowed(app: &TestApp, user: Uuid) -> bool {
     let reply = check(app, user, None).await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
@@ -532,13 +542,10 @@ async fn a_replica_whose_listen_connection_is_terminated_converges_and_listens_a
     for round in 0..3 {
         let killed = listeners(url, database).await;
         for pid in &killed {
-            let terminated: bool = sqlx::query("SELECT pg_terminate_backend($1)")
-                .bind(pid)
-                .fetch_one(&mut admin)
-                .await
-                .unwrap()
-                .get(0);
-            assert!(terminated, "round {round}: backend {pid} terminated");
+            assert!(
+                terminate(&mut admin, *pid).await,
+                "round {round}: backend {pid} terminated"
+            );
         }
         // A write through one replica while neither listens: the other still converges,
         // within the poll interval.
@@ -727,12 +734,7 @@ async fn pooled_connections_the_server_closed_while_idle_are_never_handed_to_a_w
             "round {round}: the pool holds connections"
         );
         for pid in &pool {
-            let _: bool = sqlx::query("SELECT pg_terminate_backend($1)")
-                .bind(pid)
-                .fetch_one(&mut admin)
-                .await
-                .unwrap()
-                .get(0);
+            terminate(&mut admin, *pid).await;
         }
         tokio::time::sleep(Duration::from_millis(700)).await;
         for i in 0..4 {

@@ -27,6 +27,10 @@ pub(super) use canonical::canonical_uuid_scopes;
 /// One `changes` row of a bulk write: entity, entity id, op, before and after (JSON).
 pub(super) type LogRow = (EntityType, String, ChangeOp, Option<String>, Option<String>);
 
+/// The `changes` columns a logged change fills, in the order the statements bind them.
+const CHANGE_COLUMNS: &str = "(revision, sequence, tenant_id, entity_type, entity_id, op, \
+    before, after, actor, at, actor_issuer)";
+
 /// The most bind arguments one multi-row statement takes (SQLite allows 32,766).
 pub(super) const BULK_ARGS: usize = 30_000;
 
@@ -292,6 +296,15 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Binds the columns every change of this write ends with: `actor, at, actor_issuer`.
+    fn push_author(&self, sql: &mut Sql) {
+        sql.push_bind(Arg::Text(self.actor.id().to_owned()))
+            .push(", ")
+            .push_bind(Arg::Text(time_text(self.now)))
+            .push(", ")
+            .push_bind(Arg::OptText(self.actor.issuer().map(str::to_owned)));
+    }
+
     /// Appends `changes` rows for this write in multi-row statements (a bulk import's):
     /// each is (entity, entity id, op, before, after), bodies already JSON.
     pub(super) async fn log_many(&mut self, rows: Vec<LogRow>) -> StoreResult<()> {
@@ -299,9 +312,8 @@ impl WriteTx {
         /// 65,535.
         const ARGS: usize = 11;
         for chunk in rows.chunks(BULK_ARGS / ARGS) {
-            let mut sql = Sql::new(
-                "INSERT INTO changes (revision, sequence, tenant_id, entity_type, entity_id, op, before, after, actor, at, actor_issuer) VALUES ",
-            );
+            let mut sql = Sql::new("INSERT INTO changes ");
+            sql.push(CHANGE_COLUMNS).push(" VALUES ");
             for (i, (entity, entity_id, op, before, after)) in chunk.iter().enumerate() {
                 self.record(*entity, entity_id, *op, before.as_deref(), after.as_deref());
                 sql.push(if i == 0 { "(" } else { ", (" })
@@ -320,13 +332,9 @@ impl WriteTx {
                     .push_bind(Arg::OptText(before.clone()))
                     .push(", ")
                     .push_bind(Arg::OptText(after.clone()))
-                    .push(", ")
-                    .push_bind(Arg::Text(self.actor.id().to_owned()))
-                    .push(", ")
-                    .push_bind(Arg::Text(time_text(self.now)))
-                    .push(", ")
-                    .push_bind(Arg::OptText(self.actor.issuer().map(str::to_owned)))
-                    .push(")");
+                    .push(", ");
+                self.push_author(&mut sql);
+                sql.push(")");
                 self.sequence += 1;
             }
             sql.query().execute(&mut *self.tx).await?;
@@ -485,27 +493,21 @@ impl WriteTx {
             }
             // Sequences follow `ins`' order; the rows come back in sequence order, so the
             // hand-off records exactly what was logged, as it was numbered.
+            sql.push(") DO NOTHING RETURNING id, body), logged AS (INSERT INTO changes ")
+                .push(CHANGE_COLUMNS)
+                .push(" SELECT ")
+                .push_bind(Arg::Int(self.revision.0))
+                .push(", ")
+                .push_bind(Arg::Int(self.sequence))
+                .push(" + row_number() OVER () - 1, ")
+                .push_bind(Arg::tenant(self.tenant))
+                .push(", ")
+                .push_bind(Arg::Text(entity.as_str().to_owned()))
+                .push(", id, ")
+                .push_bind(Arg::Text(ChangeOp::Create.as_str().to_owned()))
+                .push(", NULL, body, ");
+            self.push_author(&mut sql);
             sql.push(
-                ") DO NOTHING RETURNING id, body), logged AS (INSERT INTO changes \
-                 (revision, sequence, tenant_id, entity_type, entity_id, op, before, after, \
-                 actor, at, actor_issuer) SELECT ",
-            )
-            .push_bind(Arg::Int(self.revision.0))
-            .push(", ")
-            .push_bind(Arg::Int(self.sequence))
-            .push(" + row_number() OVER () - 1, ")
-            .push_bind(Arg::tenant(self.tenant))
-            .push(", ")
-            .push_bind(Arg::Text(entity.as_str().to_owned()))
-            .push(", id, ")
-            .push_bind(Arg::Text(ChangeOp::Create.as_str().to_owned()))
-            .push(", NULL, body, ")
-            .push_bind(Arg::Text(self.actor.id().to_owned()))
-            .push(", ")
-            .push_bind(Arg::Text(time_text(self.now)))
-            .push(", ")
-            .push_bind(Arg::OptText(self.actor.issuer().map(str::to_owned)))
-            .push(
                 " FROM ins RETURNING sequence, entity_id, after) \
                  SELECT sequence, entity_id, after FROM logged ORDER BY sequence",
             );
